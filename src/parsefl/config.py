@@ -1,0 +1,190 @@
+"""Run configuration: frozen pydantic models loaded from YAML, ``-o key=value`` overrides,
+validated once, with errors that name the field and the allowed values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from parsefl.errors import ConfigError
+
+PRESETS = Path(__file__).resolve().parent / "presets"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    name: str = "mfeat"
+    modalities: list[str] | None = None  # default: the modalities the mix uses
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PartitionConfig(_Strict):
+    name: str = "dirichlet"
+    alpha: float = Field(0.5, gt=0)
+    min_samples: int = Field(10, ge=1)
+
+
+class TopologyConfig(_Strict):
+    name: str = "ring"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OverlayConfig(_Strict):
+    name: str = "induced"
+    hops: int = Field(2, ge=1)
+
+
+class EncoderConfig(_Strict):
+    name: str = "mlp"
+    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [128]})
+    # Architecture heterogeneity: parameter sets assigned round-robin to the agents of each
+    # modality group (e.g. [{hidden: [256]}, {hidden: [64]}] gives wide and narrow agents).
+    variants: list[dict[str, Any]] | None = None
+
+
+class ModelConfig(_Strict):
+    dim: int = Field(96, ge=3)
+    split: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    encoder: EncoderConfig = EncoderConfig()
+    fusion: str = "concat"
+
+
+class LossConfig(_Strict):
+    aux: float = Field(0.5, ge=0)
+    align: float = Field(0.5, ge=0)
+    align_kind: Literal["infonce", "cosine"] = "infonce"
+    temperature: float = Field(0.2, gt=0)
+    decorrelation: float = Field(0.1, ge=0)
+    unimodal_path: float = Field(1.0, ge=0)
+
+
+class TrainConfig(_Strict):
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(32, ge=2)
+    local_epochs: int = Field(1, ge=1)
+    local_steps: int | None = Field(None, ge=1)  # fixed steps per round (overrides epochs)
+
+
+class RunConfig(_Strict):
+    method: str = "parse"
+    seed: int = 0
+    rounds: int = Field(40, ge=1)
+    eval_every: int = Field(5, ge=1)
+    device: str = "auto"
+    data: DataConfig = DataConfig()
+    mix: dict[str, int] = Field(default_factory=lambda: {"fou": 4, "pix": 4, "fou+pix": 4})
+    partition: PartitionConfig = PartitionConfig()
+    topology: TopologyConfig = TopologyConfig()
+    overlay: OverlayConfig = OverlayConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set ``a.b.c=value`` pairs (values parsed as YAML) into a nested dict copy."""
+    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("-o", f"expected key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(key, f"cannot parse value {text!r}: {err}") from None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(key, f"{part!r} is not a section")
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), method: str | None = None
+) -> RunConfig:
+    """Read a YAML preset (None = quickstart), apply overrides, validate everything."""
+    raw = read_yaml(path or PRESETS / "quickstart.yaml")
+    raw = apply_overrides(raw, overrides)
+    if method:
+        raw["method"] = method
+    return validate(raw)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("CONFIG", f"no such file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), f"not valid YAML: {err}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "the top level must be a mapping of keys to values")
+    return raw
+
+
+def validate(raw: Mapping[str, Any]) -> RunConfig:
+    """Validate types, then registry names and cross-field rules."""
+    try:
+        cfg = RunConfig.model_validate(dict(raw))
+    except ValidationError as err:
+        raise _first_error(err) from None
+    _check_names(cfg)
+    return cfg
+
+
+def _first_error(err: ValidationError) -> ConfigError:
+    e = err.errors()[0]
+    field = ".".join(str(p) for p in e["loc"]) or "config"
+    if e["type"] == "extra_forbidden":
+        parent = RunConfig
+        for part in e["loc"][:-1]:
+            ann = parent.model_fields.get(str(part))
+            parent = ann.annotation if ann and isinstance(ann.annotation, type) else parent
+        allowed = ", ".join(parent.model_fields)
+        return ConfigError(field, f"unknown key; allowed keys here: {allowed}")
+    return ConfigError(field, f"{e['msg']} (got {e.get('input')!r})")
+
+
+def _check_names(cfg: RunConfig) -> None:
+    import parsefl.components  # noqa: F401  (fill every registry)
+    from parsefl.registry import (
+        DATASETS,
+        ENCODERS,
+        FUSIONS,
+        OVERLAYS,
+        PARTITIONS,
+        SHARING,
+        TOPOLOGIES,
+    )
+
+    SHARING.get(cfg.method, field="method")
+    DATASETS.get(cfg.data.name, field="data.name")
+    PARTITIONS.get(cfg.partition.name, field="partition.name")
+    TOPOLOGIES.get(cfg.topology.name, field="topology.name")
+    OVERLAYS.get(cfg.overlay.name, field="overlay.name")
+    ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
+    FUSIONS.get(cfg.model.fusion, field="model.fusion")
+    if cfg.device != "auto" and cfg.device != "cpu" and not cfg.device.startswith("cuda"):
+        raise ConfigError("device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if not cfg.mix:
+        raise ConfigError("mix", "give at least one modality subset with a count")
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

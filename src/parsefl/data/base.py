@@ -1,0 +1,174 @@
+"""Containers for multimodal datasets, train-only standardization and the registry loader."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from parsefl.data._checks import check_params
+from parsefl.errors import ConfigError, DataError
+from parsefl.registry import DATASETS
+
+_STD_FLOOR = 1e-8
+
+
+def _check_modalities(requested: Sequence[str], available: Sequence[str]) -> None:
+    """Raise a ConfigError on ``data.modalities`` for names not in ``available``."""
+    unknown = [m for m in requested if m not in available]
+    if unknown:
+        raise ConfigError(
+            "data.modalities",
+            f"unknown modality {unknown[0]!r}; available: {', '.join(available)}",
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split (train or test) of a multimodal dataset.
+
+    Attributes:
+        x: Modality name -> float32 array whose first axis indexes samples.
+        y: int64 labels in ``0..C-1``, one per sample.
+    """
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+
+    def __post_init__(self) -> None:
+        # Coerce once here so every consumer can rely on the documented dtypes.
+        y = np.asarray(self.y, dtype=np.int64)
+        if y.ndim != 1:
+            raise DataError(f"labels must be 1-D, got shape {y.shape}")
+        x = {name: np.asarray(arr, dtype=np.float32) for name, arr in self.x.items()}
+        for name, arr in x.items():
+            if arr.ndim < 1 or arr.shape[0] != y.shape[0]:
+                raise DataError(
+                    f"modality {name!r} has shape {arr.shape} but there are {y.shape[0]} labels"
+                )
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, idx: np.ndarray, modalities: Sequence[str] | None = None) -> Split:
+        """The rows ``idx`` (indices or boolean mask), keeping only ``modalities`` if given.
+
+        A unimodal agent calls this with its own modality so it never holds the others' arrays.
+        """
+        names = list(self.x) if modalities is None else list(dict.fromkeys(modalities))
+        _check_modalities(names, list(self.x))
+        idx = np.asarray(idx)
+        return Split(x={name: self.x[name][idx] for name in names}, y=self.y[idx])
+
+
+@dataclass(frozen=True)
+class MultimodalDataset:
+    """A dataset whose samples are observed through several modalities.
+
+    Attributes:
+        name: Registered dataset name.
+        modalities: Modality names in the dataset's canonical order.
+        n_classes: Number of classes C (labels are ``0..C-1``).
+        train: Training split.
+        test: Test split.
+        class_names: Human-readable name of each class, indexed by label.
+    """
+
+    name: str
+    modalities: tuple[str, ...]
+    n_classes: int
+    train: Split
+    test: Split
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            if set(split.x) != set(self.modalities):
+                raise DataError(
+                    f"{self.name} {split_name} split has modalities {sorted(split.x)}, "
+                    f"expected {list(self.modalities)}"
+                )
+        if len(self.class_names) != self.n_classes:
+            raise DataError(
+                f"{self.name}: {len(self.class_names)} class names for {self.n_classes} classes"
+            )
+
+    def input_shape(self, modality: str) -> tuple[int, ...]:
+        """Per-sample shape of ``modality`` (its array shape without the sample axis)."""
+        _check_modalities([modality], self.modalities)
+        return tuple(self.train.x[modality].shape[1:])
+
+    def select(self, modalities: Sequence[str]) -> MultimodalDataset:
+        """A copy keeping only ``modalities`` (returned in canonical order)."""
+        if isinstance(modalities, str):
+            # A bare string would otherwise be read as a sequence of one-letter names.
+            modalities = [modalities]
+        if not modalities:
+            raise ConfigError(
+                "data.modalities", f"empty; choose from: {', '.join(self.modalities)}"
+            )
+        _check_modalities(modalities, self.modalities)
+        wanted = set(modalities)
+        keep = tuple(m for m in self.modalities if m in wanted)
+        return dataclasses.replace(
+            self,
+            modalities=keep,
+            train=self.train.subset(np.arange(len(self.train)), keep),
+            test=self.test.subset(np.arange(len(self.test)), keep),
+        )
+
+
+def standardize(train: Split, test: Split) -> tuple[Split, Split]:
+    """Scale every feature to zero mean and unit variance using TRAIN statistics only.
+
+    Using train statistics for the test split too keeps test data from leaking into
+    preprocessing. Features whose train std is below 1e-8 (constant) are only centered.
+
+    Returns:
+        The standardized ``(train, test)`` splits.
+    """
+    if len(train) == 0:
+        raise DataError("cannot standardize with an empty train split")
+    train_x: dict[str, np.ndarray] = {}
+    test_x: dict[str, np.ndarray] = {}
+    for name, arr in train.x.items():
+        # float64 accumulation: float32 sums over thousands of rows lose precision.
+        mean = arr.mean(axis=0, dtype=np.float64)
+        std = arr.std(axis=0, dtype=np.float64)
+        std = np.where(std < _STD_FLOOR, 1.0, std)
+        train_x[name] = ((arr - mean) / std).astype(np.float32)
+        test_x[name] = ((test.x[name] - mean) / std).astype(np.float32)
+    return Split(x=train_x, y=train.y), Split(x=test_x, y=test.y)
+
+
+def load_dataset(
+    name: str,
+    seed: int,
+    params: Mapping[str, object] | None = None,
+    modalities: Sequence[str] | None = None,
+) -> MultimodalDataset:
+    """Build the registered dataset ``name``.
+
+    Args:
+        name: Registered dataset name (config field ``data.name``).
+        seed: Seed of the dataset's own randomness (train/test split, synthetic draws).
+        params: Keyword parameters of the dataset factory (``data.params``).
+        modalities: Keep only these modalities; ``None`` keeps all.
+
+    Raises:
+        ConfigError: Unknown dataset, parameter or modality, or a bad parameter value.
+        DataError: The data cannot be obtained or is malformed.
+    """
+    factory = DATASETS.get(name, field="data.name")
+    params = dict(params or {})
+    check_params(factory, params, "data.params", skip=1)
+    dataset = factory(seed, **params)
+    if modalities is not None:
+        dataset = dataset.select(modalities)
+    return dataset

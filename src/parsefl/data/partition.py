@@ -1,0 +1,133 @@
+"""How training samples are dealt out to agents (IID or label-skewed via Dirichlet).
+
+Every partition is registered in ``PARTITIONS`` with the signature
+``(y, n_agents, seed, **params) -> list[np.ndarray]`` and returns one sorted index array per
+agent; the arrays are disjoint and together cover every index of ``y``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from parsefl.data._checks import check_float, check_int, check_params
+from parsefl.errors import ConfigError, DataError
+from parsefl.registry import PARTITIONS
+
+MAX_DIRICHLET_TRIES = 1000
+
+
+def _check_common(y: np.ndarray, n_agents: int, seed: int, min_samples: int) -> np.ndarray:
+    """Validate the arguments every partition shares and return ``y`` as a 1-D array."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"labels to partition must be 1-D, got shape {y.shape}")
+    n_agents = check_int("partition.n_agents", n_agents, 1)
+    check_int("seed", seed, 0)
+    min_samples = check_int("partition.min_samples", min_samples, 1)
+    if n_agents * min_samples > len(y):
+        raise ConfigError(
+            "partition.min_samples",
+            f"more agents than samples allow: {n_agents} agents x min_samples={min_samples} "
+            f"needs {n_agents * min_samples} samples but only {len(y)} are available; "
+            "lower partition.min_samples or use fewer agents",
+        )
+    return y
+
+
+@PARTITIONS.register("iid", "Shuffle and deal the samples into equal shares (IID)")
+def iid(y: np.ndarray, n_agents: int, seed: int, min_samples: int = 1) -> list[np.ndarray]:
+    """Shuffle and deal the samples into equal shares (sizes differ by at most one).
+
+    Args:
+        y: Labels of the samples to partition.
+        n_agents: Number of agents.
+        seed: Seed of the shuffle.
+        min_samples: Fewest samples any agent may get.
+    """
+    y = _check_common(y, n_agents, seed, min_samples)
+    order = np.random.default_rng(seed).permutation(len(y))
+    return [np.sort(part) for part in np.array_split(order, n_agents)]
+
+
+def _dirichlet_draw(
+    rng: np.random.Generator, by_class: list[np.ndarray], n_agents: int, alpha: float
+) -> list[np.ndarray]:
+    """One draw: each class's samples split over agents by Dirichlet(alpha) proportions."""
+    shards: list[list[np.ndarray]] = [[] for _ in range(n_agents)]
+    for members in by_class:
+        members = rng.permutation(members)
+        proportions = rng.dirichlet(np.full(n_agents, alpha))
+        cuts = (np.cumsum(proportions)[:-1] * len(members)).astype(np.int64)
+        for agent, piece in enumerate(np.split(members, cuts)):
+            shards[agent].append(piece)
+    return [np.concatenate(pieces) for pieces in shards]
+
+
+@PARTITIONS.register("dirichlet", "Label skew: each class spread over agents by Dirichlet(alpha)")
+def dirichlet(
+    y: np.ndarray, n_agents: int, seed: int, alpha: float = 0.5, min_samples: int = 10
+) -> list[np.ndarray]:
+    """Label skew: each class's samples spread over agents in Dirichlet(alpha) proportions.
+
+    Small ``alpha`` concentrates each class on few agents; large ``alpha`` approaches IID.
+    Draws are repeated (continuing the same seeded generator, so the result is still
+    deterministic) until every agent has at least ``min_samples`` samples.
+
+    Args:
+        y: Labels of the samples to partition.
+        n_agents: Number of agents.
+        seed: Seed of all draws.
+        alpha: Dirichlet concentration, > 0.
+        min_samples: Fewest samples any agent may get.
+
+    Raises:
+        ConfigError: Bad parameters, or no draw within ``MAX_DIRICHLET_TRIES`` met
+            ``min_samples``.
+    """
+    y = _check_common(y, n_agents, seed, min_samples)
+    alpha = check_float("partition.alpha", alpha, 0.0)
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(y == label) for label in np.unique(y)]
+    for _ in range(MAX_DIRICHLET_TRIES):
+        parts = _dirichlet_draw(rng, by_class, n_agents, alpha)
+        if min(len(part) for part in parts) >= min_samples:
+            return [np.sort(part) for part in parts]
+    raise ConfigError(
+        "partition.min_samples",
+        f"no Dirichlet(alpha={alpha}) draw in {MAX_DIRICHLET_TRIES} tries gave each of "
+        f"{n_agents} agents >= {min_samples} samples ({n_agents * min_samples} of the "
+        f"{len(y)} available would be needed at minimum); lower partition.min_samples, "
+        "raise partition.alpha or use fewer agents",
+    )
+
+
+def partition_indices(
+    name: str,
+    y: np.ndarray,
+    n_agents: int,
+    seed: int,
+    params: Mapping[str, object] | None = None,
+) -> list[np.ndarray]:
+    """Split the sample indices of ``y`` over ``n_agents`` with the registered partition.
+
+    Args:
+        name: Registered partition name (config field ``partition.name``).
+        y: Labels of the samples to partition (usually the train split's).
+        n_agents: Number of agents.
+        seed: Seed of the partition's randomness.
+        params: Keyword parameters of the partition (``partition.<key>``).
+
+    Returns:
+        One sorted index array per agent; disjoint, together covering ``range(len(y))``.
+    """
+    partition = PARTITIONS.get(name, field="partition.name")
+    params = dict(params or {})
+    check_params(partition, params, "partition", skip=3)
+    parts = partition(y, n_agents, seed, **params)
+    # Cheap guard on the contract, so a faulty new partition fails here and not mid-training.
+    merged = np.sort(np.concatenate(parts)) if parts else np.array([], dtype=np.int64)
+    if len(parts) != n_agents or not np.array_equal(merged, np.arange(len(y))):
+        raise DataError(f"partition {name!r} did not return {n_agents} disjoint covering shares")
+    return [np.asarray(part, dtype=np.int64) for part in parts]

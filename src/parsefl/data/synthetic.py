@@ -1,0 +1,158 @@
+"""Synthetic two-modality data whose label information is redundant, unique or synergistic.
+
+Each sample has five fair bits ``r, u1, u2, s1, s2``. Modality ``m1`` observes ``(r, u1, s1)``
+and ``m2`` observes ``(r, u2, s2)``, so under partial information decomposition (PID):
+
+* ``r`` is *redundant* (both modalities see it),
+* ``u1`` is *unique* to ``m1`` (``u2`` to ``m2``),
+* ``s1 XOR s2`` is *synergistic* (neither modality alone says anything about it).
+
+The label picks which kind of information the task needs. Observed bits become +-1, are
+embedded by a random linear map ``3 -> dim`` per modality, and get Gaussian noise.
+
+Row alignment with the latents: the train split is the first ``len(train)`` samples and the
+test split is the rest, in generation order, so ``synthetic_pid_latents(seed, n_samples)[k]``
+sliced the same way matches ``dataset.train`` / ``dataset.test`` row for row. (The bits are
+i.i.d., so a contiguous split is as random as a shuffled one.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from parsefl.data._checks import check_float, check_int
+from parsefl.data.base import MultimodalDataset, Split, standardize
+from parsefl.errors import ConfigError
+from parsefl.registry import DATASETS
+
+LATENT_NAMES: tuple[str, ...] = ("r", "u1", "u2", "s1", "s2")
+"""Latent bits in the order they are drawn."""
+
+MODALITY_BITS: dict[str, tuple[str, ...]] = {"m1": ("r", "u1", "s1"), "m2": ("r", "u2", "s2")}
+"""Which latent bits each modality observes (modalities in canonical order)."""
+
+LABELS: dict[str, tuple[str, ...]] = {
+    "redundancy": ("r=0", "r=1"),
+    "uniqueness": ("u1=0", "u1=1"),
+    "synergy": ("s1^s2=0", "s1^s2=1"),
+    "mixed": tuple(f"r={r},u1={u},s1^s2={s}" for r in (0, 1) for u in (0, 1) for s in (0, 1)),
+}
+"""Label rule name -> class names (indexed by label)."""
+
+
+def _draw_bits(rng: np.random.Generator, n_samples: int) -> dict[str, np.ndarray]:
+    # This must stay the generator's FIRST draw: synthetic_pid_latents relies on it.
+    bits = rng.integers(0, 2, size=(n_samples, len(LATENT_NAMES)), dtype=np.int64)
+    return {name: bits[:, i].copy() for i, name in enumerate(LATENT_NAMES)}
+
+
+def synthetic_pid_latents(seed: int, n_samples: int = 2000) -> dict[str, np.ndarray]:
+    """The latent bits of ``synthetic_pid`` built with ``seed`` and ``n_samples``.
+
+    They come from the same random stream as the dataset, so they agree with it exactly
+    (train rows are the first ``len(dataset.train)`` entries, test rows the rest).
+
+    Returns:
+        ``{"r", "u1", "u2", "s1", "s2"}`` -> int64 arrays of 0/1 of length ``n_samples``.
+    """
+    seed = check_int("seed", seed, 0)
+    n_samples = check_int("data.params.n_samples", n_samples, 2)
+    return _draw_bits(np.random.default_rng(seed), n_samples)
+
+
+def _check_label(label: object) -> str:
+    if not isinstance(label, str) or label not in LABELS:
+        raise ConfigError("data.params.label", f"unknown {label!r}; allowed: {', '.join(LABELS)}")
+    return label
+
+
+def synthetic_pid_labels(latents: dict[str, np.ndarray], label: str) -> np.ndarray:
+    """Labels of the rule ``label`` computed from latent bits (see the module docstring)."""
+    label = _check_label(label)
+    synergy = latents["s1"] ^ latents["s2"]
+    if label == "redundancy":
+        y = latents["r"]
+    elif label == "uniqueness":
+        y = latents["u1"]
+    elif label == "synergy":
+        y = synergy
+    else:
+        y = 4 * latents["r"] + 2 * latents["u1"] + synergy
+    return np.asarray(y, dtype=np.int64)
+
+
+def _embed(
+    rng: np.random.Generator, latents: dict[str, np.ndarray], dim: int, noise: float
+) -> dict[str, np.ndarray]:
+    """Per modality: +-1 bits times a random 3 x dim map, plus Gaussian noise."""
+    # Scaling by 1/sqrt(3) gives each feature unit signal variance, so `noise` reads as a
+    # noise-to-signal standard-deviation ratio.
+    maps = {m: rng.normal(size=(3, dim)) / math.sqrt(3) for m in MODALITY_BITS}
+    features: dict[str, np.ndarray] = {}
+    for modality, names in MODALITY_BITS.items():
+        signs = 2.0 * np.stack([latents[n] for n in names], axis=1) - 1.0
+        n_samples = signs.shape[0]
+        features[modality] = signs @ maps[modality] + noise * rng.normal(size=(n_samples, dim))
+    return features
+
+
+def _n_train(n_samples: int, test_fraction: float) -> int:
+    """Train split size; the test split gets ``ceil(test_fraction * n)`` like sklearn's."""
+    n_test = math.ceil(test_fraction * n_samples)
+    if n_test >= n_samples:
+        raise ConfigError(
+            "data.params.test_fraction",
+            f"{test_fraction} leaves no training samples out of n_samples={n_samples}",
+        )
+    return n_samples - n_test
+
+
+@DATASETS.register(
+    "synthetic_pid",
+    "Two synthetic modalities with redundant, unique and synergistic label bits (PID toy)",
+)
+def synthetic_pid(
+    seed: int,
+    label: str = "mixed",
+    n_samples: int = 2000,
+    dim: int = 16,
+    noise: float = 0.1,
+    test_fraction: float = 0.2,
+) -> MultimodalDataset:
+    """Two synthetic modalities with redundant, unique and synergistic label bits.
+
+    Args:
+        seed: Seed of every random draw (bits, embeddings, noise).
+        label: ``redundancy`` (y=r), ``uniqueness`` (y=u1), ``synergy`` (y=s1 XOR s2) or
+            ``mixed`` (y = 4r + 2u1 + (s1 XOR s2), 8 classes).
+        n_samples: Total number of samples (train + test).
+        dim: Feature dimension of each modality.
+        noise: Std of the additive Gaussian noise (each feature's signal has unit variance).
+        test_fraction: Fraction of samples in the test split, in (0, 1).
+
+    Returns:
+        The dataset with modalities ``m1`` and ``m2``, standardized with train statistics.
+    """
+    seed = check_int("seed", seed, 0)
+    label = _check_label(label)
+    n_samples = check_int("data.params.n_samples", n_samples, 2)
+    dim = check_int("data.params.dim", dim, 1)
+    noise = check_float("data.params.noise", noise, 0.0, low_open=False)
+    test_fraction = check_float("data.params.test_fraction", test_fraction, 0.0, 1.0)
+    n_train = _n_train(n_samples, test_fraction)
+    rng = np.random.default_rng(seed)
+    latents = _draw_bits(rng, n_samples)
+    full = Split(x=_embed(rng, latents, dim, noise), y=synthetic_pid_labels(latents, label))
+    train, test = standardize(
+        full.subset(np.arange(n_train)), full.subset(np.arange(n_train, n_samples))
+    )
+    return MultimodalDataset(
+        name="synthetic_pid",
+        modalities=tuple(MODALITY_BITS),
+        n_classes=len(LABELS[label]),
+        train=train,
+        test=test,
+        class_names=LABELS[label],
+    )

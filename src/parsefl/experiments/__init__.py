@@ -1,0 +1,1 @@
+"""Building runs from configs, running them, and their run folders."""

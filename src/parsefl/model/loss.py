@@ -1,0 +1,62 @@
+"""The training loss of a sliced agent (DESIGN.md §2). Every term has a weight; weight 0 turns
+it off (and skips its computation)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+from parsefl.config import LossConfig
+from parsefl.model.sliced import Output
+
+
+def sliced_loss(out: Output, y: torch.Tensor, w: LossConfig) -> tuple[torch.Tensor, dict]:
+    """Total loss and a dict of its (detached) terms."""
+    terms: dict[str, torch.Tensor] = {"main": F.cross_entropy(out.logits, y)}
+    if w.aux:
+        heads = [*out.r_logits.values(), *out.u_logits.values()]
+        if out.s_logits is not None:
+            heads.append(out.s_logits)
+        terms["aux"] = w.aux * torch.stack([F.cross_entropy(h, y) for h in heads]).mean()
+    multimodal = len(out.r) > 1 or len(out.u) > 1
+    if multimodal and w.unimodal_path:
+        paths = [
+            out.r_logits.get(m, 0) + out.u_logits.get(m, 0)
+            for m in sorted(set(out.r_logits) | set(out.u_logits))
+        ]
+        terms["unimodal_path"] = w.unimodal_path * torch.stack(
+            [F.cross_entropy(p, y) for p in paths]
+        ).mean()
+    if len(out.r) > 1 and w.align:
+        terms["align"] = w.align * _alignment(list(out.r.values()), w)
+    if w.decorrelation and y.shape[0] > 1:
+        pairs = [(out.r[m], other[m]) for m in out.r for other in (out.u, out.s) if m in other]
+        if pairs:
+            terms["decorrelation"] = w.decorrelation * torch.stack(
+                [cross_correlation(a, b) for a, b in pairs]
+            ).mean()
+    total = sum(terms.values())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def _alignment(rs: list[torch.Tensor], w: LossConfig) -> torch.Tensor:
+    """Pull r_a and r_b of the same sample together (InfoNCE: and apart from other samples)."""
+    losses = []
+    for a, b in itertools.combinations(rs, 2):
+        if w.align_kind == "cosine":
+            losses.append(1 - F.cosine_similarity(a, b, dim=-1).mean())
+            continue
+        logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / w.temperature
+        target = torch.arange(a.shape[0], device=a.device)
+        losses.append((F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+    return torch.stack(losses).mean()
+
+
+def cross_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared entry of the batch cross-correlation matrix of two slices (0 when the
+    slices are linearly uncorrelated, 1 when each column of one copies a column of the other)."""
+    a = (a - a.mean(0)) / (a.std(0, unbiased=False) + 1e-5)
+    b = (b - b.mean(0)) / (b.std(0, unbiased=False) + 1e-5)
+    return ((a.T @ b) / a.shape[0]).pow(2).mean()

@@ -1,0 +1,173 @@
+"""The sliced (feature-fission) model of one agent, and its named components.
+
+Each encoder E_m emits h_m in R^D, produced by three separate output layers so that the
+redundant, unique and synergistic slices (r_m, u_m, s_m) can travel to different audiences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from parsefl.errors import ConfigError
+from parsefl.model.encoders import build_trunk
+from parsefl.model.fusion import build_fusion
+
+SLICES = ("r", "u", "s")
+
+
+def slice_dims(dim: int, split: Sequence[float]) -> tuple[int, int, int]:
+    """Cut ``dim`` into (d_r, d_u, d_s) in proportion to ``split`` (largest remainder)."""
+    if len(split) != 3 or any(w < 0 for w in split) or sum(split) <= 0:
+        raise ConfigError("model.split", f"need three non-negative weights r:u:s, got {split}")
+    total = float(sum(split))
+    raw = [dim * w / total for w in split]
+    dims = [int(v) for v in raw]
+    for i in sorted(range(3), key=lambda i: raw[i] - dims[i], reverse=True)[: dim - sum(dims)]:
+        dims[i] += 1
+    return dims[0], dims[1], dims[2]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that shapes an agent's model (the protocol constants plus its own trunk)."""
+
+    n_classes: int
+    dim: int = 96
+    split: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    encoder: str = "mlp"
+    encoder_params: Mapping[str, object] = field(default_factory=dict)
+    fusion: str = "concat"
+
+
+@dataclass
+class Output:
+    """Per-head logits and slices of one forward pass (absent heads are simply missing)."""
+
+    logits: torch.Tensor
+    r: dict[str, torch.Tensor]
+    u: dict[str, torch.Tensor]
+    s: dict[str, torch.Tensor]
+    r_logits: dict[str, torch.Tensor]
+    u_logits: dict[str, torch.Tensor]
+    s_logits: torch.Tensor | None
+
+
+class SlicedModel(nn.Module):
+    """An agent's model for the modalities it holds.
+
+    Components (each a set of parameters with one audience, see ``components``):
+    ``enc.<m>`` trunk + r/u rows, ``enc_s.<m>`` s rows (multimodal only), ``head_r``,
+    ``head_u.<m>``, ``synergy.<m1+m2..>`` fusion + synergy head (multimodal only).
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        input_shapes: Mapping[str, Sequence[int]],
+        spec: ModelSpec,
+    ) -> None:
+        super().__init__()
+        if not modalities:
+            raise ConfigError("mix", "an agent needs at least one modality")
+        self.modalities = tuple(modalities)
+        self.multimodal = len(self.modalities) > 1
+        self.spec = spec
+        d_r, d_u, d_s = slice_dims(spec.dim, spec.split)
+        self.dims = {"r": d_r, "u": d_u, "s": d_s if self.multimodal else 0}
+        self.trunks = nn.ModuleDict(
+            {m: build_trunk(spec.encoder, input_shapes[m], dict(spec.encoder_params))
+             for m in self.modalities}
+        )
+        for name in SLICES:
+            width = self.dims[name]
+            rows = {
+                m: nn.Linear(self.trunks[m].out_features, width) for m in self.modalities if width
+            }
+            self.add_module(f"out_{name}", nn.ModuleDict(rows))
+        c = spec.n_classes
+        self.head_r = nn.Linear(d_r, c) if d_r else None
+        self.head_u = nn.ModuleDict({m: nn.Linear(d_u, c) for m in self.modalities} if d_u else {})
+        if self.dims["s"]:
+            self.fusion = build_fusion(spec.fusion, len(self.modalities), d_s)
+            self.head_s = nn.Linear(self.fusion.out_features, c)
+        else:
+            self.fusion = self.head_s = None
+
+    @property
+    def group(self) -> str:
+        return "+".join(self.modalities)
+
+    def forward(
+        self, x: Mapping[str, torch.Tensor], drop: Collection[str] = ()
+    ) -> Output:
+        """Logits = mean_m H_r(r_m) + sum_m H_u[m](u_m) + H_s(F(s)); ``drop`` removes whole
+        slice kinds ("r", "u", "s") from that sum (slice-drop ablation)."""
+        h = {m: self.trunks[m](x[m]) for m in self.modalities}
+        r = {m: self.out_r[m](h[m]) for m in self.out_r}
+        u = {m: self.out_u[m](h[m]) for m in self.out_u}
+        s = {m: self.out_s[m](h[m]) for m in self.out_s}
+        r_logits = {m: self.head_r(v) for m, v in r.items()} if self.head_r else {}
+        u_logits = {m: self.head_u[m](v) for m, v in u.items()}
+        s_logits = self.head_s(self.fusion([s[m] for m in self.modalities])) if s else None
+        parts: list[torch.Tensor] = []
+        if r_logits and "r" not in drop:
+            parts.append(torch.stack(list(r_logits.values())).mean(0))
+        if u_logits and "u" not in drop:
+            parts.append(torch.stack(list(u_logits.values())).sum(0))
+        if s_logits is not None and "s" not in drop:
+            parts.append(s_logits)
+        batch = next(iter(h.values())).shape[0]
+        logits = sum(parts) if parts else torch.zeros(batch, self.spec.n_classes)
+        return Output(logits, r, u, s, r_logits, u_logits, s_logits)
+
+    def component_modules(self) -> dict[str, list[nn.Module]]:
+        """Component name -> the modules it owns; every parameter lies in exactly one."""
+        comps: dict[str, list[nn.Module]] = {}
+        for m in self.modalities:
+            comps[f"enc.{m}"] = [self.trunks[m]] + [
+                rows[m] for rows in (self.out_r, self.out_u) if m in rows
+            ]
+            if m in self.out_s:
+                comps[f"enc_s.{m}"] = [self.out_s[m]]
+            if m in self.head_u:
+                comps[f"head_u.{m}"] = [self.head_u[m]]
+        if self.head_r is not None:
+            comps["head_r"] = [self.head_r]
+        if self.fusion is not None:
+            comps[f"synergy.{self.group}"] = [self.fusion, self.head_s]
+        return comps
+
+    def components(self) -> dict[str, list[str]]:
+        """Component name -> the names of the parameters it owns."""
+        owner = {id(p): c for c, mods in self.component_modules().items()
+                 for mod in mods for p in mod.parameters()}
+        comps: dict[str, list[str]] = {}
+        for name, p in self.named_parameters():
+            comps.setdefault(owner[id(p)], []).append(name)
+        return comps
+
+    def reset_components(self, seed: int) -> None:
+        """Re-initialise each component from a seed derived from (seed, name, signature), so
+        that every holder of a component starts from the same values, whatever else it holds."""
+        names = self.components()
+        with torch.random.fork_rng(devices=[]):
+            for comp, modules in self.component_modules().items():
+                key = f"{seed}:{comp}:{signature(self, names[comp])}"
+                torch.manual_seed(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16))
+                for module in modules:
+                    for sub in module.modules():
+                        if hasattr(sub, "reset_parameters"):
+                            sub.reset_parameters()
+
+
+def signature(model: nn.Module, param_names: Sequence[str]) -> str:
+    """A short hash of a component's parameter names, shapes and dtypes: two agents exchange a
+    component only when their signatures agree (so a wide and a narrow trunk never mix)."""
+    params = dict(model.named_parameters())
+    text = ";".join(f"{n}:{tuple(params[n].shape)}:{params[n].dtype}" for n in sorted(param_names))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]

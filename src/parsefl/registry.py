@@ -1,0 +1,75 @@
+"""Name -> component registries. Config refers to every pluggable piece by a registered name.
+
+Adding a component is one decorated definition in one file plus one import line in the
+package's ``__init__``; ``parsefl list KIND`` shows every name with its one-line description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from parsefl.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of factories (or classes) of one kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._descriptions: dict[str, str] = {}
+
+    def register(self, name: str, description: str = "") -> Callable[[T], T]:
+        """Decorator that registers ``obj`` under ``name``; the description defaults to the
+        first line of its docstring."""
+
+        def decorator(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+            self._descriptions[name] = description or (doc[0] if doc else "")
+            return obj
+
+        return decorator
+
+    def get(self, name: str, field: str | None = None) -> T:
+        """The entry called ``name``; an unknown name raises a ConfigError listing the choices."""
+        if name not in self._items:
+            raise ConfigError(
+                field or self.kind,
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}",
+            )
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def describe(self) -> dict[str, str]:
+        return {name: self._descriptions[name] for name in self.names()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+
+# One registry per kind. Each subpackage imports its members so that they register.
+TOPOLOGIES: Registry = Registry("topology")
+OVERLAYS: Registry = Registry("overlay")
+DATASETS: Registry = Registry("dataset")
+PARTITIONS: Registry = Registry("partition")
+ENCODERS: Registry = Registry("encoder")
+FUSIONS: Registry = Registry("fusion")
+SHARING: Registry = Registry("sharing")
+
+ALL: dict[str, Registry] = {
+    "topology": TOPOLOGIES,
+    "overlay": OVERLAYS,
+    "dataset": DATASETS,
+    "partition": PARTITIONS,
+    "encoder": ENCODERS,
+    "fusion": FUSIONS,
+    "sharing": SHARING,
+}

@@ -1,0 +1,113 @@
+"""The capability handshake: how an agent learns, from messages alone, which neighbours (within
+the overlay's radius) hold which components, and the Metropolis–Hastings weights to use.
+
+Phase 1 (discovery): for ``radius`` steps every agent forwards what it knows (capabilities and
+the physical path to their owner) to its physical neighbours. Phase 2 (degrees): each agent
+picks, per component, the peers it exchanges with (the sharing strategy decides), tells each
+of them its overlay degree, and computes MH weights from the degrees it hears back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from parsefl.runtime.transport import Message, Transport
+from parsefl.sharing.base import Capability, SharingStrategy
+from parsefl.topology import mh_weights_local
+
+Known = dict[int, tuple[Capability, tuple[int, ...]]]  # peer -> (capability, path peer..me)
+
+
+@dataclass
+class GossipPlan:
+    """One agent's exchange plan for one round, per component."""
+
+    paths: dict[str, dict[int, tuple[int, ...]]] = field(default_factory=dict)  # me ... peer
+    self_weight: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+def cap_to_json(cap: Capability) -> dict:
+    return {"agent": cap.agent, "modalities": list(cap.modalities),
+            "signatures": dict(cap.signatures)}
+
+
+def cap_from_json(data: Mapping) -> Capability:
+    return Capability(int(data["agent"]), tuple(data["modalities"]), dict(data["signatures"]))
+
+
+def overlay_radius(kind: str, hops: int) -> int:
+    """How far capabilities travel: direct neighbours for ``induced``, k hops for ``relay``."""
+    return 1 if kind == "induced" else hops
+
+
+def discover(
+    caps: Mapping[int, Capability], graph: nx.Graph, transport: Transport, radius: int
+) -> dict[int, Known]:
+    """Phase 1 for the local agents ``caps``: what each knows after ``radius`` forwarding steps."""
+    known: dict[int, Known] = {i: {i: (cap, (i,))} for i, cap in caps.items()}
+    for _ in range(radius):
+        msgs = [
+            Message(i, n, "caps", [(cap_to_json(c), list(p)) for c, p in table.values()], (i, n))
+            for i, table in known.items()
+            for n in sorted(graph.neighbors(i))
+        ]
+        inbox = transport.exchange(msgs)
+        for i, table in known.items():
+            offers: dict[int, tuple[Capability, tuple[int, ...]]] = {}
+            for msg in inbox.get(i, []):
+                for cap_json, path in msg.body:
+                    cap = cap_from_json(cap_json)
+                    candidate = (*path, i)
+                    if cap.agent in table:
+                        continue
+                    # Deterministic choice among equally short paths: the smallest.
+                    if cap.agent not in offers or candidate < offers[cap.agent][1]:
+                        offers[cap.agent] = (cap, candidate)
+            table.update(offers)
+    return known
+
+
+def plan_gossip(
+    caps: Mapping[int, Capability],
+    known: Mapping[int, Known],
+    strategy: SharingStrategy,
+    transport: Transport,
+    round: int,
+) -> dict[int, GossipPlan]:
+    """Phase 2: choose overlay peers per component, swap degrees, compute MH weights."""
+    plans = {i: GossipPlan() for i in caps}
+    for i, me in caps.items():
+        for comp in sorted(strategy.offered(me, round)):
+            peers = {
+                j: tuple(reversed(path))
+                for j, (cap, path) in known[i].items()
+                if j != i and comp in cap.signatures
+                and strategy.exchanges(comp, me, cap, round)
+            }
+            if peers:
+                plans[i].paths[comp] = peers
+    msgs = []
+    for i, plan in plans.items():
+        degree_to: dict[int, dict[str, int]] = {}
+        for comp, peers in plan.paths.items():
+            for j in peers:
+                degree_to.setdefault(j, {})[comp] = len(peers)
+        msgs += [Message(i, j, "degree", d, _path_to(plan, j)) for j, d in degree_to.items()]
+    inbox = transport.exchange(msgs)
+    for i, plan in plans.items():
+        heard: dict[str, dict[int, int]] = {}
+        for msg in inbox.get(i, []):
+            for comp, degree in msg.body.items():
+                heard.setdefault(comp, {})[msg.src] = int(degree)
+        for comp, peers in plan.paths.items():
+            degrees = {j: heard.get(comp, {}).get(j, 0) for j in peers}
+            plan.self_weight[comp], plan.weights[comp] = mh_weights_local(len(peers), degrees)
+    return plans
+
+
+def _path_to(plan: GossipPlan, peer: int) -> tuple[int, ...]:
+    return next(paths[peer] for paths in plan.paths.values() if peer in paths)

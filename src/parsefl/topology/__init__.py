@@ -1,0 +1,20 @@
+"""Physical graphs, per-component overlays and Metropolis–Hastings mixing weights.
+
+Importing this package registers every topology (``TOPOLOGIES``) and overlay (``OVERLAYS``).
+"""
+
+from parsefl.topology import edgelist, generators  # noqa: F401  (registers the topologies)
+from parsefl.topology.graphs import GraphSchedule, StaticGraph, TimeVaryingGraph, build_topology
+from parsefl.topology.mixing import mh_weights_local, mixing_matrix
+from parsefl.topology.overlays import build_overlay, k_hop_paths
+
+__all__ = [
+    "GraphSchedule",
+    "StaticGraph",
+    "TimeVaryingGraph",
+    "build_overlay",
+    "build_topology",
+    "k_hop_paths",
+    "mh_weights_local",
+    "mixing_matrix",
+]

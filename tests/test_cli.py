@@ -1,0 +1,76 @@
+"""The command line: bad configs give one clear line naming the field, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from parsefl.config import load_config
+from parsefl.errors import ConfigError
+
+QUICK = ["-o", "data.name=synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}", "-o", "rounds=2",
+         "-o", "partition.name=iid", "-o", "model.encoder.params.hidden=[16]"]
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "parsefl.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("overrides,field,hint", [
+    (["colour=red"], "colour", "unknown key"),
+    (["train.lrate=0.1"], "train.lrate", "allowed keys here: optimizer, lr"),
+    (["rounds=many"], "rounds", "integer"),
+    (["train.optimizer=lbfgs"], "train.optimizer", "adam"),
+    (["method=fedavg"], "method", "choose one of: local, parse"),
+    (["topology.name=moebius"], "topology.name", "ring"),
+    (["data.name=imagenet"], "data.name", "mfeat"),
+    (["model.fusion=magic"], "model.fusion", "concat"),
+    (["device=tpu"], "device", "auto, cpu, cuda"),
+    (["mix={fou+: 2}"], "mix", ""),
+    (["mix={fou: 2, zzz: 1}"], "mix", "fou"),
+    (["mix={fou: 2000}"], "partition.min_samples", "agents"),
+])
+def test_bad_config_names_the_field(overrides, field, hint, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        from parsefl.experiments.build import build_experiment
+
+        build_experiment(load_config(None, overrides))
+    assert err.value.field.startswith(field)
+    assert hint in str(err.value)
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path):
+    proc = _cli("run", "-o", "topology.name=moebius", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "topology.name" in proc.stderr and "choose one of" in proc.stderr
+
+
+def test_cli_missing_config_file(tmp_path):
+    proc = _cli("run", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_cli_run_writes_results_and_prints_groups(tmp_path):
+    proc = _cli("run", *QUICK, "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "m1+m2" in proc.stdout and "overall" in proc.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["rounds_completed"] == 2
+
+
+def test_cli_list_shows_every_registry():
+    proc = _cli("list", "sharing")
+    assert proc.returncode == 0 and "parse" in proc.stdout and "local" in proc.stdout
+    proc = _cli("list")
+    for kind in ("topology", "overlay", "dataset", "encoder", "fusion", "sharing"):
+        assert kind in proc.stdout
+    assert _cli("list", "nonsense").returncode == 2
+
+
+def test_method_option_overrides_the_preset():
+    assert load_config(None, [], method="local").method == "local"

@@ -1,0 +1,22 @@
+"""The README's two set-up commands are what CI runs and what a newcomer types."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+
+
+def test_ci_runs_the_readme_test_command():
+    install_run, install_test = _readme_commands()
+    assert install_run == "pip install -e . && parsefl run"
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert install_test in ci
+
+
+def test_quickstart_preset_is_shipped_and_linked():
+    assert (ROOT / "configs" / "quickstart.yaml").is_file()

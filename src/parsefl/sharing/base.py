@@ -57,7 +57,8 @@ class SharingStrategy:
         out = {}
         for name, value in own.items():
             acc = value * (self_weight + missing)
-            for j, tensors in received.items():
-                acc = acc + tensors[name] * weights[j]
+            # Sorted by sender so that every transport adds in the same order (bit-identical).
+            for j in sorted(received):
+                acc = acc + received[j][name] * weights[j]
             out[name] = acc
         return out

@@ -1,0 +1,85 @@
+"""Assembling what a run reports: metrics rows, the results dict, checkpoints. Shared by the
+simulator and any other runtime, so that every runtime writes the same schema."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+
+from parsefl.config import RunConfig
+from parsefl.experiments.build import Experiment
+from parsefl.runtime import Agent, Evaluation, RoundStats
+from parsefl.runtime.evaluate import summarize_groups
+
+
+def metrics_row(stats: RoundStats, ev: Evaluation, cum_bytes: int) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "round": stats.round + 1,
+        "train_loss": round(stats.loss, 6),
+        "bytes_round": sum(stats.link_bytes.values()),
+        "bytes_max_link": max(stats.link_bytes.values(), default=0),
+        "bytes_cumulative": cum_bytes,
+        "accuracy.overall": ev.overall["accuracy"],
+        "macro_f1.overall": ev.overall["macro_f1"],
+    }
+    for g, vals in ev.groups.items():
+        row[f"accuracy.{g}"] = vals["accuracy"]
+        row[f"macro_f1.{g}"] = vals["macro_f1"]
+    return row
+
+
+def results_dict(
+    cfg: RunConfig, exp: Experiment, agent_rows: Sequence[dict], bytes_rounds: list[Counter],
+    wall: float,
+) -> dict[str, Any]:
+    """The results.json schema. ``agent_rows`` are the per-agent evaluation rows (any order:
+    a distributed run gathers them from every process); group and overall values are
+    recomputed from them."""
+    agent_rows = sorted(agent_rows, key=lambda row: row["id"])
+    groups = summarize_groups(agent_rows)
+    overall = {k: float(sum(r[k] for r in agent_rows) / len(agent_rows))
+               for k in ("accuracy", "macro_f1")}
+    total = sum(sum(c.values()) for c in bytes_rounds)
+    per_round_mean = [
+        sum(c.values()) / max(1, exp.loop.topology.at(r).number_of_edges())
+        for r, c in enumerate(bytes_rounds)
+    ]
+    return {
+        "method": cfg.method,
+        "dataset": cfg.data.name,
+        "seed": cfg.seed,
+        "rounds_completed": len(bytes_rounds),
+        "final": {
+            metric: {
+                "overall": overall[metric],
+                "groups": {g: v[metric] for g, v in groups.items()},
+            }
+            for metric in ("accuracy", "macro_f1")
+        },
+        "communication": {
+            "bytes_total": int(total),
+            "bytes_per_link_per_round_max": int(
+                max((max(c.values(), default=0) for c in bytes_rounds), default=0)
+            ),
+            "bytes_per_link_per_round_mean": float(sum(per_round_mean) / len(per_round_mean)),
+        },
+        "wall_time_s": round(wall, 3),
+        "device": str(exp.device),
+        "agents": [
+            {**row, "n_train": exp.agents[row["id"]].n_samples} for row in agent_rows
+        ],
+    }
+
+
+def save_checkpoints(agents: Sequence[Agent], folder: Path) -> None:
+    """Each agent's weights as ``agent_NNNN.safetensors`` (written to a temp name, renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for agent in agents:
+        state = {k: v.detach().cpu().contiguous() for k, v in agent.model.state_dict().items()}
+        tmp = folder / f".agent_{agent.id:04d}.safetensors.tmp"
+        save_file(state, str(tmp))
+        tmp.replace(folder / f"agent_{agent.id:04d}.safetensors")

@@ -35,19 +35,89 @@ def run(
 ) -> None:
     """Run one experiment (default: PARSE on mfeat fou+pix, 12 agents, ring)."""
     from parsefl.config import load_config
+    from parsefl.data import dataset_slug
     from parsefl.experiments.rundir import default_run_dir
     from parsefl.reporting import print_results, progress_callback
 
     cfg = load_config(config, override or [], method)
-    out_dir = out or default_run_dir(cfg.method, cfg.data.name, cfg.seed)
-    console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], {sum(cfg.mix.values())} "
-                  f"agents, {cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}")
+    out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
+    console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
+                  f"{cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}")
     from parsefl.experiments.run import run_experiment
 
     with progress_callback(console, cfg.rounds) as on_round:
         results = run_experiment(cfg, out_dir, on_round)
     print_results(console, results)
     console.print(f"Results written to {out_dir}/results.json")
+
+
+JobsOpt = Annotated[int, typer.Option(help="parallel processes")]
+
+
+@app.command()
+def compare(
+    config: ConfigArg = None,
+    methods: Annotated[str, typer.Option(help="comma-separated, or 'all'")] = "all",
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1,2",
+    override: OverrideOpt = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
+    jobs: JobsOpt = 1,
+) -> None:
+    """Run several methods x seeds on identical partitions, graphs and initialisations."""
+    from parsefl.experiments.compare import compare_sweep, run_and_summarize
+    from parsefl.experiments.sweep import parse_seeds, resolve_methods
+    from parsefl.reporting import print_summary, sweep_progress
+
+    sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds), override or [])
+    with sweep_progress(console, len(sweep.specs())) as on_done:
+        summary = run_and_summarize(sweep, out, jobs, on_done)
+    print_summary(console, summary)
+    console.print(f"Summary written to {out}/summary.json and {out}/summary.md")
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML (grid, methods, seeds)")],
+    override: OverrideOpt = None,
+    out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    jobs: JobsOpt = 1,
+) -> None:
+    """Run a grid of config values x methods x seeds; finished runs are skipped (resume)."""
+    from parsefl.experiments.compare import load_sweep, run_and_summarize
+    from parsefl.reporting import print_summary, sweep_progress
+
+    spec = load_sweep(sweep_file, override or [])
+    out = out or Path("runs") / sweep_file.stem
+    with sweep_progress(console, len(spec.specs())) as on_done:
+        summary = run_and_summarize(spec, out, jobs, on_done)
+    print_summary(console, summary)
+    console.print(f"Tables written to {out}/summary.md and {out}/results.csv")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and partitions.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("describe")
+def data_describe(
+    dataset: Annotated[str, typer.Argument(help="dataset name or npz:PATH")],
+    config: Annotated[Path | None, typer.Option(help="preset for mix/partition")] = None,
+    override: OverrideOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="also save a bar chart (.png/.svg)")] = None,
+) -> None:
+    """Per agent: modalities, sample count and class histogram of a partition."""
+    from parsefl.config import load_config
+    from parsefl.data import describe_partition, load_dataset, plot_partition, render_table
+    from parsefl.experiments.build import agent_partition
+
+    cfg = load_config(config, [*(override or []), f"data.name={dataset}"])
+    ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params)
+    groups, parts = agent_partition(cfg, ds)
+    rows = describe_partition(ds, groups, parts)
+    console.print(render_table(rows, ds.class_names))
+    if plot:
+        plot_partition(rows, ds.class_names, plot)
+        console.print(f"Plot written to {plot}")
 
 
 @app.command("list")

@@ -42,8 +42,8 @@ class OverlayConfig(_Strict):
 
 
 class EncoderConfig(_Strict):
-    name: str = "mlp"
-    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [128]})
+    name: str = "auto"  # auto: mlp for vector inputs, conv1d for (channels, length) series
+    params: dict[str, Any] = Field(default_factory=dict)
     # Architecture heterogeneity: parameter sets assigned round-robin to the agents of each
     # modality group (e.g. [{hidden: [256]}, {hidden: [64]}] gives wide and narrow agents).
     variants: list[dict[str, Any]] | None = None
@@ -75,20 +75,41 @@ class TrainConfig(_Strict):
     local_steps: int | None = Field(None, ge=1)  # fixed steps per round (overrides epochs)
 
 
+class ImperfectConfig(_Strict):
+    missing_modality: float = Field(0.0, ge=0, le=1)  # multimodal agents: per-sample rate
+    label_noise: float = Field(0.0, ge=0, le=1)  # fraction of training labels flipped
+    missing_labels: float = Field(0.0, ge=0, le=1)  # fraction of training samples unlabelled
+
+
+class RuntimeConfig(_Strict):
+    timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
+    checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
+
+
+class DiagnosticsConfig(_Strict):
+    gradient_cosine: bool = True  # cosine of unimodal vs multimodal gradients per component
+
+
 class RunConfig(_Strict):
     method: str = "parse"
+    method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
     seed: int = 0
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
     device: str = "auto"
     data: DataConfig = DataConfig()
-    mix: dict[str, int] = Field(default_factory=lambda: {"fou": 4, "pix": 4, "fou+pix": 4})
+    # Counts per modality subset, {ratio: rho, n_agents: N, modalities: [..]}, or "auto" (the
+    # dataset's default pair, 4 agents on each and 4 on both).
+    mix: dict[str, int | float | list[str]] | Literal["auto"] = "auto"
     partition: PartitionConfig = PartitionConfig()
     topology: TopologyConfig = TopologyConfig()
     overlay: OverlayConfig = OverlayConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    imperfect: ImperfectConfig = ImperfectConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -163,8 +184,8 @@ def _first_error(err: ValidationError) -> ConfigError:
 
 def _check_names(cfg: RunConfig) -> None:
     import parsefl.components  # noqa: F401  (fill every registry)
+    from parsefl.data import resolve_dataset
     from parsefl.registry import (
-        DATASETS,
         ENCODERS,
         FUSIONS,
         OVERLAYS,
@@ -174,11 +195,12 @@ def _check_names(cfg: RunConfig) -> None:
     )
 
     SHARING.get(cfg.method, field="method")
-    DATASETS.get(cfg.data.name, field="data.name")
+    resolve_dataset(cfg.data.name)
     PARTITIONS.get(cfg.partition.name, field="partition.name")
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
-    ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
+    if cfg.model.encoder.name != "auto":
+        ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")
     if cfg.device != "auto" and cfg.device != "cpu" and not cfg.device.startswith("cuda"):
         raise ConfigError("device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")

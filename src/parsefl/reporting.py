@@ -54,3 +54,34 @@ def print_results(console: Console, results: dict[str, Any]) -> None:
     console.print(f"bytes sent: {comm['bytes_total']:,} in all; at most "
                   f"{comm['bytes_per_link_per_round_max']:,} on one link in one round; "
                   f"wall time {results['wall_time_s']:.1f} s")
+
+
+@contextmanager
+def sweep_progress(console: Console, total: int) -> Iterator[Callable[..., None]]:
+    """A callback for ``run_sweep``: one step per finished (or already present) run."""
+    columns = (TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("runs", total=total, info="")
+
+        def on_done(spec: Any, result: dict[str, Any], cached: bool) -> None:
+            acc = result["final"]["accuracy"]["overall"]
+            note = " (already done)" if cached else ""
+            progress.update(task, advance=1,
+                            info=f"{spec.method} seed {spec.seed}: acc {acc:.3f}{note}")
+
+        yield on_done
+
+
+def print_summary(console: Console, summary: dict[str, Any]) -> None:
+    """Overall accuracy per method (mean ± std over seeds) for each grid point."""
+    for point, methods in summary.items():
+        table = Table(title=None if point == "-" else point)
+        for col in ("method", "accuracy", "macro-F1", "bytes/link/round"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for name, s in methods.items():
+            acc, f1 = s["accuracy"]["overall"], s["macro_f1"]["overall"]
+            table.add_row(name, f"{acc['mean']:.4f} ± {acc['std']:.4f}",
+                          f"{f1['mean']:.4f} ± {f1['std']:.4f}",
+                          f"{s['bytes_per_link_per_round']:,.0f}")
+        console.print(table)

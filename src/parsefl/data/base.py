@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +76,9 @@ class MultimodalDataset:
         train: Training split.
         test: Test split.
         class_names: Human-readable name of each class, indexed by label.
+        train_agent: Optional natural partition of the train split: one non-negative int64
+            group id per train sample (e.g. the device or subject that recorded it), used by
+            the ``natural`` partition; ``None`` when the data has none.
     """
 
     name: str
@@ -84,10 +87,19 @@ class MultimodalDataset:
     train: Split
     test: Split
     class_names: tuple[str, ...]
+    train_agent: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.train_agent is not None:
+            agent = np.asarray(self.train_agent, dtype=np.int64)
+            if agent.shape != (len(self.train),):
+                raise DataError(
+                    f"{self.name}: train_agent has shape {agent.shape}, "
+                    f"expected ({len(self.train)},)"
+                )
+            object.__setattr__(self, "train_agent", agent)
         for split_name, split in (("train", self.train), ("test", self.test)):
             if set(split.x) != set(self.modalities):
                 raise DataError(
@@ -147,6 +159,44 @@ def standardize(train: Split, test: Split) -> tuple[Split, Split]:
     return Split(x=train_x, y=train.y), Split(x=test_x, y=test.y)
 
 
+DatasetFactory = Callable[..., MultimodalDataset]
+"""A dataset factory: ``(seed, **params) -> MultimodalDataset``."""
+
+SCHEMES: dict[str, Callable[[str], DatasetFactory]] = {}
+"""Dataset-name schemes: ``"npz"`` -> (path -> factory) makes ``data.name: npz:PATH`` work.
+
+Filled by the modules that implement a scheme (``parsefl.data.npz``)."""
+
+
+def resolve_dataset(name: str) -> DatasetFactory:
+    """The factory of dataset ``name``: a registered name or ``SCHEME:ARGUMENT``.
+
+    Raises:
+        ConfigError: On ``data.name``: unknown name, unknown scheme or empty argument.
+    """
+    if not isinstance(name, str):
+        raise ConfigError("data.name", f"expected a dataset name, got {name!r}")
+    scheme, sep, argument = name.partition(":")
+    if not sep or name in DATASETS:
+        return DATASETS.get(name, field="data.name")
+    if scheme not in SCHEMES:
+        choices = ", ".join(f"{s}:PATH" for s in sorted(SCHEMES)) or "(none)"
+        raise ConfigError("data.name", f"unknown dataset scheme {scheme!r}; allowed: {choices}")
+    if not argument.strip():
+        raise ConfigError("data.name", f"{scheme}: needs a path, e.g. {scheme}:data/my.{scheme}")
+    return SCHEMES[scheme](argument)
+
+
+def dataset_slug(name: str) -> str:
+    """A file-name-safe short form of a dataset name (``npz:/a/b/my.npz`` -> ``npz-my``)."""
+    scheme, sep, argument = name.partition(":")
+    if not sep:
+        return name
+    stem = argument.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
+    return f"{scheme}-{safe or 'data'}"
+
+
 def load_dataset(
     name: str,
     seed: int,
@@ -156,7 +206,8 @@ def load_dataset(
     """Build the registered dataset ``name``.
 
     Args:
-        name: Registered dataset name (config field ``data.name``).
+        name: Registered dataset name (config field ``data.name``), or ``npz:PATH`` for a
+            user's own ``.npz`` file (see :mod:`parsefl.data.npz`).
         seed: Seed of the dataset's own randomness (train/test split, synthetic draws).
         params: Keyword parameters of the dataset factory (``data.params``).
         modalities: Keep only these modalities; ``None`` keeps all.
@@ -165,7 +216,7 @@ def load_dataset(
         ConfigError: Unknown dataset, parameter or modality, or a bad parameter value.
         DataError: The data cannot be obtained or is malformed.
     """
-    factory = DATASETS.get(name, field="data.name")
+    factory = resolve_dataset(name)
     params = dict(params or {})
     check_params(factory, params, "data.params", skip=1)
     dataset = factory(seed, **params)

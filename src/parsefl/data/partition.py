@@ -2,12 +2,15 @@
 
 Every partition is registered in ``PARTITIONS`` with the signature
 ``(y, n_agents, seed, **params) -> list[np.ndarray]`` and returns one sorted index array per
-agent; the arrays are disjoint and together cover every index of ``y``.
+agent; the arrays are disjoint and together cover every index of ``y``. A partition that
+needs the data's natural groups (``natural``) also takes a keyword-only ``groups`` argument:
+one group id per sample, passed by :func:`partition_indices` only to partitions that accept it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -103,12 +106,62 @@ def dirichlet(
     )
 
 
+@PARTITIONS.register("natural", "The data's own groups (npz 'agent' ids), one group per agent")
+def natural(
+    y: np.ndarray,
+    n_agents: int,
+    seed: int,
+    min_samples: int = 1,
+    *,
+    groups: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """The data's own groups: each distinct id of ``groups`` goes to one agent.
+
+    Agent ``k`` gets the samples of the ``k``-th smallest group id. The seed is unused.
+
+    Args:
+        y: Labels of the samples to partition.
+        n_agents: Number of agents; must equal the number of distinct group ids.
+        seed: Unused (validated like every partition's seed).
+        min_samples: Fewest samples any group may have.
+        groups: One non-negative integer group id per sample (``dataset.train_agent``).
+
+    Raises:
+        ConfigError: On ``partition.name`` when the data has no groups or their number
+            differs from ``n_agents``; on ``partition.min_samples`` for too small a group.
+    """
+    y = _check_common(y, n_agents, seed, min_samples)
+    if groups is None:
+        raise ConfigError("partition.name", "'natural' needs a dataset with natural groups "
+                          "(an npz file with an 'agent' array); this one has none")
+    groups = np.asarray(groups)
+    if groups.shape != y.shape:
+        raise DataError(f"natural partition: {groups.shape[0]} group ids for {len(y)} samples")
+    ids, inverse = np.unique(groups, return_inverse=True)
+    if len(ids) != n_agents:
+        raise ConfigError("partition.name", f"'natural': the data has {len(ids)} distinct agent "
+                          f"ids but the mix has {n_agents} agents; make them equal")
+    parts = [np.flatnonzero(inverse == k) for k in range(n_agents)]
+    sizes = [len(part) for part in parts]
+    if min(sizes) < min_samples:
+        small = int(ids[int(np.argmin(sizes))])
+        raise ConfigError("partition.min_samples", f"'natural': agent id {small} has "
+                          f"{min(sizes)} samples, fewer than min_samples={min_samples}")
+    return parts
+
+
+def _accepts_groups(partition: Callable[..., list[np.ndarray]]) -> bool:
+    """Whether ``partition`` takes the data's natural groups (a ``groups`` parameter)."""
+    return "groups" in inspect.signature(partition).parameters
+
+
 def partition_indices(
     name: str,
     y: np.ndarray,
     n_agents: int,
     seed: int,
     params: Mapping[str, object] | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Split the sample indices of ``y`` over ``n_agents`` with the registered partition.
 
@@ -118,13 +171,19 @@ def partition_indices(
         n_agents: Number of agents.
         seed: Seed of the partition's randomness.
         params: Keyword parameters of the partition (``partition.<key>``).
+        groups: The data's natural group id per sample (``dataset.train_agent``), or None;
+            given only to partitions that take a ``groups`` keyword.
 
     Returns:
         One sorted index array per agent; disjoint, together covering ``range(len(y))``.
     """
     partition = PARTITIONS.get(name, field="partition.name")
     params = dict(params or {})
+    if "groups" in params:
+        raise ConfigError("partition.groups", "set by the dataset, not by the config")
     check_params(partition, params, "partition", skip=3)
+    if _accepts_groups(partition):
+        params["groups"] = groups
     parts = partition(y, n_agents, seed, **params)
     # Cheap guard on the contract, so a faulty new partition fails here and not mid-training.
     merged = np.sort(np.concatenate(parts)) if parts else np.array([], dtype=np.int64)

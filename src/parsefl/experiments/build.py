@@ -5,22 +5,27 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from parsefl.config import RunConfig
 from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_indices
+from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
+from parsefl.data.mix import default_mix
 from parsefl.errors import ConfigError
-from parsefl.model import ModelSpec, SlicedModel
+from parsefl.model import ModelSpec
 from parsefl.registry import PARTITIONS, SHARING
-from parsefl.runtime import Agent, InMemoryTransport, RoundLoop
-from parsefl.topology import build_topology
+from parsefl.runtime import Agent, InMemoryTransport, RoundLoop, Slot, slots_of
+from parsefl.sharing import SharingStrategy
+from parsefl.topology import StaticGraph, build_topology
 
 
 @dataclass
 class Experiment:
     cfg: RunConfig
     dataset: MultimodalDataset
-    agents: list[Agent]
+    agents: list[Agent]  # the agents that train (one pooled agent for `centralized`)
+    slots: list[Slot]  # the places of the mix, as evaluated and reported
     loop: RoundLoop
     test_x: dict[str, torch.Tensor]
     test_y: torch.Tensor
@@ -35,30 +40,72 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_strategy(cfg: RunConfig) -> SharingStrategy:
+    cls = SHARING.get(cfg.method, field="method")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "rounds"}
+    for key in cfg.method_params:
+        if key not in accepted:
+            raise ConfigError(f"method_params.{key}", f"unknown parameter of {cfg.method!r}; "
+                              f"allowed: {', '.join(sorted(accepted)) or 'none'}")
+    return cls(rounds=cfg.rounds, **cfg.method_params)
+
+
 def build_experiment(cfg: RunConfig) -> Experiment:
     """Load data, partition it over the mix, build each agent's model and the round loop."""
     device = resolve_device(cfg.device)
+    strategy = build_strategy(cfg)
     full = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
-    groups = parse_mix(cfg.mix, full.modalities)
+    groups, parts = agent_partition(cfg, full)
     used = cfg.data.modalities or [m for m in full.modalities if any(m in g for g in groups)]
     missing = sorted({m for g in groups for m in g} - set(used))
     if missing:
         raise ConfigError("data.modalities", f"the mix uses {missing}, which are not listed")
     ds = full.select(used)
-    parts = partition_indices(
-        cfg.partition.name, ds.train.y, len(groups), cfg.seed, _partition_params(cfg)
-    )
-    agents = [
-        _make_agent(cfg, ds, i, mods, parts[i], _variant(cfg, groups, i), device)
-        for i, mods in enumerate(groups)
-    ]
-    topology = build_topology(cfg.topology.name, len(agents), cfg.seed, cfg.topology.params)
-    strategy = SHARING.get(cfg.method, field="method")()
+    common = dict(cfg=cfg, ds=ds, strategy=strategy, device=device)
+    if strategy.centralized:
+        agents = [_pooled_agent(groups, parts, **common)]
+        pairs = enumerate(zip(groups, parts, strict=True))
+        slots = [Slot(i, g, agents[0], len(p)) for i, (g, p) in pairs]
+        topology = StaticGraph(_single_node())
+    else:
+        agents = [_make_agent(i, g, parts[i], _variant(cfg, groups, i), **common)
+                  for i, g in enumerate(groups)]
+        slots = slots_of(agents)
+        topology = build_topology(cfg.topology.name, len(agents), cfg.seed, cfg.topology.params)
+    for agent in agents:
+        agent.track_gradients = cfg.diagnostics.gradient_cosine
     loop = RoundLoop(agents, strategy, topology, InMemoryTransport(),
                      cfg.overlay.name, cfg.overlay.hops)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
     test_y = torch.as_tensor(ds.test.y, device=device)
-    return Experiment(cfg, ds, agents, loop, test_x, test_y, device)
+    return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device)
+
+
+def agent_partition(
+    cfg: RunConfig, ds: MultimodalDataset
+) -> tuple[list[tuple[str, ...]], list[np.ndarray]]:
+    """Each agent's modalities (from the mix) and training indices (from the partition)."""
+    mix = default_mix(ds.name, ds.modalities) if cfg.mix == "auto" else cfg.mix
+    groups = parse_mix(mix, ds.modalities)
+    parts = partition_indices(cfg.partition.name, ds.train.y, len(groups), cfg.seed,
+                              _partition_params(cfg), groups=ds.train_agent)
+    return groups, parts
+
+
+def encoder_name(cfg: RunConfig, ds: MultimodalDataset) -> str:
+    """The configured encoder; ``auto`` picks mlp for vectors, conv1d for series."""
+    if cfg.model.encoder.name != "auto":
+        return cfg.model.encoder.name
+    series = all(len(ds.input_shape(m)) == 2 for m in ds.modalities)
+    return "conv1d" if series else "mlp"
+
+
+def _single_node():
+    import networkx as nx
+
+    graph = nx.Graph()
+    graph.add_node(0)
+    return graph
 
 
 def _partition_params(cfg: RunConfig) -> dict:
@@ -76,15 +123,55 @@ def _variant(cfg: RunConfig, groups: list[tuple[str, ...]], i: int) -> dict:
     return {**enc.params, **enc.variants[rank % len(enc.variants)]}
 
 
-def _make_agent(cfg, ds, i, mods, idx, encoder_params, device) -> Agent:
+def _model(cfg, ds, strategy, mods, encoder_params, device):
     spec = ModelSpec(
         n_classes=ds.n_classes, dim=cfg.model.dim, split=cfg.model.split,
-        encoder=cfg.model.encoder.name, encoder_params=encoder_params, fusion=cfg.model.fusion,
+        encoder=encoder_name(cfg, ds), encoder_params=encoder_params, fusion=cfg.model.fusion,
+        task_modalities=tuple(ds.modalities),
     )
-    model = SlicedModel(mods, {m: ds.input_shape(m) for m in mods}, spec)
+    model = strategy.build_model(mods, {m: ds.input_shape(m) for m in ds.modalities}, spec)
     model.reset_components(cfg.seed)
-    model.to(device)
+    return model.to(device)
+
+
+def _make_agent(i, mods, idx, encoder_params, *, cfg, ds, strategy, device) -> Agent:
+    model = _model(cfg, ds, strategy, mods, encoder_params, device)
     part = ds.train.subset(idx, mods)
     x = {m: torch.as_tensor(v, device=device) for m, v in part.x.items()}
-    y = torch.as_tensor(part.y, device=device)
-    return Agent(i, model, x, y, cfg.train, cfg.loss, cfg.seed)
+    y, views = _imperfect(cfg, i, mods, part.y, ds.n_classes)
+    y_t = torch.as_tensor(y, device=device)
+    views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] if views else None
+    return Agent(i, model, x, y_t, cfg.train, cfg.loss, cfg.seed, views=views_t)
+
+
+def _imperfect(cfg, i, mods, y, n_classes):
+    """Damage agent i's training data as configured (seeded per agent): flipped labels,
+    unlabelled samples (left out of training), and samples that lack a modality (grouped into
+    views by the modalities present, so that the missing ones' heads are skipped)."""
+    imp = cfg.imperfect
+    if not (imp.missing_modality or imp.label_noise or imp.missing_labels):
+        return y, None
+    rng = np.random.default_rng([cfg.seed, i, 17])
+    y = noisy_labels(y, n_classes, imp.label_noise, rng) if imp.label_noise else y
+    keep = missing_labels(y, imp.missing_labels, rng) if imp.missing_labels else \
+        np.ones(len(y), bool)
+    present = (missing_modality_mask(len(y), mods, imp.missing_modality, rng)
+               if imp.missing_modality and len(mods) > 1 else {m: keep for m in mods})
+    views: dict[tuple[str, ...], list[int]] = {}
+    for k in np.flatnonzero(keep):
+        views.setdefault(tuple(m for m in mods if present[m][k]), []).append(int(k))
+    return y, [(m, np.asarray(v)) for m, v in sorted(views.items()) if len(v) > 1]
+
+
+def _pooled_agent(groups, parts, *, cfg, ds, strategy, device) -> Agent:
+    """The centralized baseline: one model over every agent's samples, each sample seen with
+    the modalities its owner holds (one view per agent)."""
+    mods = tuple(ds.modalities)
+    model = _model(cfg, ds, strategy, mods, dict(cfg.model.encoder.params), device)
+    order = np.concatenate(parts)
+    x = {m: torch.as_tensor(ds.train.x[m][order], device=device) for m in mods}
+    y = torch.as_tensor(ds.train.y[order], device=device)
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    views = [(g, torch.arange(starts[k], starts[k + 1], device=device))
+             for k, g in enumerate(groups)]
+    return Agent(0, model, x, y, cfg.train, cfg.loss, cfg.seed, views=views)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from safetensors.torch import save_file
 
 from parsefl.config import RunConfig
@@ -29,7 +30,21 @@ def metrics_row(stats: RoundStats, ev: Evaluation, cum_bytes: int) -> dict[str, 
     for g, vals in ev.groups.items():
         row[f"accuracy.{g}"] = vals["accuracy"]
         row[f"macro_f1.{g}"] = vals["macro_f1"]
+    for comp, value in stats.gradient_cosine.items():
+        row[f"grad_cos.{comp}"] = value
     return row
+
+
+def summarize_cosine(per_round: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """results.json's ``diagnostics.gradient_cosine``: the mean over rounds per component,
+    the mean over components, and the per-round values."""
+    comps = sorted({c for r in per_round for c in r})
+    mean = {c: float(np.mean([r[c] for r in per_round if c in r])) for c in comps}
+    return {
+        "mean": mean,
+        "overall_mean": float(np.mean(list(mean.values()))) if mean else None,
+        "per_round": [{"round": k + 1, **r} for k, r in enumerate(per_round)],
+    }
 
 
 def results_dict(
@@ -70,7 +85,7 @@ def results_dict(
         "wall_time_s": round(wall, 3),
         "device": str(exp.device),
         "agents": [
-            {**row, "n_train": exp.agents[row["id"]].n_samples} for row in agent_rows
+            {**row, "n_train": exp.slots[row["id"]].n_train} for row in agent_rows
         ],
     }
 

@@ -10,7 +10,12 @@ from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
 from parsefl.experiments.build import build_experiment
-from parsefl.experiments.results import metrics_row, results_dict, save_checkpoints
+from parsefl.experiments.results import (
+    metrics_row,
+    results_dict,
+    save_checkpoints,
+    summarize_cosine,
+)
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
 from parsefl.runtime import Evaluation, RoundStats, evaluate
 
@@ -28,16 +33,18 @@ def run_experiment(
     exp = build_experiment(cfg)
     rows: list[dict[str, Any]] = []
     bytes_rounds: list[Counter] = []
+    cosines: list[dict[str, float]] = []
     cum_bytes = 0
     last: Evaluation | None = None
     for r in range(cfg.rounds):
         stats = exp.loop.step(r)
         bytes_rounds.append(stats.link_bytes)
+        cosines.append(stats.gradient_cosine)
         cum_bytes += sum(stats.link_bytes.values())
         last_round = r == cfg.rounds - 1
         ev = None
         if (r + 1) % cfg.eval_every == 0 or last_round:
-            ev = last = evaluate(exp.agents, exp.test_x, exp.test_y, exp.dataset.n_classes)
+            ev = last = evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes)
             rows.append(metrics_row(stats, ev, cum_bytes))
             write_csv(out_dir / "metrics.csv", rows)
         if on_round:
@@ -45,6 +52,7 @@ def run_experiment(
     assert last is not None
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = results_dict(cfg, exp, last.agents, bytes_rounds, time.perf_counter() - start)
+    results["diagnostics"] = {"gradient_cosine": summarize_cosine(cosines)}
     write_json(out_dir / "results.json", results)
     return results
 

@@ -1,9 +1,12 @@
-"""Sliced models: encoders, fusion operators, heads and the training loss."""
+"""Agent models (sliced and monolithic), encoders and fusion operators, and the loss."""
 
-from parsefl.model import encoders, fusion  # noqa: F401  (fill the registries)
+from parsefl.model import conv, encoders, fusion  # noqa: F401  (fill the registries)
+from parsefl.model.base import AgentModel, signature
 from parsefl.model.loss import sliced_loss
-from parsefl.model.sliced import ModelSpec, Output, SlicedModel, signature, slice_dims
+from parsefl.model.monolithic import MonolithicModel
+from parsefl.model.sliced import ModelSpec, Output, SlicedModel, slice_dims
 
 __all__ = [
-    "ModelSpec", "Output", "SlicedModel", "signature", "slice_dims", "sliced_loss",
+    "AgentModel", "ModelSpec", "MonolithicModel", "Output", "SlicedModel", "signature",
+    "slice_dims", "sliced_loss",
 ]

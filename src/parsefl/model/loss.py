@@ -4,12 +4,15 @@ it off (and skips its computation)."""
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from parsefl.config import LossConfig
-from parsefl.model.sliced import Output
+
+if TYPE_CHECKING:
+    from parsefl.model.sliced import Output
 
 
 def sliced_loss(out: Output, y: torch.Tensor, w: LossConfig) -> tuple[torch.Tensor, dict]:

@@ -6,16 +6,18 @@ redundant, unique and synergistic slices (r_m, u_m, s_m) can travel to different
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from parsefl.config import LossConfig
 from parsefl.errors import ConfigError
+from parsefl.model.base import AgentModel
 from parsefl.model.encoders import build_trunk
 from parsefl.model.fusion import build_fusion
+from parsefl.model.loss import sliced_loss
 
 SLICES = ("r", "u", "s")
 
@@ -42,6 +44,7 @@ class ModelSpec:
     encoder: str = "mlp"
     encoder_params: Mapping[str, object] = field(default_factory=dict)
     fusion: str = "concat"
+    task_modalities: tuple[str, ...] = ()  # every modality of the task (all agents together)
 
 
 @dataclass
@@ -57,12 +60,13 @@ class Output:
     s_logits: torch.Tensor | None
 
 
-class SlicedModel(nn.Module):
+class SlicedModel(AgentModel):
     """An agent's model for the modalities it holds.
 
-    Components (each a set of parameters with one audience, see ``components``):
-    ``enc.<m>`` trunk + r/u rows, ``enc_s.<m>`` s rows (multimodal only), ``head_r``,
-    ``head_u.<m>``, ``synergy.<m1+m2..>`` fusion + synergy head (multimodal only).
+    Components: ``enc.<m>`` trunk + r/u rows, ``enc_s.<m>`` s rows (multimodal only),
+    ``head_r``, ``head_u.<m>``, ``synergy.<m1+m2..>`` fusion + synergy head (multimodal only).
+    ``all_heads`` (the sliced-hybrid control) gives every agent s rows and a unique head for
+    every task modality, as a monolithic classifier would have.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class SlicedModel(nn.Module):
         modalities: Sequence[str],
         input_shapes: Mapping[str, Sequence[int]],
         spec: ModelSpec,
+        all_heads: bool = False,
     ) -> None:
         super().__init__()
         if not modalities:
@@ -78,7 +83,7 @@ class SlicedModel(nn.Module):
         self.multimodal = len(self.modalities) > 1
         self.spec = spec
         d_r, d_u, d_s = slice_dims(spec.dim, spec.split)
-        self.dims = {"r": d_r, "u": d_u, "s": d_s if self.multimodal else 0}
+        self.dims = {"r": d_r, "u": d_u, "s": d_s if self.multimodal or all_heads else 0}
         self.trunks = nn.ModuleDict(
             {m: build_trunk(spec.encoder, input_shapes[m], dict(spec.encoder_params))
              for m in self.modalities}
@@ -90,30 +95,30 @@ class SlicedModel(nn.Module):
             }
             self.add_module(f"out_{name}", nn.ModuleDict(rows))
         c = spec.n_classes
+        head_mods = sorted(set(spec.task_modalities) | set(self.modalities)) if all_heads \
+            else self.modalities
         self.head_r = nn.Linear(d_r, c) if d_r else None
-        self.head_u = nn.ModuleDict({m: nn.Linear(d_u, c) for m in self.modalities} if d_u else {})
-        if self.dims["s"]:
+        self.head_u = nn.ModuleDict({m: nn.Linear(d_u, c) for m in head_mods} if d_u else {})
+        if self.multimodal and d_s:
             self.fusion = build_fusion(spec.fusion, len(self.modalities), d_s)
             self.head_s = nn.Linear(self.fusion.out_features, c)
         else:
             self.fusion = self.head_s = None
 
-    @property
-    def group(self) -> str:
-        return "+".join(self.modalities)
-
-    def forward(
-        self, x: Mapping[str, torch.Tensor], drop: Collection[str] = ()
-    ) -> Output:
-        """Logits = mean_m H_r(r_m) + sum_m H_u[m](u_m) + H_s(F(s)); ``drop`` removes whole
-        slice kinds ("r", "u", "s") from that sum (slice-drop ablation)."""
-        h = {m: self.trunks[m](x[m]) for m in self.modalities}
-        r = {m: self.out_r[m](h[m]) for m in self.out_r}
-        u = {m: self.out_u[m](h[m]) for m in self.out_u}
-        s = {m: self.out_s[m](h[m]) for m in self.out_s}
+    def forward(self, x: Mapping[str, torch.Tensor], drop: Collection[str] = ()) -> Output:
+        """Logits = mean_m H_r(r_m) + sum_m H_u[m](u_m) + H_s(F(s)) over the modalities present
+        in ``x`` (synergy only when all are); ``drop`` removes whole slice kinds ("r", "u",
+        "s") from that sum (slice-drop ablation)."""
+        present = [m for m in self.modalities if m in x]
+        h = {m: self.trunks[m](x[m]) for m in present}
+        r = {m: self.out_r[m](h[m]) for m in present if m in self.out_r}
+        u = {m: self.out_u[m](h[m]) for m in present if m in self.out_u}
+        s = {m: self.out_s[m](h[m]) for m in present if m in self.out_s}
         r_logits = {m: self.head_r(v) for m, v in r.items()} if self.head_r else {}
         u_logits = {m: self.head_u[m](v) for m, v in u.items()}
-        s_logits = self.head_s(self.fusion([s[m] for m in self.modalities])) if s else None
+        s_logits = None
+        if self.fusion is not None and len(present) == len(self.modalities):
+            s_logits = self.head_s(self.fusion([s[m] for m in self.modalities]))
         parts: list[torch.Tensor] = []
         if r_logits and "r" not in drop:
             parts.append(torch.stack(list(r_logits.values())).mean(0))
@@ -125,8 +130,13 @@ class SlicedModel(nn.Module):
         logits = sum(parts) if parts else torch.zeros(batch, self.spec.n_classes)
         return Output(logits, r, u, s, r_logits, u_logits, s_logits)
 
+    def logits(self, x: Mapping[str, torch.Tensor], drop: Collection[str] = ()) -> torch.Tensor:
+        return self(x, drop).logits
+
+    def loss(self, x, y, cfg: LossConfig, phase: str | None = None):  # noqa: D102
+        return sliced_loss(self(x), y, cfg)
+
     def component_modules(self) -> dict[str, list[nn.Module]]:
-        """Component name -> the modules it owns; every parameter lies in exactly one."""
         comps: dict[str, list[nn.Module]] = {}
         for m in self.modalities:
             comps[f"enc.{m}"] = [self.trunks[m]] + [
@@ -134,40 +144,10 @@ class SlicedModel(nn.Module):
             ]
             if m in self.out_s:
                 comps[f"enc_s.{m}"] = [self.out_s[m]]
-            if m in self.head_u:
-                comps[f"head_u.{m}"] = [self.head_u[m]]
+        for m in self.head_u:
+            comps[f"head_u.{m}"] = [self.head_u[m]]
         if self.head_r is not None:
             comps["head_r"] = [self.head_r]
         if self.fusion is not None:
             comps[f"synergy.{self.group}"] = [self.fusion, self.head_s]
         return comps
-
-    def components(self) -> dict[str, list[str]]:
-        """Component name -> the names of the parameters it owns."""
-        owner = {id(p): c for c, mods in self.component_modules().items()
-                 for mod in mods for p in mod.parameters()}
-        comps: dict[str, list[str]] = {}
-        for name, p in self.named_parameters():
-            comps.setdefault(owner[id(p)], []).append(name)
-        return comps
-
-    def reset_components(self, seed: int) -> None:
-        """Re-initialise each component from a seed derived from (seed, name, signature), so
-        that every holder of a component starts from the same values, whatever else it holds."""
-        names = self.components()
-        with torch.random.fork_rng(devices=[]):
-            for comp, modules in self.component_modules().items():
-                key = f"{seed}:{comp}:{signature(self, names[comp])}"
-                torch.manual_seed(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16))
-                for module in modules:
-                    for sub in module.modules():
-                        if hasattr(sub, "reset_parameters"):
-                            sub.reset_parameters()
-
-
-def signature(model: nn.Module, param_names: Sequence[str]) -> str:
-    """A short hash of a component's parameter names, shapes and dtypes: two agents exchange a
-    component only when their signatures agree (so a wide and a narrow trunk never mix)."""
-    params = dict(model.named_parameters())
-    text = ";".join(f"{n}:{tuple(params[n].shape)}:{params[n].dtype}" for n in sorted(param_names))
-    return hashlib.sha1(text.encode()).hexdigest()[:16]

@@ -3,39 +3,52 @@ reads/writes its components; it knows nothing of the network."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from parsefl.config import LossConfig, TrainConfig
-from parsefl.model import SlicedModel, signature, sliced_loss
+from parsefl.model import AgentModel, signature
 from parsefl.sharing.base import Capability
+
+View = tuple[tuple[str, ...], torch.Tensor]  # (modalities present, sample indices)
 
 
 class Agent:
+    """``views`` split the agent's samples by the modalities present for them: an ordinary
+    agent has one view (its modalities, all its samples); the centralized baseline pools every
+    agent's samples, each with its owner's modalities."""
+
     def __init__(
         self,
         agent_id: int,
-        model: SlicedModel,
+        model: AgentModel,
         x: Mapping[str, torch.Tensor],
         y: torch.Tensor,
         train: TrainConfig,
         loss: LossConfig,
         seed: int,
+        views: Sequence[View] | None = None,
     ) -> None:
         self.id = agent_id
         self.model = model
         self.modalities = model.modalities
         self.x = {m: x[m] for m in self.modalities}  # a unimodal agent holds only its own arrays
         self.y = y
+        self.views = list(views) if views is not None else [
+            (self.modalities, torch.arange(int(y.shape[0]), device=y.device))
+        ]
         self.train_cfg = train
-        self.loss_weights = loss
+        self.loss_cfg = loss
         self.optimizer = make_optimizer(model, train)
         # Each agent draws its own batches from its own generator: deterministic per seed.
         self.generator = torch.Generator().manual_seed(seed * 100_003 + agent_id)
-        self._component_params = model.components()
+        self.component_params = model.components()
+        self.phase: str | None = None  # set by the round loop from the sharing strategy
+        self.track_gradients = False
+        self.grad_sum: dict[str, torch.Tensor] = {}
         self.last_loss = float("nan")
 
     @property
@@ -47,12 +60,12 @@ class Agent:
         return int(self.y.shape[0])
 
     def capability(self) -> Capability:
-        sigs = {c: signature(self.model, names) for c, names in self._component_params.items()}
+        sigs = {c: signature(self.model, names) for c, names in self.component_params.items()}
         return Capability(self.id, self.modalities, sigs)
 
     def get_component(self, name: str) -> dict[str, torch.Tensor]:
         params = dict(self.model.named_parameters())
-        return {p: params[p].detach().clone() for p in self._component_params[name]}
+        return {p: params[p].detach().clone() for p in self.component_params[name]}
 
     def set_component(self, name: str, values: Mapping[str, torch.Tensor]) -> None:
         params = dict(self.model.named_parameters())
@@ -60,41 +73,62 @@ class Agent:
             for p, v in values.items():
                 params[p].copy_(v)
 
-    def batches(self) -> list[torch.Tensor]:
-        """Index batches for one round: ``local_steps`` batches, or ``local_epochs`` epochs."""
-        n, b = self.n_samples, min(self.train_cfg.batch_size, self.n_samples)
-        out: list[torch.Tensor] = []
-        steps = self.train_cfg.local_steps
-        epochs = self.train_cfg.local_epochs
+    def batches(self) -> list[tuple[tuple[str, ...], torch.Tensor]]:
+        """(modalities, indices) batches for one round: ``local_steps`` batches, or
+        ``local_epochs`` passes over every view, in a seeded random order."""
+        steps, epochs = self.train_cfg.local_steps, self.train_cfg.local_epochs
+        out: list[tuple[tuple[str, ...], torch.Tensor]] = []
         while (steps is None and epochs > 0) or (steps is not None and len(out) < steps):
-            perm = torch.randperm(n, generator=self.generator)
-            # Batches of one sample are dropped: the alignment/decorrelation terms need two.
-            out += [perm[k : k + b] for k in range(0, n, b) if min(b, n - k) > 1]
+            epoch = []
+            for mods, idx in self.views:
+                n, b = len(idx), min(self.train_cfg.batch_size, len(idx))
+                perm = idx[torch.randperm(n, generator=self.generator).to(idx.device)]
+                # Batches of one sample are dropped: alignment/decorrelation need two.
+                epoch += [(mods, perm[k : k + b]) for k in range(0, n, b) if min(b, n - k) > 1]
+            if len(self.views) > 1:
+                order = torch.randperm(len(epoch), generator=self.generator).tolist()
+                epoch = [epoch[k] for k in order]
+            out += epoch
             epochs -= 1
+            if not epoch:
+                break
         return out[:steps] if steps is not None else out
 
     def train_local(self) -> float:
         """One round of local training; returns the mean loss."""
         self.model.train()
         losses = []
-        device = self.y.device
-        for idx in self.batches():
-            idx = idx.to(device)
-            out = self.model({m: v[idx] for m, v in self.x.items()})
-            loss, _ = sliced_loss(out, self.y[idx], self.loss_weights)
+        if self.track_gradients:
+            self.grad_sum = {}
+        for mods, idx in self.batches():
+            loss, _ = self.model.loss({m: self.x[m][idx] for m in mods}, self.y[idx],
+                                      self.loss_cfg, self.phase)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.track_gradients:
+                self._accumulate_gradients()
             self.optimizer.step()
             losses.append(float(loss.detach()))
         self.last_loss = float(np.mean(losses)) if losses else float("nan")
         return self.last_loss
 
+    def _accumulate_gradients(self) -> None:
+        for name, p in self.model.named_parameters():
+            if p.grad is not None:
+                prev = self.grad_sum.get(name)
+                self.grad_sum[name] = p.grad.detach().clone() if prev is None else prev + p.grad
+
     @torch.no_grad()
-    def predict(self, x: Mapping[str, torch.Tensor], batch: int = 2048) -> torch.Tensor:
+    def predict(
+        self, x: Mapping[str, torch.Tensor], modalities: Sequence[str] | None = None,
+        batch: int = 2048, drop: Sequence[str] = (),
+    ) -> torch.Tensor:
+        """Class predictions from ``modalities`` (default: all the agent holds)."""
         self.model.eval()
+        mods = tuple(modalities or self.modalities)
         n = next(iter(x.values())).shape[0]
         preds = [
-            self.model({m: x[m][k : k + batch] for m in self.modalities}).logits.argmax(-1)
+            self.model.logits({m: x[m][k : k + batch] for m in mods}, drop).argmax(-1)
             for k in range(0, n, batch)
         ]
         return torch.cat(preds)

@@ -13,6 +13,25 @@ from parsefl.runtime.agent import Agent
 
 
 @dataclass(frozen=True)
+class Slot:
+    """One place in the agent mix as evaluated: normally an agent itself; for the centralized
+    baseline, the pooled model used with that agent's modalities."""
+
+    id: int
+    modalities: tuple[str, ...]
+    agent: Agent
+    n_train: int
+
+    @property
+    def group(self) -> str:
+        return "+".join(self.modalities)
+
+
+def slots_of(agents: Sequence[Agent]) -> list[Slot]:
+    return [Slot(a.id, a.modalities, a, a.n_samples) for a in agents]
+
+
+@dataclass(frozen=True)
 class Evaluation:
     agents: list[dict]  # id, group, modalities, accuracy, macro_f1
     groups: dict[str, dict[str, float]]  # group -> {"accuracy", "macro_f1"} (mean over agents)
@@ -20,17 +39,18 @@ class Evaluation:
 
 
 def evaluate(
-    agents: Sequence[Agent], x: Mapping[str, torch.Tensor], y: torch.Tensor, n_classes: int
+    slots: Sequence[Slot], x: Mapping[str, torch.Tensor], y: torch.Tensor, n_classes: int,
+    drop: Sequence[str] = (),
 ) -> Evaluation:
-    """Each agent on the whole test set, using only the modalities it holds."""
+    """Each slot on the whole test set, using only its modalities."""
     y_np = y.cpu().numpy()
     rows = []
-    for agent in agents:
-        pred = agent.predict(x).cpu().numpy()
+    for slot in slots:
+        pred = slot.agent.predict(x, slot.modalities, drop=drop).cpu().numpy()
         rows.append({
-            "id": agent.id,
-            "group": agent.group,
-            "modalities": list(agent.modalities),
+            "id": slot.id,
+            "group": slot.group,
+            "modalities": list(slot.modalities),
             "accuracy": float((pred == y_np).mean()),
             "macro_f1": float(f1_score(y_np, pred, average="macro",
                                        labels=list(range(n_classes)), zero_division=0)),

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from parsefl.runtime.agent import Agent
+from parsefl.runtime.diagnostics import gradient_cosine
 from parsefl.runtime.handshake import GossipPlan, discover, overlay_radius, plan_gossip
 from parsefl.runtime.transport import Message, Transport
 from parsefl.sharing.base import SharingStrategy
@@ -21,6 +22,7 @@ class RoundStats:
     round: int
     loss: float
     link_bytes: Counter  # (u, v) -> payload bytes that crossed that physical link this round
+    gradient_cosine: dict[str, float] = field(default_factory=dict)  # see runtime.diagnostics
 
 
 class RoundLoop:
@@ -47,10 +49,14 @@ class RoundLoop:
     def step(self, r: int) -> RoundStats:
         """Round ``r``: handshake (when the graph is new), local training, gossip."""
         self.prepare(r)
+        phase = self.strategy.phase(r)
+        for agent in self.agents.values():
+            agent.phase = phase
         losses = [a.train_local() for a in self.agents.values()]
+        cosine = gradient_cosine(self.agents.values(), self.strategy, r)
         self.gossip()
         loss = float(np.nanmean(losses)) if losses else float("nan")
-        return RoundStats(r, loss, self.transport.take_link_bytes())
+        return RoundStats(r, loss, self.transport.take_link_bytes(), cosine)
 
     def prepare(self, r: int) -> None:
         """Handshake for round ``r``: discovery when the graph is new, then this round's plans

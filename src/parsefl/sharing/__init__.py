@@ -1,6 +1,16 @@
 """Sharing strategies (one file each) and their registry."""
 
-from parsefl.sharing import local, parse  # noqa: F401  (fill the registry)
+from parsefl.sharing import (  # noqa: F401  (fill the registry)
+    centralized,
+    dsgd_full,
+    dsgd_hybrid,
+    dsgd_modality,
+    dsgd_task,
+    harmony,
+    local,
+    parse,
+    sliced_hybrid,
+)
 from parsefl.sharing.base import Capability, SharingStrategy
 
 __all__ = ["Capability", "SharingStrategy"]

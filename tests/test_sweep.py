@@ -1,0 +1,76 @@
+"""Sweeps and comparisons: expansion, resume, and summaries that match the per-seed runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from parsefl.errors import ConfigError
+from parsefl.experiments.compare import compare_sweep, run_and_summarize
+from parsefl.experiments.sweep import load_sweep, parse_seeds, resolve_methods
+
+QUICK = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
+         "mix={m1: 1, m2: 1, m1+m2: 1}", "model.dim=9", "model.encoder.params.hidden=[8]",
+         "train.local_steps=1", "rounds=1"]
+
+
+def test_compare_summary_matches_per_seed_results(tmp_path):
+    sweep = compare_sweep(None, ["local", "parse"], [0, 1, 2], QUICK)
+    summary = run_and_summarize(sweep, tmp_path, jobs=1)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert set(on_disk) == {"local", "parse"}
+    for method in ("local", "parse"):
+        runs = [json.loads((tmp_path / "runs" / method / f"seed{s}" / "results.json").read_text())
+                for s in (0, 1, 2)]
+        acc = [r["final"]["accuracy"]["overall"] for r in runs]
+        assert on_disk[method]["accuracy"]["overall"]["mean"] == pytest.approx(np.mean(acc))
+        assert on_disk[method]["accuracy"]["overall"]["std"] == pytest.approx(np.std(acc, ddof=1))
+        m1 = [r["final"]["macro_f1"]["groups"]["m1+m2"] for r in runs]
+        assert on_disk[method]["macro_f1"]["groups"]["m1+m2"]["mean"] == pytest.approx(np.mean(m1))
+        bytes_ = [r["communication"]["bytes_per_link_per_round_mean"] for r in runs]
+        assert on_disk[method]["bytes_per_link_per_round"] == pytest.approx(np.mean(bytes_))
+    assert on_disk["local"]["bytes_per_link_per_round"] == 0
+    assert summary["-"]["parse"]["seeds"] == [0, 1, 2]
+    md = (tmp_path / "summary.md").read_text()
+    assert "| parse |" in md and "m1+m2" in md
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 2 * 3 * 4  # header + methods x seeds x (overall + 3 groups)
+
+
+def test_sweep_expands_grid_and_resumes(tmp_path):
+    spec = {"overrides": dict(q.split("=", 1) for q in QUICK),
+            "grid": {"partition.min_samples": [5, 10]}, "methods": ["local"], "seeds": [0, 1]}
+    spec["overrides"] = {k: yaml.safe_load(v) for k, v in spec["overrides"].items()}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    sweep = load_sweep(path)
+    assert len(sweep.specs()) == 4
+    seen = []
+    run_and_summarize(sweep, tmp_path / "out", 1, lambda s, r, cached: seen.append(cached))
+    assert seen == [False] * 4
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").glob("*/results.json")}
+    seen.clear()
+    run_and_summarize(sweep, tmp_path / "out", 1, lambda s, r, cached: seen.append(cached))
+    assert seen == [True] * 4
+    again = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").glob("*/results.json")}
+    assert first == again
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary) == {"partition.min_samples=5", "partition.min_samples=10"}
+
+
+def test_bad_sweep_inputs(tmp_path):
+    with pytest.raises(ConfigError, match="--methods"):
+        resolve_methods("parse,fedprox")
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("0,x")
+    assert resolve_methods("all")[0] == "centralized"
+    path = tmp_path / "bad.yaml"
+    path.write_text("grid: {rounds: 3}\n")
+    with pytest.raises(ConfigError, match="grid"):
+        load_sweep(path)
+    path.write_text("grid: {rounds: [1]}\nmethods: [parse]\nsede: [1]\n")
+    with pytest.raises(ConfigError, match="sede"):
+        load_sweep(path)

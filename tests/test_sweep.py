@@ -42,10 +42,11 @@ def test_compare_summary_matches_per_seed_results(tmp_path):
 
 def test_sweep_expands_grid_and_resumes(tmp_path):
     spec = {"overrides": dict(q.split("=", 1) for q in QUICK),
-            "grid": {"partition.min_samples": [5, 10]}, "methods": ["local"], "seeds": [0, 1]}
+            "grid": {"mix": [{"m1": 1, "m1+m2": 2}, {"m2": 1, "m1+m2": 2}]},
+            "methods": ["local"], "seeds": [0, 1]}
     spec["overrides"] = {k: yaml.safe_load(v) for k, v in spec["overrides"].items()}
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
     sweep = load_sweep(path)
     assert len(sweep.specs()) == 4
     seen = []
@@ -58,7 +59,7 @@ def test_sweep_expands_grid_and_resumes(tmp_path):
     again = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "runs").glob("*/results.json")}
     assert first == again
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert set(summary) == {"partition.min_samples=5", "partition.min_samples=10"}
+    assert set(summary) == {"mix={m1: 1, m1+m2: 2}", "mix={m2: 1, m1+m2: 2}"}
 
 
 def test_bad_sweep_inputs(tmp_path):

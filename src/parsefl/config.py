@@ -3,6 +3,7 @@ validated once, with errors that name the field and the allowed values."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -114,7 +115,7 @@ class RunConfig(_Strict):
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Set ``a.b.c=value`` pairs (values parsed as YAML) into a nested dict copy."""
-    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    out = copy.deepcopy(dict(raw))
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():

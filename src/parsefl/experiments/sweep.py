@@ -29,6 +29,9 @@ class RunSpec:
     seed: int
     overrides: tuple[str, ...] = field(default=())
 
+    def __hash__(self) -> int:  # grid values may be dicts (e.g. a mix): hash the identity
+        return hash(self.run_id)
+
     @property
     def run_id(self) -> str:
         text = json.dumps([list(self.point), self.method, self.seed], sort_keys=True)
@@ -59,7 +62,8 @@ class Sweep:
 
 
 def flow_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False)
+    return text.strip().removesuffix("...").strip()
 
 
 def resolve_methods(text: str | Sequence[str]) -> list[str]:

@@ -55,6 +55,25 @@ JobsOpt = Annotated[int, typer.Option(help="parallel processes")]
 
 
 @app.command()
+def launch(
+    config: ConfigArg = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="processes on this machine")] = 2,
+    method: Annotated[str | None, typer.Option(help="sharing strategy")] = None,
+    override: OverrideOpt = None,
+    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")
+    ] = False,
+) -> None:
+    """Run one experiment as N processes on this machine (torch.distributed, gloo)."""
+    from parsefl.experiments.launch import launch as run_launch
+    from parsefl.reporting import print_results
+
+    results = run_launch(config, override or [], nproc, out, resume, method=method)
+    print_results(console, results)
+
+
+@app.command()
 def compare(
     config: ConfigArg = None,
     methods: Annotated[str, typer.Option(help="comma-separated, or 'all'")] = "all",

@@ -81,12 +81,19 @@ def build_experiment(cfg: RunConfig) -> Experiment:
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device)
 
 
+def agent_groups(cfg: RunConfig, ds: MultimodalDataset | None = None) -> list[tuple[str, ...]]:
+    """Each agent's modalities, from the mix (``auto`` and ratio forms resolved)."""
+    if ds is None:
+        ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
+    mix = default_mix(ds.name, ds.modalities) if cfg.mix == "auto" else cfg.mix
+    return parse_mix(mix, ds.modalities)
+
+
 def agent_partition(
     cfg: RunConfig, ds: MultimodalDataset
 ) -> tuple[list[tuple[str, ...]], list[np.ndarray]]:
     """Each agent's modalities (from the mix) and training indices (from the partition)."""
-    mix = default_mix(ds.name, ds.modalities) if cfg.mix == "auto" else cfg.mix
-    groups = parse_mix(mix, ds.modalities)
+    groups = agent_groups(cfg, ds)
     parts = partition_indices(cfg.partition.name, ds.train.y, len(groups), cfg.seed,
                               _partition_params(cfg), groups=ds.train_agent)
     return groups, parts

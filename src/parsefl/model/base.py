@@ -30,7 +30,7 @@ class AgentModel(nn.Module):
 
     def loss(
         self, x: Mapping[str, torch.Tensor], y: torch.Tensor, cfg: LossConfig, phase: str | None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def components(self) -> dict[str, list[str]]:

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from parsefl.model.sliced import Output
 
 
-def sliced_loss(out: Output, y: torch.Tensor, w: LossConfig) -> tuple[torch.Tensor, dict]:
-    """Total loss and a dict of its (detached) terms."""
+def sliced_loss(
+    out: Output, y: torch.Tensor, w: LossConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and a dict of its (detached, tensor) terms."""
     terms: dict[str, torch.Tensor] = {"main": F.cross_entropy(out.logits, y)}
     if w.aux:
         heads = [*out.r_logits.values(), *out.u_logits.values()]
@@ -41,7 +43,8 @@ def sliced_loss(out: Output, y: torch.Tensor, w: LossConfig) -> tuple[torch.Tens
                 [cross_correlation(a, b) for a, b in pairs]
             ).mean()
     total = sum(terms.values())
-    return total, {k: float(v.detach()) for k, v in terms.items()}
+    # Terms stay tensors (detached): no host sync here, and the loss can run under vmap.
+    return total, {k: v.detach() for k, v in terms.items()}
 
 
 def _alignment(rs: list[torch.Tensor], w: LossConfig) -> torch.Tensor:

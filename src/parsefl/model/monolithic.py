@@ -73,19 +73,19 @@ class MonolithicModel(AgentModel):
 
     def loss(
         self, x: Mapping[str, torch.Tensor], y: torch.Tensor, cfg: LossConfig, phase=None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h = self.embed(x)
         if not self.head_u:
             loss = F.cross_entropy(self.classifier(self._fuse(h)), y)
-            return loss, {"main": float(loss.detach())}
+            return loss, {"main": loss.detach()}
         if self.classifier is not None and phase == "fusion":
             # Harmony stage 2: fusion and classifier learn on frozen unimodal encoders.
             frozen = {m: v.detach() for m, v in h.items()}
             loss = F.cross_entropy(self.classifier(self._fuse(frozen)), y)
-            return loss, {"main": float(loss.detach())}
+            return loss, {"main": loss.detach()}
         loss = torch.stack([F.cross_entropy(self.head_u[m](h[m]), y) for m in self.modalities])
         loss = loss.mean()
-        return loss, {"unimodal": float(loss.detach())}
+        return loss, {"unimodal": loss.detach()}
 
     def component_modules(self) -> dict[str, list[nn.Module]]:
         comps: dict[str, list[nn.Module]] = {

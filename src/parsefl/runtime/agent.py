@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from parsefl.config import LossConfig, TrainConfig
 from parsefl.model import AgentModel, signature
+from parsefl.runtime.batching import BatchStream
 from parsefl.sharing.base import Capability
 
 View = tuple[tuple[str, ...], torch.Tensor]  # (modalities present, sample indices)
@@ -45,7 +45,10 @@ class Agent:
         self.optimizer = make_optimizer(model, train)
         # Each agent draws its own batches from its own generator: deterministic per seed.
         self.generator = torch.Generator().manual_seed(seed * 100_003 + agent_id)
+        self.stream = BatchStream(self.n_samples, self.generator)
         self.component_params = model.components()
+        sigs = {c: signature(model, names) for c, names in self.component_params.items()}
+        self._capability = Capability(agent_id, self.modalities, sigs)
         self.phase: str | None = None  # set by the round loop from the sharing strategy
         self.track_gradients = False
         self.grad_sum: dict[str, torch.Tensor] = {}
@@ -60,8 +63,8 @@ class Agent:
         return int(self.y.shape[0])
 
     def capability(self) -> Capability:
-        sigs = {c: signature(self.model, names) for c, names in self.component_params.items()}
-        return Capability(self.id, self.modalities, sigs)
+        """What the agent announces (fixed: its architecture does not change)."""
+        return self._capability
 
     def get_component(self, name: str) -> dict[str, torch.Tensor]:
         params = dict(self.model.named_parameters())
@@ -74,9 +77,14 @@ class Agent:
                 params[p].copy_(v)
 
     def batches(self) -> list[tuple[tuple[str, ...], torch.Tensor]]:
-        """(modalities, indices) batches for one round: ``local_steps`` batches, or
-        ``local_epochs`` passes over every view, in a seeded random order."""
+        """(modalities, indices) batches for one round: ``local_steps`` fixed-size batches from
+        the agent's batch stream, or ``local_epochs`` passes over every view, in a seeded
+        random order."""
         steps, epochs = self.train_cfg.local_steps, self.train_cfg.local_epochs
+        if steps is not None and len(self.views) == 1:
+            mods, idx = self.views[0]
+            b = self.train_cfg.batch_size
+            return [(mods, idx[self.stream.take(b).to(idx.device)]) for _ in range(steps)]
         out: list[tuple[tuple[str, ...], torch.Tensor]] = []
         while (steps is None and epochs > 0) or (steps is not None and len(out) < steps):
             epoch = []
@@ -108,8 +116,9 @@ class Agent:
             if self.track_gradients:
                 self._accumulate_gradients()
             self.optimizer.step()
-            losses.append(float(loss.detach()))
-        self.last_loss = float(np.mean(losses)) if losses else float("nan")
+            losses.append(loss.detach())
+        # One host sync per round, not per step.
+        self.last_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         return self.last_loss
 
     def _accumulate_gradients(self) -> None:

@@ -1,0 +1,389 @@
+"""A transport over ``torch.distributed`` (gloo) with the simulator's semantics: every process
+runs the round loop over the agents it hosts and calls ``exchange`` in lockstep with the others.
+
+Per call: (1) *announce*: a TCPStore key per peer process ("messages, header bytes, payload
+bytes"), then wait for the peers' keys up to ``timeout_s`` — the key is also the liveness check,
+because a gloo receive that times out closes every pair of the process group (torch 2.13:
+"Application timeout caused pair closure"), so a receive is posted only once announced;
+(2) *transfer*: point-to-point frames, one UTF-8 JSON header and one raw payload per peer, no
+pickle; (3) *check*: each message against the receiver's own component, bad ones logged and left
+out. A peer that misses the deadline or whose connection breaks is lost for the rest of the run.
+Protocol and limits: docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import networkx as nx
+import torch
+import torch.distributed as dist
+
+from parsefl.runtime.agent import Agent
+from parsefl.runtime.handshake import plan_gossip
+from parsefl.runtime.loop import RoundLoop
+from parsefl.runtime.transport import Message, path_links, payload_bytes
+
+log = logging.getLogger(__name__)
+
+WIRE_VERSION = 1
+KINDS = ("params", "caps", "degree")
+DTYPES = {str(d).removeprefix("torch."): d for d in (
+    torch.float32, torch.float64, torch.float16, torch.bfloat16,
+    torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool,
+)}
+MAX_FRAME = 1 << 31  # an announced frame larger than this is a protocol error, not a payload
+
+TensorSpec = tuple[str, tuple[int, ...]]  # dtype name, shape
+ComponentSpecs = Mapping[tuple[int, str], Mapping[str, TensorSpec]]  # (agent, component) -> ...
+Frames = tuple[int, torch.Tensor, torch.Tensor]  # messages, header frame, payload frame
+
+
+class WireError(ValueError):
+    """A received message that is not accepted; the text is the logged reason."""
+
+
+def place_agents(n_agents: int, world: int, how: str = "block") -> list[int]:
+    """The rank hosting each agent. ``block``: contiguous id ranges (the first ``n % world``
+    ranks get one more), which keeps ring/grid neighbours mostly in one process;
+    ``round_robin``: agent i on rank ``i % world``."""
+    if not 1 <= world <= n_agents:
+        raise ValueError(f"need 1 <= processes <= agents, got {world} processes, {n_agents} agents")
+    if how == "round_robin":
+        return [i % world for i in range(n_agents)]
+    if how != "block":
+        raise ValueError(f"placement must be 'block' or 'round_robin', got {how!r}")
+    base, extra = divmod(n_agents, world)
+    return [r for r in range(world) for _ in range(base + (r < extra))]
+
+
+def peer_ranks(graph: nx.Graph, owner: Sequence[int], rank: int, radius: int) -> frozenset[int]:
+    """Ranks hosting an agent within ``radius`` hops of one of ``rank``'s agents: the only
+    processes it can ever exchange with on this graph."""
+    near = set()
+    for agent in (i for i, r in enumerate(owner) if r == rank):
+        near |= set(nx.single_source_shortest_path_length(graph, agent, cutoff=radius))
+    return frozenset(owner[j] for j in near) - {rank}
+
+
+def component_specs(agents: Iterable[Agent]) -> dict[tuple[int, str], dict[str, TensorSpec]]:
+    """What each local agent expects to receive, per component: name -> (dtype, shape)."""
+    return {
+        (a.id, comp): {n: (_dtype_name(t.dtype), tuple(t.shape))
+                       for n, t in a.get_component(comp).items()}
+        for a in agents for comp in a.capability().signatures
+    }
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _as_bytes(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+
+
+def _utf8(data: Any) -> torch.Tensor:
+    return torch.frombuffer(bytearray(json.dumps(data, separators=(",", ":")).encode()),
+                            dtype=torch.uint8)
+
+
+def encode(messages: Sequence[Message]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One peer's messages of one call as (header frame, payload frame), both uint8."""
+    heads, chunks, offset = [], [], 0
+    for msg in messages:
+        head = {"src": msg.src, "dst": msg.dst, "kind": msg.kind, "component": msg.component,
+                "path": list(msg.path)}
+        if msg.kind == "params":
+            head["tensors"] = [{"name": n, "dtype": _dtype_name(t.dtype), "shape": list(t.shape)}
+                               for n, t in msg.body.items()]
+            parts = [_as_bytes(t) for t in msg.body.values()]
+        else:
+            parts = [_utf8(msg.body)]
+        length = sum(p.numel() for p in parts)
+        heads.append({**head, "offset": offset, "length": length})
+        chunks += parts
+        offset += length
+    payload = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
+    header = _utf8({"v": WIRE_VERSION, "messages": heads}) if heads else \
+        torch.empty(0, dtype=torch.uint8)
+    return header, payload
+
+
+def check_params(msg: Message, expected: ComponentSpecs) -> None:
+    """Raise :class:`WireError` unless ``msg``'s tensors match the receiver's own component
+    (names, dtypes, shapes) and are all finite."""
+    spec = expected.get((msg.dst, msg.component))  # type: ignore[arg-type]
+    if spec is None:
+        raise WireError(f"agent {msg.dst} holds no component {msg.component!r}")
+    if set(msg.body) != set(spec):
+        raise WireError(f"tensor names {sorted(msg.body)} != expected {sorted(spec)}")
+    for name, t in msg.body.items():
+        got = (_dtype_name(t.dtype), tuple(t.shape))
+        if got != spec[name]:
+            raise WireError(f"{name}: dtype/shape {got} != expected {spec[name]}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise WireError(f"{name}: contains NaN or Inf")
+
+
+def check_control(msg: Message) -> None:
+    """Raise :class:`WireError` unless a handshake body has the shape the handshake reads."""
+    body, ok = msg.body, True
+    if msg.kind == "degree":
+        ok = isinstance(body, dict) and all(type(v) is int for v in body.values())
+    elif msg.kind == "caps":
+        ok = isinstance(body, list) and all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], dict)
+            and type(e[0].get("agent")) is int and isinstance(e[0].get("modalities"), list)
+            and isinstance(e[0].get("signatures"), dict)
+            and isinstance(e[1], list) and all(type(p) is int for p in e[1])
+            for e in body)
+    if not ok:
+        raise WireError(f"{msg.kind} body of unexpected shape: {str(body)[:200]}")
+
+
+def decode_one(head: Any, payload: torch.Tensor, device: torch.device) -> Message:
+    """One header entry and its payload region as a Message (structure checks only)."""
+    if not isinstance(head, dict):
+        raise WireError("header entry is not an object")
+    src, dst, kind, comp, path = (head.get(k) for k in ("src", "dst", "kind", "component", "path"))
+    off, length = head.get("offset"), head.get("length")
+    ints = (src, dst, off, length, *(path if isinstance(path, list) else ["x"]))
+    if not all(type(v) is int for v in ints) or kind not in KINDS or not path:
+        raise WireError(f"malformed header fields: {str(head)[:200]}")
+    if path[0] != src or path[-1] != dst or off < 0 or length < 0 or off + length > len(payload):
+        raise WireError(f"inconsistent path or byte range: {str(head)[:200]}")
+    region = payload[off:off + length]
+    if kind != "params":
+        try:
+            body = json.loads(bytes(region.numpy()).decode())
+        except (UnicodeDecodeError, ValueError) as err:
+            raise WireError(f"control body is not UTF-8 JSON: {err}") from None
+        return Message(src, dst, kind, body, tuple(path), comp)
+    if not isinstance(comp, str) or not isinstance(head.get("tensors"), list):
+        raise WireError("params message without a component or tensor list")
+    return Message(src, dst, kind, _tensors(head["tensors"], region, device), tuple(path), comp)
+
+
+def _tensors(specs: list, region: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+    body, pos = {}, 0
+    for spec in specs:
+        try:
+            name, dtype, shape = spec["name"], DTYPES[spec["dtype"]], tuple(spec["shape"])
+        except (KeyError, TypeError):
+            name, dtype, shape = None, None, ()
+        if not isinstance(name, str) or not all(type(s) is int and s >= 0 for s in shape):
+            raise WireError(f"bad tensor entry {str(spec)[:120]}")
+        size = torch.Size(shape).numel() * dtype.itemsize
+        if pos + size > len(region):
+            raise WireError(f"{name}: {size} bytes announced, region too short")
+        # clone() first: a view of another dtype needs an aligned, fresh storage.
+        body[name] = region[pos:pos + size].clone().view(dtype).reshape(shape).to(device)
+        pos += size
+    if pos != len(region):
+        raise WireError(f"{len(region) - pos} unexplained payload bytes")
+    return body
+
+
+@dataclass
+class DistributedTransport:
+    """The ``Transport`` interface over an initialized gloo process group.
+
+    Bytes are counted by the sending process exactly as the simulator counts them (payload
+    tensor bytes on every hop of ``msg.path``); ``wire`` holds what really crossed processes.
+    """
+
+    rank: int
+    owner: Sequence[int]  # agent id -> hosting rank
+    expected: ComponentSpecs
+    store: dist.Store
+    timeout_s: float = 30.0
+    peers: frozenset[int] | None = None  # ranks this one may talk to (None: all)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    link_bytes: Counter = field(default_factory=Counter)
+    wire: Counter = field(default_factory=Counter)
+    lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
+    calls: int = 0
+    last_inbox: dict[int, list[Message]] = field(default_factory=dict)
+
+    @property
+    def lost_agents(self) -> set[int]:
+        return {i for i, r in enumerate(self.owner) if r in self.lost}
+
+    def exchange(self, messages: Iterable[Message]) -> dict[int, list[Message]]:
+        """Deliver every message (local ones in memory, others P2P); return each local
+        agent's accepted messages, ordered by sender."""
+        self.calls += 1
+        inbox: dict[int, list[Message]] = defaultdict(list)
+        outgoing: dict[int, list[Message]] = defaultdict(list)
+        for msg in messages:
+            rank = self.owner[msg.dst]
+            if rank in self.lost:
+                continue
+            if msg.kind == "params":
+                self._count(msg, remote=rank != self.rank)
+            if rank == self.rank:
+                self._accept(msg, inbox, "local")
+            elif self.peers is not None and rank not in self.peers:
+                raise RuntimeError(f"message {msg.src}->{msg.dst}: rank {rank} is not a peer")
+            else:
+                outgoing[rank].append(msg)
+        frames = {p: (len(outgoing[p]), *encode(outgoing[p])) for p in self._live_peers()}
+        sizes = self._announce(frames)
+        for peer, (header, payload) in sorted(self._transfer(frames, sizes).items()):
+            self._receive(peer, header, payload, inbox)
+        self.last_inbox = {i: sorted(msgs, key=lambda m: m.src) for i, msgs in inbox.items()}
+        return self.last_inbox
+
+    def take_link_bytes(self) -> Counter:
+        """The bytes per link counted since the last call (then reset)."""
+        out, self.link_bytes = self.link_bytes, Counter()
+        return out
+
+    def _live_peers(self) -> list[int]:
+        ranks = self.peers if self.peers is not None else range(max(self.owner) + 1)
+        return sorted(p for p in ranks if p != self.rank and p not in self.lost)
+
+    def _count(self, msg: Message, remote: bool) -> None:
+        size = payload_bytes(msg.body)
+        for link in path_links(msg.path):  # a relayed message costs every hop, as simulated
+            self.link_bytes[link] += size
+        self.wire["params_bytes"] += size if remote else 0
+
+    def _key(self, src: int, dst: int) -> str:
+        return f"x/{self.calls}/{src}/{dst}"
+
+    def _announce(self, frames: Mapping[int, Frames]) -> dict[int, tuple[int, int, int]]:
+        """Tell each peer what is coming; learn what each peer sends, within the deadline."""
+        for p, (n, header, payload) in frames.items():
+            note = f"{n} {len(header)} {len(payload)}"
+            self.store.set(self._key(self.rank, p), note)
+            self.wire["header_bytes"] += len(note) + len(header)
+            self.wire["payload_bytes"] += len(payload)
+        deadline = time.monotonic() + self.timeout_s
+        sizes = {}
+        for p in frames:
+            key = self._key(p, self.rank)
+            try:
+                self.store.wait([key], timedelta(seconds=max(0.01, deadline - time.monotonic())))
+                n, hlen, plen = (int(v) for v in self.store.get(key).decode().split())
+                self.store.delete_key(key)
+            except (RuntimeError, ValueError) as err:
+                self._lose(p, f"no valid announcement within {self.timeout_s:g} s ({err})")
+                continue
+            if not (0 <= hlen < MAX_FRAME and 0 <= plen < MAX_FRAME):
+                self._lose(p, f"announced impossible frame sizes {hlen}, {plen}")
+                continue
+            sizes[p] = (n, hlen, plen)
+        return sizes
+
+    def _transfer(self, frames: Mapping[int, Frames], sizes: Mapping[int, tuple[int, int, int]]
+                  ) -> dict[int, tuple[bytes, torch.Tensor]]:
+        """Post every receive and send at once (no ordering deadlock), then wait for each."""
+        works: list[tuple[int, Any]] = []
+        bufs = {}
+        for p, (_, hlen, plen) in sizes.items():
+            if hlen:
+                bufs[p] = (torch.empty(hlen, dtype=torch.uint8),
+                           torch.empty(plen, dtype=torch.uint8))
+                works += [(p, dist.irecv(b, p, tag=t)) for t, b in enumerate(bufs[p]) if len(b)]
+        for p, frame in frames.items():
+            if p in sizes:  # a peer lost during the announcement gets nothing
+                works += [(p, dist.isend(b, p, tag=t)) for t, b in enumerate(frame[1:]) if len(b)]
+        for p, work in works:
+            try:
+                work.wait()
+            except RuntimeError as err:
+                self._lose(p, f"transfer failed: {str(err)[:300]}")
+        return {p: (bytes(h.numpy()), pl) for p, (h, pl) in bufs.items() if p not in self.lost}
+
+    def _receive(self, peer: int, header: bytes, payload: torch.Tensor,
+                 inbox: dict[int, list[Message]]) -> None:
+        try:
+            frame = json.loads(header.decode())
+            heads = frame["messages"]
+            if frame.get("v") != WIRE_VERSION or not isinstance(heads, list):
+                raise ValueError(f"wire version {frame.get('v')!r}")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            self._reject(f"rank {peer}", "header frame", f"malformed: {err}")
+            return
+        for head in heads:
+            try:
+                msg = decode_one(head, payload, self.device)
+                if not (0 <= msg.src < len(self.owner) and 0 <= msg.dst < len(self.owner)) \
+                        or self.owner[msg.src] != peer or self.owner[msg.dst] != self.rank:
+                    raise WireError(f"rank {peer} may not send {msg.src}->{msg.dst}")
+                if msg.kind != "params":
+                    check_control(msg)
+            except WireError as err:
+                self._reject(f"rank {peer}", "message", str(err))
+                continue
+            self._accept(msg, inbox, f"rank {peer}")
+
+    def _accept(self, msg: Message, inbox: dict[int, list[Message]], origin: str) -> None:
+        if msg.kind == "params":
+            try:
+                check_params(msg, self.expected)
+            except WireError as err:
+                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", str(err))
+                return
+        inbox[msg.dst].append(msg)
+
+    def _reject(self, origin: str, what: str, reason: str) -> None:
+        self.wire["rejected"] += 1
+        log.warning("rejected %s from %s (call %d): %s", what, origin, self.calls, reason)
+
+    def _lose(self, peer: int, reason: str) -> None:
+        self.lost[peer] = reason
+        agents = [i for i, r in enumerate(self.owner) if r == peer]
+        log.error("lost rank %d (agents %s) at call %d: %s", peer, agents, self.calls, reason)
+
+
+class DistributedLoop(RoundLoop):
+    """The round loop over a process's own agents; its handshake forgets agents hosted by lost
+    processes, so that survivors neither plan with them nor wait for their degrees."""
+
+    transport: DistributedTransport
+    cache_plans = False  # a lost peer must be forgotten by every process in the same round
+
+    def prepare(self, r: int) -> None:
+        self._forget_lost()
+        lost = len(self.transport.lost)
+        try:
+            super().prepare(r)
+        except ValueError:
+            if len(self.transport.lost) == lost:
+                raise
+            # A peer vanished during this round's degree swap, so a planned neighbour has no
+            # degree: plan again from the degrees that did arrive (no new exchange: lockstep).
+            self._forget_lost()
+            caps = {i: a.capability() for i, a in self.agents.items()}
+            self.plans = plan_gossip(caps, self._known or {}, self.strategy,
+                                     _Replay(self.transport.last_inbox), r)
+
+    def _forget_lost(self) -> None:
+        gone = self.transport.lost_agents
+        if self._known is not None and gone:
+            self._known = {i: {j: v for j, v in t.items() if j not in gone}
+                           for i, t in self._known.items()}
+
+
+@dataclass
+class _Replay:
+    """A transport that answers with an inbox already received (used to re-plan offline)."""
+
+    inbox: dict[int, list[Message]]
+    link_bytes: Counter = field(default_factory=Counter)
+
+    def exchange(self, messages: Iterable[Message]) -> dict[int, list[Message]]:
+        return self.inbox
+
+    def take_link_bytes(self) -> Counter:
+        return Counter()

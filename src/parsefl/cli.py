@@ -113,6 +113,32 @@ def sweep(
     console.print(f"Tables written to {out}/summary.md and {out}/results.csv")
 
 
+@app.command()
+def plot(
+    path: Annotated[Path, typer.Argument(help="a run folder or a compare/sweep folder")],
+    format: Annotated[str, typer.Option("--format", help="png, svg or png,svg")] = "png",
+    tsne_agent: Annotated[
+        int | None, typer.Option(help="also a t-SNE of this agent's r/u/s slices (run folder)")
+    ] = None,
+) -> None:
+    """Figures: accuracy per round per group, bytes, gradient cosine, ablation bars, t-SNE."""
+    from parsefl.plots import plot_dir
+
+    written = plot_dir(path, None, [f.strip() for f in format.split(",")], tsne_agent=tsne_agent)
+    for figure in written:
+        console.print(str(figure))
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="a run folder or a compare/sweep folder")],
+) -> None:
+    """A self-contained HTML page: figures, tables and configs."""
+    from parsefl.plots import write_report
+
+    console.print(f"Report written to {write_report(path)}")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and partitions.")
 app.add_typer(data_app, name="data")
 

@@ -13,7 +13,7 @@ from parsefl.registry import SHARING
 
 BASE = ["data.name=synthetic_pid", "data.params={n_samples: 400}", "partition.name=iid",
         "mix={m1: 1, m2: 1, m1+m2: 2}", "model.dim=12", "model.encoder.params.hidden=[8]",
-        "train.local_steps=1", "rounds=2"]
+        "train.local_steps=1", "rounds=2", "runtime.backend=reference"]  # messages to inspect
 
 
 def _sent(method: str, rounds: int = 1, extra=()) -> dict[int, list[tuple[int, int, str]]]:

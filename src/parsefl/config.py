@@ -83,6 +83,9 @@ class ImperfectConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
+    # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized",
+    # needs train.local_steps), or "auto" (vectorized whenever it can run).
+    backend: Literal["auto", "reference", "vectorized"] = "auto"
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
 

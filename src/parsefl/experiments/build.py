@@ -16,6 +16,7 @@ from parsefl.errors import ConfigError
 from parsefl.model import ModelSpec
 from parsefl.registry import PARTITIONS, SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundLoop, Slot, slots_of
+from parsefl.runtime.vectorized import VectorizedExecutor, vectorizable
 from parsefl.sharing import SharingStrategy
 from parsefl.topology import StaticGraph, build_topology
 
@@ -76,9 +77,18 @@ def build_experiment(cfg: RunConfig) -> Experiment:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
     loop = RoundLoop(agents, strategy, topology, InMemoryTransport(),
                      cfg.overlay.name, cfg.overlay.hops)
+    if _use_vectorized(cfg, agents, strategy):
+        loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
     test_y = torch.as_tensor(ds.test.y, device=device)
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device)
+
+
+def _use_vectorized(cfg: RunConfig, agents: list[Agent], strategy: SharingStrategy) -> bool:
+    backend = cfg.runtime.backend
+    if backend == "reference":
+        return False
+    return backend == "vectorized" or not vectorizable(agents, strategy, cfg.train)
 
 
 def agent_groups(cfg: RunConfig, ds: MultimodalDataset | None = None) -> list[tuple[str, ...]]:

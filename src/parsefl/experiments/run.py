@@ -44,6 +44,7 @@ def run_experiment(
         last_round = r == cfg.rounds - 1
         ev = None
         if (r + 1) % cfg.eval_every == 0 or last_round:
+            exp.loop.sync()
             ev = last = evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes)
             rows.append(metrics_row(stats, ev, cum_bytes))
             write_csv(out_dir / "metrics.csv", rows)

@@ -3,7 +3,7 @@ reads/writes its components; it knows nothing of the network."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -143,9 +143,15 @@ class Agent:
         return torch.cat(preds)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: nn.Module | Iterable[torch.Tensor], cfg: TrainConfig
+) -> torch.optim.Optimizer:
+    """SGD or Adam over a model's (or a list of) parameters. Both are element-wise, so on a
+    stacked parameter each agent's slice still evolves independently."""
+    if isinstance(params, nn.Module):
+        params = params.parameters()
+    # foreach: one kernel per step for all of a model's tensors instead of one per tensor.
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)

@@ -1,0 +1,97 @@
+"""Scaling: seconds per round and peak memory for N agents (100 training samples each, PARSE,
+mfeat-like fou + pix data, mix 1:1:1, 1 local epoch), vectorized vs reference backend, on a
+ring and an Erdős–Rényi graph. Each measurement runs in a fresh process (clean peak memory).
+
+    python benchmarks/scaling.py            # full table, appended to RESULTS.md
+    python benchmarks/scaling.py --quick    # N = 8, 32; prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import append_results, scaling_overrides, time_rounds  # noqa: E402
+
+REFERENCE_MAX = 128  # the per-agent loop takes minutes per round beyond this
+
+
+def measure(n: int, topology: str, backend: str, rounds: int) -> dict:
+    """One configuration, in this process: build time, median s/round, peak RSS."""
+    from parsefl.config import load_config
+    from parsefl.experiments.build import build_experiment
+
+    overrides = scaling_overrides(n, topology, backend)
+    if topology == "erdos_renyi":  # sparse enough to stay meaningful at N = 1024
+        overrides.append(f"topology.params={{p: {min(1.0, 2 * math.log(n) / n):.4f}}}")
+    start = time.perf_counter()
+    exp = build_experiment(load_config(None, overrides))
+    build = time.perf_counter() - start
+    per_round = time_rounds(exp.loop.step, rounds)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    edges = exp.loop.topology.at(0).number_of_edges()
+    return {"n": n, "topology": topology, "backend": backend, "build_s": build,
+            "s_per_round": per_round, "peak_mib": peak_mib, "edges": edges}
+
+
+def child(n: int, topology: str, backend: str, rounds: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", str(n), topology, backend,
+                          "--rounds", str(rounds)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--one", nargs=3, metavar=("N", "TOPOLOGY", "BACKEND"))
+    args = parser.parse_args()
+    if args.one:
+        n, topo, backend = args.one
+        print(json.dumps(measure(int(n), topo, backend, args.rounds)))
+        return
+    sizes = [8, 32] if args.quick else [8, 32, 128, 512, 1024]
+    rounds = 1 if args.quick else args.rounds
+    rows = ["| N | graph | edges | vectorized s/round | reference s/round | reference / "
+            "vectorized | peak MiB (vectorized) |", "|---|---|---|---|---|---|---|"]
+    mem = []
+    for topo in ("ring", "erdos_renyi"):
+        for n in sizes:
+            vec = child(n, topo, "vectorized", rounds)
+            ref = child(n, topo, "reference", rounds) if n <= REFERENCE_MAX else None
+            ratio = f"{ref['s_per_round'] / vec['s_per_round']:.1f}x" if ref else "–"
+            ref_s = f"{ref['s_per_round']:.3f}" if ref else "(not run)"
+            rows.append(f"| {n} | {topo} | {vec['edges']} | {vec['s_per_round']:.3f} | "
+                        f"{ref_s} | {ratio} | {vec['peak_mib']:.0f} |")
+            print(rows[-1], flush=True)
+            if topo == "ring":
+                mem.append((n, vec["peak_mib"]))
+    slope = _slope(mem)
+    notes = [f"Memory: peak RSS grows by about {slope:.2f} MiB per agent (least-squares slope "
+             f"over N = {', '.join(str(n) for n, _ in mem)} on the ring), on top of the "
+             "interpreter, torch and the data.",
+             f"Reference backend not run beyond N = {REFERENCE_MAX} (minutes per round).",
+             "Erdős–Rényi with p = 2 ln(N) / N. Median over rounds after one warm-up round; "
+             "evaluation is not in the timed rounds."]
+    print("\n".join(notes))
+    if not args.quick:
+        append_results("Scaling: seconds per round vs N (simulator backends)", rows, notes)
+
+
+def _slope(points: list[tuple[int, float]]) -> float:
+    if len(points) < 2:
+        return float("nan")
+    xs, ys = zip(*points, strict=True)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
+
+
+if __name__ == "__main__":
+    main()

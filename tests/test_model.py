@@ -102,3 +102,19 @@ def test_cross_correlation_closed_forms():
     assert float(cross_correlation(a, a[:, [1, 0]])) == pytest.approx(0.5, abs=0.1)
     assert float(cross_correlation(a, torch.cat([a, a], 1)[:, [0, 0]])) == pytest.approx(
         0.5 * (1 + float(torch.corrcoef(a.T)[0, 1]) ** 2), abs=1e-3)
+
+
+def test_slice_drop_in_results_removes_exactly_that_head(tmp_path):
+    from parsefl.config import load_config
+    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run import run_experiment, slice_drop
+
+    overrides = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "mix={m1: 1, m1+m2: 1}",
+                 "partition.name=iid", "model.dim=9", "train.local_steps=1", "rounds=1"]
+    res = run_experiment(load_config(None, overrides), tmp_path)
+    drop = res["ablations"]["slice_drop"]
+    assert set(drop) == {"r", "u", "s"}
+    # A unimodal agent has no s slice: dropping s changes nothing for it.
+    assert drop["s"]["accuracy"]["groups"]["m1"] == res["final"]["accuracy"]["groups"]["m1"]
+    exp = build_experiment(load_config(None, [*overrides, "method=dsgd_task"]))
+    assert slice_drop(exp) is None

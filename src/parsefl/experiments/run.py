@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
-from parsefl.experiments.build import build_experiment
+from parsefl.experiments.build import Experiment, build_experiment
 from parsefl.experiments.results import (
     metrics_row,
     results_dict,
@@ -17,6 +17,7 @@ from parsefl.experiments.results import (
     summarize_cosine,
 )
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
+from parsefl.model import SlicedModel
 from parsefl.runtime import Evaluation, RoundStats, evaluate
 
 ProgressFn = Callable[[RoundStats, Evaluation | None], None]
@@ -54,7 +55,21 @@ def run_experiment(
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = results_dict(cfg, exp, last.agents, bytes_rounds, time.perf_counter() - start)
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(cosines)}
+    results["ablations"] = {"slice_drop": slice_drop(exp)}
     write_json(out_dir / "results.json", results)
     return results
+
+
+def slice_drop(exp: Experiment) -> dict[str, Any] | None:
+    """Accuracy when one slice kind's logits are removed from the sum at inference (sliced
+    models only): how much each of r, u and s carries, per group."""
+    if not all(isinstance(slot.agent.model, SlicedModel) for slot in exp.slots):
+        return None
+    out: dict[str, Any] = {}
+    for kind in ("r", "u", "s"):
+        ev = evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes, drop=(kind,))
+        out[kind] = {"accuracy": {"overall": ev.overall["accuracy"],
+                                  "groups": {g: v["accuracy"] for g, v in ev.groups.items()}}}
+    return out
 
 

@@ -77,3 +77,13 @@ def test_cli_list_shows_every_registry():
 
 def test_method_option_overrides_the_preset():
     assert load_config(None, [], method="local").method == "local"
+
+
+def test_cli_pid_json_on_the_mixed_synthetic_data():
+    proc = _cli("pid", "synthetic_pid", "--modalities", "m1,m2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["redundancy"] == pytest.approx(1, abs=0.15)
+    assert out["unique"]["m1"] == pytest.approx(1, abs=0.15)
+    assert out["unique"]["m2"] == pytest.approx(0, abs=0.15)
+    assert out["synergy"] == pytest.approx(1, abs=0.15)

@@ -43,7 +43,7 @@ def _simulate(tmp: Path, overrides: list[str]) -> dict:
 
 def _strip(results: dict) -> dict:
     return {k: v for k, v in results.items()
-            if k not in ("wall_time_s", "diagnostics", "distributed")}
+            if k not in ("wall_time_s", "diagnostics", "ablations", "distributed")}
 
 
 @pytest.fixture(scope="module")

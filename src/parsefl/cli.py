@@ -139,6 +139,63 @@ def report(
     console.print(f"Report written to {write_report(path)}")
 
 
+@app.command()
+def pid(
+    dataset: Annotated[str, typer.Argument(help="dataset name or npz:PATH")],
+    modalities: Annotated[str, typer.Option(help="two modalities, e.g. fou,pix")],
+    k: Annotated[int | None, typer.Option(help="k-means clusters per modality (default: rule)")]
+    = None,
+    seed: Annotated[int, typer.Option(help="dataset and clustering seed")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+) -> None:
+    """Partial information decomposition (bits) of two modalities about the label."""
+    import json
+
+    from parsefl.pid import dataset_pid
+
+    result = dataset_pid(dataset, modalities, seed=seed, k=k)
+    if json_out:
+        print(json.dumps({key: result[key] for key in ("redundancy", "unique", "synergy")}))
+        return
+    a, b = result["unique"]
+    table = Table(title=f"PID of {dataset} ({a}, {b}) about the label, in bits "
+                        f"(n = {result['n']}, k = {result['k'][a]}/{result['k'][b]})")
+    table.add_column("term")
+    table.add_column("bits", justify="right")
+    for term, value in (("redundancy", result["redundancy"]), (f"unique {a}", result["unique"][a]),
+                        (f"unique {b}", result["unique"][b]), ("synergy", result["synergy"])):
+        table.add_row(term, f"{value:.3f}")
+    console.print(table)
+
+
+@app.command()
+def probe(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run on synthetic_pid data")],
+    agent: Annotated[int, typer.Option(help="agent id (a multimodal one shows all slices)")],
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+) -> None:
+    """Linear probes of an agent's r/u/s slices for each latent bit, and the slices' PID."""
+    import json
+
+    from parsefl.experiments.probe import TARGETS, probe_run
+
+    result = probe_run(run_dir, agent)
+    if json_out:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"{result['title']}: linear-probe accuracy (5-fold, test split)")
+    table.add_column("slice")
+    for t in TARGETS:
+        table.add_column(t, justify="right")
+    for kind, row in result["probe_accuracy"].items():
+        table.add_row(kind, *(f"{row[t]:.3f}" for t in TARGETS))
+    console.print(table)
+    for kind, p in result["slice_pid"].items():
+        u = ", ".join(f"U[{m}] {v:.3f}" for m, v in p["unique"].items())
+        console.print(f"PID of the {kind} slices about y: R {p['redundancy']:.3f}, {u}, "
+                      f"S {p['synergy']:.3f} bits")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and partitions.")
 app.add_typer(data_app, name="data")
 
@@ -170,13 +227,15 @@ def list_(kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] =
     """List the registered names of a kind (sharing, topology, overlay, dataset, ...)."""
     import parsefl.components  # noqa: F401
     from parsefl.errors import ConfigError
+    from parsefl.pid import PID_ESTIMATORS
     from parsefl.registry import ALL
 
-    if kind != "all" and kind not in ALL:
-        raise ConfigError("KIND", f"unknown kind {kind!r}; choose one of: all, {', '.join(ALL)}")
-    for name in ALL if kind == "all" else [kind]:
+    kinds = {**ALL, "pid": PID_ESTIMATORS}
+    if kind != "all" and kind not in kinds:
+        raise ConfigError("KIND", f"unknown kind {kind!r}; choose one of: all, {', '.join(kinds)}")
+    for name in kinds if kind == "all" else [kind]:
         table = Table(title=name, title_justify="left", show_header=False, box=None)
-        for entry, text in ALL[name].describe().items():
+        for entry, text in kinds[name].describe().items():
             table.add_row(f"[bold]{entry}[/]", text)
         console.print(table)
 

@@ -52,7 +52,9 @@ class EncoderConfig(_Strict):
 
 class ModelConfig(_Strict):
     dim: int = Field(96, ge=3)
-    split: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # r:u:s weights, or "pid": sized from the PID of the multimodal agents' training data.
+    split: tuple[float, float, float] | Literal["pid"] = (1.0, 1.0, 1.0)
+    pid_floor: float = Field(0.1, ge=0, le=1 / 3)  # with split: pid, the least slice share
     encoder: EncoderConfig = EncoderConfig()
     fusion: str = "concat"
 

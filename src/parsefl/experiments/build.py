@@ -13,6 +13,7 @@ from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_i
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
 from parsefl.data.mix import default_mix
 from parsefl.errors import ConfigError
+from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
 from parsefl.registry import PARTITIONS, SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundLoop, Slot, slots_of
@@ -69,10 +70,11 @@ def build_experiment(cfg: RunConfig) -> Experiment:
         slots = [Slot(i, g, agents[0], len(p)) for i, (g, p) in pairs]
         topology = StaticGraph(_single_node())
     else:
-        agents = [_make_agent(i, g, parts[i], _variant(cfg, groups, i), **common)
-                  for i, g in enumerate(groups)]
+        topology = build_topology(cfg.topology.name, len(groups), cfg.seed, cfg.topology.params)
+        splits = _splits(cfg, ds, groups, parts, topology)
+        agents = [_make_agent(i, g, parts[i], _variant(cfg, groups, i), split=splits[i],
+                              **common) for i, g in enumerate(groups)]
         slots = slots_of(agents)
-        topology = build_topology(cfg.topology.name, len(agents), cfg.seed, cfg.topology.params)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
     loop = RoundLoop(agents, strategy, topology, InMemoryTransport(),
@@ -140,9 +142,17 @@ def _variant(cfg: RunConfig, groups: list[tuple[str, ...]], i: int) -> dict:
     return {**enc.params, **enc.variants[rank % len(enc.variants)]}
 
 
-def _model(cfg, ds, strategy, mods, encoder_params, device):
+def _splits(cfg, ds, groups, parts, topology) -> list:
+    """Each agent's r:u:s weights: the configured ones, or agreed from PID estimates."""
+    if cfg.model.split != "pid":
+        return [cfg.model.split] * len(groups)
+    return agree_splits(ds, groups, parts, topology.at(0), cfg.model.pid_floor, cfg.seed)
+
+
+def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
+    split = split or (cfg.model.split if cfg.model.split != "pid" else (1.0, 1.0, 1.0))
     spec = ModelSpec(
-        n_classes=ds.n_classes, dim=cfg.model.dim, split=cfg.model.split,
+        n_classes=ds.n_classes, dim=cfg.model.dim, split=split,
         encoder=encoder_name(cfg, ds), encoder_params=encoder_params, fusion=cfg.model.fusion,
         task_modalities=tuple(ds.modalities),
     )
@@ -151,8 +161,8 @@ def _model(cfg, ds, strategy, mods, encoder_params, device):
     return model.to(device)
 
 
-def _make_agent(i, mods, idx, encoder_params, *, cfg, ds, strategy, device) -> Agent:
-    model = _model(cfg, ds, strategy, mods, encoder_params, device)
+def _make_agent(i, mods, idx, encoder_params, *, cfg, ds, strategy, device, split) -> Agent:
+    model = _model(cfg, ds, strategy, mods, encoder_params, device, split)
     part = ds.train.subset(idx, mods)
     x = {m: torch.as_tensor(v, device=device) for m, v in part.x.items()}
     y, views = _imperfect(cfg, i, mods, part.y, ds.n_classes)

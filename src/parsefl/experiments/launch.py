@@ -274,6 +274,7 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
     missing = sorted(set(range(world)) - set(summaries))
     wire = sum((Counter(s["wire"]) for s in summaries.values()), Counter())
     results["diagnostics"] = {"gradient_cosine": None}  # not gathered across processes
+    results["ablations"] = {"slice_drop": None}  # needs every agent's model in one place
     results["distributed"] = {
         "world_size": world, "placement": placement,
         "missing_ranks": missing,

@@ -26,7 +26,7 @@ import torch
 
 from parsefl.config import load_config
 from parsefl.experiments.build import build_experiment
-from parsefl.experiments.launch import launch
+from parsefl.experiments.launcher import launch
 
 CONFIG = [
     "data.name=synthetic_pid", "data.params={label: mixed, n_samples: 2400}",

@@ -19,7 +19,7 @@ import torch
 
 from parsefl.config import load_config
 from parsefl.experiments.build import build_experiment
-from parsefl.experiments.launch import launch
+from parsefl.experiments.launcher import launch
 from parsefl.experiments.run import run_experiment
 
 BASE = [
@@ -273,6 +273,7 @@ def _send_bad(transport, wire) -> None:
     """Rank 1's side: a good message, a wrong shape, a NaN and a malformed header entry; then
     one good message in the next exchange."""
     from parsefl.runtime.transport import Message
+    from parsefl.runtime.wire import _utf8
 
     original, good = wire.encode, torch.ones(2, 3)
 
@@ -280,7 +281,7 @@ def _send_bad(transport, wire) -> None:
         header, payload = original(msgs)
         frame = json.loads(bytes(header.numpy()))
         frame["messages"].append({**frame["messages"][0], "offset": "zero"})
-        return wire._utf8(frame), payload
+        return _utf8(frame), payload
 
     wire.encode = corrupt
     transport.exchange([

@@ -110,7 +110,8 @@ def test_bytes_counted_equal_bytes_of_tensors_sent(overlay):
     assert sum(expected.values()) > 0
 
 
-@pytest.mark.parametrize("kind,hops", [("induced", 1), ("relay", 2), ("relay", 3)])
+@pytest.mark.parametrize("kind,hops", [("induced", 1), ("relay", 2), ("relay", 3),
+                                       ("rewire", 3)])
 @pytest.mark.parametrize("topology", ["ring", "erdos_renyi", "small_world", "star"])
 def test_handshake_builds_the_reference_overlay(kind, hops, topology):
     graph = build_topology(topology, 10, 3).at(0)

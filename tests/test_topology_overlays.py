@@ -83,10 +83,23 @@ def test_empty_and_single_holder_overlays() -> None:
 
 def test_overlay_errors() -> None:
     with pytest.raises(ConfigError) as err:
-        build_overlay("rewire", RING6, HOLDERS, 2)
+        build_overlay("shortcut", RING6, HOLDERS, 2)
     assert err.value.field == "overlay.name" and "induced" in err.value.problem
     with pytest.raises(ConfigError) as err:
         build_overlay("relay", RING6, HOLDERS, 0)
     assert err.value.field == "overlay.hops"
     with pytest.raises(ValueError, match="node 9"):
         build_overlay("relay", RING6, {0, 9}, 2)
+
+
+def test_rewire_links_each_holder_to_its_nearest_holders() -> None:
+    # 8-ring, holders {0, 1, 4, 5, 6}; hops 3, degree 2: each holder keeps its two nearest
+    # holders (ties by id).
+    ring8 = nx.cycle_graph(8)
+    overlay = build_overlay("rewire", ring8, [0, 1, 4, 5, 6], 3, degree=2)
+    # 0: 1 (d1), 6 (d2); 1: 0 (d1), 4 (d3; 6 is also at d3, 4 wins by id); 4: 5 (d1), 6 (d2);
+    # 5: 4, 6 (d1); 6: 5 (d1), 4 (d2). The overlay is the union of the picks:
+    assert {tuple(sorted(e)) for e in overlay.edges} == {(0, 1), (0, 6), (1, 4), (4, 5),
+                                                         (4, 6), (5, 6)}
+    assert overlay.edges[1, 4]["path"] == (1, 2, 3, 4)
+    assert max(d for _, d in overlay.degree) <= 3  # picks are 2; being picked adds at most 1 here

@@ -78,3 +78,29 @@ def test_gpu_run_matches_cpu():
     for a, b in zip(cpu.agents, gpu.agents, strict=True):
         for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
             assert torch.allclose(p, q.cpu(), atol=1e-4)
+
+
+def test_mixing_matrix_gossip_equals_the_hand_computed_average():
+    # The path-overlay case of test_gossip: enc.a held by agents 0-1-2 on a 4-ring (agent 3
+    # holds b): MH weights w01 = w12 = 1/3, so values 0, 3, 6 become 1, 3, 5.
+    import networkx as nx
+    from conftest import make_agent
+
+    from parsefl.config import TrainConfig
+    from parsefl.registry import SHARING
+    from parsefl.runtime import InMemoryTransport, RoundLoop
+    from parsefl.topology import StaticGraph
+
+    agents = [make_agent(i, "a") for i in range(3)] + [make_agent(3, "b")]
+    for agent, value in zip(agents[:3], (0.0, 3.0, 6.0), strict=True):
+        comp = agent.get_component("enc.a")
+        agent.set_component("enc.a", {k: torch.full_like(v, value) for k, v in comp.items()})
+    loop = RoundLoop(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(4)),
+                     InMemoryTransport())
+    loop.executor = VectorizedExecutor(loop, TrainConfig(local_steps=1, batch_size=4))
+    loop.prepare(0)
+    loop.gossip()
+    loop.sync()
+    for agent, value in zip(agents[:3], (1.0, 3.0, 5.0), strict=True):
+        for tensor in agent.get_component("enc.a").values():
+            assert torch.allclose(tensor, torch.full_like(tensor, value), atol=1e-6)

@@ -66,7 +66,7 @@ def launch(
     ] = False,
 ) -> None:
     """Run one experiment as N processes on this machine (torch.distributed, gloo)."""
-    from parsefl.experiments.launch import launch as run_launch
+    from parsefl.experiments.launcher import launch as run_launch
     from parsefl.reporting import print_results
 
     results = run_launch(config, override or [], nproc, out, resume, method=method)
@@ -83,15 +83,22 @@ def compare(
     jobs: JobsOpt = 1,
 ) -> None:
     """Run several methods x seeds on identical partitions, graphs and initialisations."""
-    from parsefl.experiments.compare import compare_sweep, run_and_summarize
+    from parsefl.experiments.compare import compare_sweep
     from parsefl.experiments.sweep import parse_seeds, resolve_methods
-    from parsefl.reporting import print_summary, sweep_progress
 
     sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds), override or [])
-    with sweep_progress(console, len(sweep.specs())) as on_done:
-        summary = run_and_summarize(sweep, out, jobs, on_done)
-    print_summary(console, summary)
+    _run_sweep(sweep, out, jobs)
     console.print(f"Summary written to {out}/summary.json and {out}/summary.md")
+
+
+def _run_sweep(spec, out: Path, jobs: int) -> None:
+    """Run a sweep with a progress bar over runs, then print its summary table."""
+    from parsefl.experiments.compare import run_and_summarize
+    from parsefl.reporting import print_summary, sweep_progress
+
+    with sweep_progress(console, len(spec.specs())) as on_done:
+        summary = run_and_summarize(spec, out, jobs, on_done)
+    print_summary(console, summary)
 
 
 @app.command()
@@ -102,14 +109,11 @@ def sweep(
     jobs: JobsOpt = 1,
 ) -> None:
     """Run a grid of config values x methods x seeds; finished runs are skipped (resume)."""
-    from parsefl.experiments.compare import load_sweep, run_and_summarize
-    from parsefl.reporting import print_summary, sweep_progress
+    from parsefl.experiments.compare import load_sweep
 
     spec = load_sweep(sweep_file, override or [])
     out = out or Path("runs") / sweep_file.stem
-    with sweep_progress(console, len(spec.specs())) as on_done:
-        summary = run_and_summarize(spec, out, jobs, on_done)
-    print_summary(console, summary)
+    _run_sweep(spec, out, jobs)
     console.print(f"Tables written to {out}/summary.md and {out}/results.csv")
 
 

@@ -38,8 +38,9 @@ class TopologyConfig(_Strict):
 
 
 class OverlayConfig(_Strict):
-    name: str = "induced"
-    hops: int = Field(2, ge=1)
+    name: str = "induced"  # induced | relay | rewire
+    hops: int = Field(2, ge=1)  # relay/rewire: how far capabilities (and components) travel
+    degree: int = Field(2, ge=1)  # rewire: holders each agent links to
 
 
 class EncoderConfig(_Strict):

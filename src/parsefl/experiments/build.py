@@ -78,7 +78,7 @@ def build_experiment(cfg: RunConfig) -> Experiment:
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
     loop = RoundLoop(agents, strategy, topology, InMemoryTransport(),
-                     cfg.overlay.name, cfg.overlay.hops)
+                     cfg.overlay.name, cfg.overlay.hops, degree=cfg.overlay.degree)
     if _use_vectorized(cfg, agents, strategy):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,16 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from parsefl.config import RunConfig, load_config, to_yaml
-from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError, ParseflError
-from parsefl.experiments.build import Experiment, agent_groups, build_experiment
+from parsefl.experiments.build import Experiment, build_experiment
+from parsefl.experiments.checkpoint import load_agent_state, save_agent_state
 from parsefl.experiments.results import metrics_row, results_dict, save_checkpoints
-from parsefl.experiments.rundir import atomic_write, default_run_dir, write_csv, write_json
-from parsefl.runtime import Agent, Evaluation, RoundStats, evaluate
+from parsefl.experiments.rundir import atomic_write, write_csv, write_json
+from parsefl.runtime import Evaluation, RoundStats, evaluate
 from parsefl.runtime.distributed import (
     DistributedLoop,
     DistributedTransport,
@@ -63,46 +60,6 @@ def fingerprint(cfg: RunConfig) -> str:
     """What must not change between a run and its resume (rounds and evaluation may)."""
     data = cfg.model_dump(mode="json", exclude={"rounds", "eval_every", "device", "runtime"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# --- agent state: model, optimizer, batch generator; safetensors + JSON metadata, no pickle ---
-
-def save_agent_state(agent: Agent, path: Path) -> None:
-    """Everything an agent needs to continue bit-identically, written atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous()
-               for k, v in agent.model.state_dict().items()}
-    opt, scalars = agent.optimizer.state_dict(), {}
-    for idx, state in opt["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{key}"] = value
-    tensors["generator"] = agent.generator.get_state()
-    meta = {"param_groups": json.dumps(opt["param_groups"]), "scalars": json.dumps(scalars),
-            "last_loss": json.dumps(agent.last_loss)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
-
-
-def load_agent_state(agent: Agent, path: Path) -> None:
-    tensors = load_file(str(path))
-    with safe_open(str(path), "pt") as fh:
-        meta = fh.metadata()
-    agent.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    for key, value in json.loads(meta["scalars"]).items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
-    agent.optimizer.load_state_dict(
-        {"state": state, "param_groups": json.loads(meta["param_groups"])})
-    agent.generator.set_state(tensors["generator"])
-    agent.last_loss = json.loads(meta["last_loss"])
 
 
 # --- the worker ---
@@ -134,7 +91,8 @@ class Worker:
         self.transport = DistributedTransport(rank, self.owner, component_specs(self.local),
                                               self.store, self.timeout_s, peers, self.exp.device)
         self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
-                                    cfg.overlay.name, cfg.overlay.hops)
+                                    cfg.overlay.name, cfg.overlay.hops,
+                                    degree=cfg.overlay.degree)
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s",
                  rank, world, os.getpid(), [a.id for a in self.local],
@@ -344,97 +302,6 @@ def _log_to(path: Path, rank: int) -> None:
     console.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, handlers=[file, console], force=True)
 
-
-def launch(
-    config: str | Path | None = None,
-    overrides: Sequence[str] = (),
-    nproc: int = 2,
-    out_dir: str | Path | None = None,
-    resume: bool = False,
-    *,
-    method: str | None = None,
-    timeout_s: float | None = None,
-    checkpoint_every: int | None = None,
-    placement: str = "block",
-    wall_timeout_s: float | None = None,
-) -> dict[str, Any]:
-    """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
-    merged results dict (also in ``out_dir/results.json``).
-
-    Workers are started directly, with torchrun's environment, rather than by torchrun: its
-    agent stops every worker as soon as one fails, and a lost process must not end the run.
-    The TCPStore lives in this process, so no worker's death takes it down.
-
-    Raises:
-        ConfigError: bad config, ``nproc`` outside 1..agents, or ``resume`` with no state.
-        TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
-        RuntimeError: no fresh results.json (rank 0 failed; see ``out_dir/logs``).
-    """
-    cfg = load_config(config, overrides, method)
-    try:
-        place_agents(len(agent_groups(cfg)), nproc, placement)
-    except ValueError as err:
-        raise ConfigError("--nproc", str(err)) from None
-    out = Path(out_dir) if out_dir else \
-        default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
-    if resume and not (out / "state").is_dir():
-        raise ConfigError("--resume", f"no checkpoints under {out / 'state'}")
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-    timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
-    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
-                          timeout=timedelta(seconds=max(STARTUP_S, timeout)))
-    argv = _worker_argv(config, overrides, method, out, resume, placement, timeout_s,
-                        checkpoint_every)
-    started = time.time()
-    procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
-    return _collect(out, _wait_all(procs, wall_timeout_s), started)
-
-
-def _worker_argv(config: str | Path | None, overrides: Sequence[str], method: str | None,
-                 out: Path, resume: bool, placement: str, timeout_s: float | None,
-                 checkpoint_every: int | None) -> list[str]:
-    """The worker's command line for ``launch``'s arguments (see ``parser``)."""
-    return [*([str(config)] if config else []), *(f"-o{o}" for o in overrides),
-            *(["--method", method] if method else []), "--out", str(out),
-            *(["--resume"] if resume else []), "--placement", placement,
-            *(["--timeout-s", str(timeout_s)] if timeout_s is not None else []),
-            *(["--checkpoint-every", str(checkpoint_every)] if checkpoint_every else [])]
-
-
-def _collect(out: Path, codes: list[int], started: float) -> dict[str, Any]:
-    """The results.json written by this launch's rank 0."""
-    for rank, code in enumerate(codes):
-        if code:
-            log.warning("rank %d exited with code %d (see %s)", rank, code,
-                        out / "logs" / f"rank_{rank}.log")
-    path = out / "results.json"
-    if not path.is_file() or path.stat().st_mtime < started:
-        raise RuntimeError(f"no results: rank 0 exited with {codes[0]}; see {out / 'logs'}")
-    return json.loads(path.read_text())
-
-
-def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subprocess.Popen:
-    env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
-           "LOCAL_WORLD_SIZE": str(world), "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
-    # torchrun's default too: N processes with all cores each would oversubscribe the CPU.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
-    with open(out / "logs" / f"rank_{rank}.out", "ab") as fh:  # tracebacks, C++ warnings
-        return subprocess.Popen([sys.executable, "-m", "parsefl.experiments.launch", *argv],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-
-def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None) -> list[int]:
-    deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-    try:
-        for proc in procs:
-            proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-        raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed") from None
-    return [proc.returncode for proc in procs]
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def cap_from_json(data: Mapping) -> Capability:
 
 
 def overlay_radius(kind: str, hops: int) -> int:
-    """How far capabilities travel: direct neighbours for ``induced``, k hops for ``relay``."""
+    """How far capabilities travel: direct neighbours for ``induced``, k hops for ``relay``
+    and ``rewire`` (whose peer sampling keeps only the nearest few)."""
     return 1 if kind == "induced" else hops
 
 
@@ -77,8 +78,11 @@ def plan_gossip(
     strategy: SharingStrategy,
     transport: Transport,
     round: int,
+    degree: int | None = None,
 ) -> dict[int, GossipPlan]:
-    """Phase 2: choose overlay peers per component, swap degrees, compute MH weights."""
+    """Phase 2: choose overlay peers per component (with ``degree``, the rewire overlay: only
+    the nearest ``degree``, then a link exchange makes the choice symmetric), swap degrees,
+    compute MH weights."""
     plans = {i: GossipPlan() for i in caps}
     for i, me in caps.items():
         for comp in sorted(strategy.offered(me, round)):
@@ -88,8 +92,13 @@ def plan_gossip(
                 if j != i and comp in cap.signatures
                 and strategy.exchanges(comp, me, cap, round)
             }
+            if degree is not None:
+                nearest = sorted(peers, key=lambda j: (len(peers[j]), j))[:degree]
+                peers = {j: peers[j] for j in nearest}
             if peers:
                 plans[i].paths[comp] = peers
+    if degree is not None:
+        _symmetrize(plans, known, transport)
     msgs = []
     for i, plan in plans.items():
         degree_to: dict[int, dict[str, int]] = {}
@@ -107,6 +116,24 @@ def plan_gossip(
             degrees = {j: heard.get(comp, {}).get(j, 0) for j in peers}
             plan.self_weight[comp], plan.weights[comp] = mh_weights_local(len(peers), degrees)
     return plans
+
+
+def _symmetrize(plans: dict[int, GossipPlan], known: Mapping[int, Known],
+                transport: Transport) -> None:
+    """Tell each chosen peer it was chosen (per component); add whoever chose us."""
+    msgs = []
+    for i, plan in plans.items():
+        chosen: dict[int, list[str]] = {}
+        for comp, peers in plan.paths.items():
+            for j in peers:
+                chosen.setdefault(j, []).append(comp)
+        msgs += [Message(i, j, "link", comps, _path_to(plan, j)) for j, comps in chosen.items()]
+    inbox = transport.exchange(msgs)
+    for i, plan in plans.items():
+        for msg in inbox.get(i, []):
+            path = tuple(reversed(known[i][msg.src][1]))
+            for comp in msg.body:
+                plan.paths.setdefault(comp, {}).setdefault(msg.src, path)
 
 
 def _path_to(plan: GossipPlan, peer: int) -> tuple[int, ...]:

@@ -57,12 +57,14 @@ class RoundLoop:
         overlay: str = "induced",
         hops: int = 2,
         executor: Executor | None = None,
+        degree: int = 2,
     ) -> None:
         self.agents = {a.id: a for a in agents}
         self.strategy = strategy
         self.topology = topology
         self.transport = transport
         self.radius = overlay_radius(overlay, hops)
+        self.degree = degree if overlay == "rewire" else None
         self.executor = executor or ReferenceExecutor(self)
         self._known: dict | None = None
         self._plan_key: object = None
@@ -88,7 +90,8 @@ class RoundLoop:
             self._known = discover(caps, self.topology.at(r), self.transport, self.radius)
         key = self.strategy.phase(r)
         if new_graph or key != self._plan_key or not self.plans or not self.cache_plans:
-            self.plans = plan_gossip(caps, self._known, self.strategy, self.transport, r)
+            self.plans = plan_gossip(caps, self._known, self.strategy, self.transport, r,
+                                     self.degree)
             self._plan_key = key
 
     def gossip(self) -> None:

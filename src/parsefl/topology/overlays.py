@@ -118,7 +118,27 @@ def relay(graph: nx.Graph, holders: Iterable[int], hops: int = 2) -> nx.Graph:
     return overlay
 
 
-def build_overlay(kind: str, graph: nx.Graph, holders: Iterable[int], hops: int) -> nx.Graph:
+@OVERLAYS.register("rewire", "each holder links to its `degree` nearest holders found within k "
+                             "hops (peer sampling), links made symmetric")
+def rewire(graph: nx.Graph, holders: Iterable[int], hops: int = 3, degree: int = 2) -> nx.Graph:
+    """Every holder picks the ``degree`` holders nearest to it among those within ``hops``
+    (ties by id); an edge joins u and v when either picked the other. Degrees stay small
+    however dense the holders are, and distant holders still meet through relayed paths."""
+    members = _check_holders(graph, holders)
+    hops = _check_hops(hops)
+    bfs = _bfs(graph, hops)
+    overlay = _empty_overlay(members)
+    for u in sorted(members):
+        near = sorted((d, v) for v, d in bfs(u).items() if v in members and v != u)
+        for _, v in near[:degree]:
+            a, b = min(u, v), max(u, v)
+            overlay.add_edge(a, b, path=k_hop_paths(graph, a, hops)[b])
+    return overlay
+
+
+def build_overlay(
+    kind: str, graph: nx.Graph, holders: Iterable[int], hops: int, degree: int = 2
+) -> nx.Graph:
     """The overlay of registered kind ``kind`` on ``holders`` of one component.
 
     Raises:
@@ -129,6 +149,8 @@ def build_overlay(kind: str, graph: nx.Graph, holders: Iterable[int], hops: int)
         hops = _check_hops(hops)
     except ValueError as exc:
         raise ConfigError("overlay.hops", str(exc)) from None
+    if kind == "rewire":
+        return factory(graph, holders, hops=hops, degree=degree)
     return factory(graph, holders, hops=hops)
 
 

@@ -1,0 +1,122 @@
+"""The parent side of ``parsefl launch``: start N worker processes on this machine (with
+torchrun's environment; the worker entry is ``python -m parsefl.experiments.launch``), host the
+TCPStore, wait, and collect the merged results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from parsefl.config import load_config
+from parsefl.data import dataset_slug
+from parsefl.errors import ConfigError
+from parsefl.experiments.build import agent_groups
+from parsefl.experiments.launch import STARTUP_S, runtime_setting
+from parsefl.experiments.rundir import default_run_dir
+from parsefl.runtime.distributed import place_agents
+
+log = logging.getLogger(__name__)
+
+
+def launch(
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    nproc: int = 2,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    *,
+    method: str | None = None,
+    timeout_s: float | None = None,
+    checkpoint_every: int | None = None,
+    placement: str = "block",
+    wall_timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
+    merged results dict (also in ``out_dir/results.json``).
+
+    Workers are started directly, with torchrun's environment, rather than by torchrun: its
+    agent stops every worker as soon as one fails, and a lost process must not end the run.
+    The TCPStore lives in this process, so no worker's death takes it down.
+
+    Raises:
+        ConfigError: bad config, ``nproc`` outside 1..agents, or ``resume`` with no state.
+        TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
+        RuntimeError: no fresh results.json (rank 0 failed; see ``out_dir/logs``).
+    """
+    cfg = load_config(config, overrides, method)
+    try:
+        place_agents(len(agent_groups(cfg)), nproc, placement)
+    except ValueError as err:
+        raise ConfigError("--nproc", str(err)) from None
+    out = Path(out_dir) if out_dir else \
+        default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
+    if resume and not (out / "state").is_dir():
+        raise ConfigError("--resume", f"no checkpoints under {out / 'state'}")
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
+                          timeout=timedelta(seconds=max(STARTUP_S, timeout)))
+    argv = _worker_argv(config, overrides, method, out, resume, placement, timeout_s,
+                        checkpoint_every)
+    started = time.time()
+    procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
+    return _collect(out, _wait_all(procs, wall_timeout_s), started)
+
+
+def _worker_argv(config: str | Path | None, overrides: Sequence[str], method: str | None,
+                 out: Path, resume: bool, placement: str, timeout_s: float | None,
+                 checkpoint_every: int | None) -> list[str]:
+    """The worker's command line for ``launch``'s arguments (see ``parser``)."""
+    return [*([str(config)] if config else []), *(f"-o{o}" for o in overrides),
+            *(["--method", method] if method else []), "--out", str(out),
+            *(["--resume"] if resume else []), "--placement", placement,
+            *(["--timeout-s", str(timeout_s)] if timeout_s is not None else []),
+            *(["--checkpoint-every", str(checkpoint_every)] if checkpoint_every else [])]
+
+
+def _collect(out: Path, codes: list[int], started: float) -> dict[str, Any]:
+    """The results.json written by this launch's rank 0."""
+    for rank, code in enumerate(codes):
+        if code:
+            log.warning("rank %d exited with code %d (see %s)", rank, code,
+                        out / "logs" / f"rank_{rank}.log")
+    path = out / "results.json"
+    if not path.is_file() or path.stat().st_mtime < started:
+        raise RuntimeError(f"no results: rank 0 exited with {codes[0]}; see {out / 'logs'}")
+    return json.loads(path.read_text())
+
+
+def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subprocess.Popen:
+    env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+           "LOCAL_WORLD_SIZE": str(world), "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    # torchrun's default too: N processes with all cores each would oversubscribe the CPU.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
+    with open(out / "logs" / f"rank_{rank}.out", "ab") as fh:  # tracebacks, C++ warnings
+        return subprocess.Popen([sys.executable, "-m", "parsefl.experiments.launch", *argv],
+                                env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None) -> list[int]:
+    deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
+    try:
+        for proc in procs:
+            proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed") from None
+    return [proc.returncode for proc in procs]
+
+

@@ -55,6 +55,8 @@ def build_strategy(cfg: RunConfig) -> SharingStrategy:
 def build_experiment(cfg: RunConfig) -> Experiment:
     """Load data, partition it over the mix, build each agent's model and the round loop."""
     device = resolve_device(cfg.device)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
     strategy = build_strategy(cfg)
     full = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
     groups, parts = agent_partition(cfg, full)

@@ -24,8 +24,8 @@ import numpy as np
 
 from parsefl.data import wheels
 from parsefl.data._checks import check_int
-from parsefl.data.base import MultimodalDataset, Split
-from parsefl.data.series import fill_nan, standardize_channels
+from parsefl.data.base import MultimodalDataset
+from parsefl.data.series import fill_nan, official_split_dataset
 from parsefl.errors import DataError
 from parsefl.registry import DATASETS
 
@@ -159,13 +159,4 @@ def basic_motions(seed: int) -> MultimodalDataset:
     """
     check_int("seed", seed, 0)
     splits = _read_splits(str(fetch_basic_motions()))
-    (train_x, train_y), (test_x, test_y) = splits["TRAIN"], splits["TEST"]
-    train, test = standardize_channels(Split(dict(train_x), train_y), Split(dict(test_x), test_y))
-    return MultimodalDataset(
-        name="basic_motions",
-        modalities=MODALITIES,
-        n_classes=len(CLASS_NAMES),
-        train=train,
-        test=test,
-        class_names=CLASS_NAMES,
-    )
+    return official_split_dataset("basic_motions", splits, MODALITIES, CLASS_NAMES)

@@ -25,8 +25,8 @@ import numpy as np
 
 from parsefl.data import wheels
 from parsefl.data._checks import check_int
-from parsefl.data.base import MultimodalDataset, Split
-from parsefl.data.series import fill_nan, standardize_channels
+from parsefl.data.base import MultimodalDataset
+from parsefl.data.series import fill_nan, official_split_dataset
 from parsefl.errors import DataError
 from parsefl.registry import DATASETS
 
@@ -132,13 +132,5 @@ def eog(seed: int) -> MultimodalDataset:
     """
     check_int("seed", seed, 0)
     splits = _read_splits(str(fetch_eog()))
-    (train_x, train_y), (test_x, test_y) = splits["TRAIN"], splits["TEST"]
-    train, test = standardize_channels(Split(dict(train_x), train_y), Split(dict(test_x), test_y))
-    return MultimodalDataset(
-        name="eog",
-        modalities=MODALITIES,
-        n_classes=N_CLASSES,
-        train=train,
-        test=test,
-        class_names=tuple(str(c) for c in range(1, N_CLASSES + 1)),
-    )
+    names = tuple(str(c) for c in range(1, N_CLASSES + 1))
+    return official_split_dataset("eog", splits, MODALITIES, names)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parsefl.data.base import Split
+from parsefl.data.base import MultimodalDataset, Split
 from parsefl.errors import DataError
 
 _STD_FLOOR = 1e-8
@@ -73,3 +73,14 @@ def standardize_channels(train: Split, test: Split) -> tuple[Split, Split]:
         train_x[name] = ((arr - mean) / std).astype(np.float32)
         test_x[name] = ((test.x[name] - mean) / std).astype(np.float32)
     return Split(x=train_x, y=train.y), Split(x=test_x, y=test.y)
+
+
+def official_split_dataset(
+    name: str, splits: dict, modalities: tuple[str, ...], class_names: tuple[str, ...]
+) -> MultimodalDataset:
+    """A time-series dataset from its official TRAIN/TEST split (per-modality arrays and
+    labels), each channel standardized with the train split's statistics."""
+    (train_x, train_y), (test_x, test_y) = splits["TRAIN"], splits["TEST"]
+    train, test = standardize_channels(Split(dict(train_x), train_y), Split(dict(test_x), test_y))
+    return MultimodalDataset(name=name, modalities=modalities, n_classes=len(class_names),
+                             train=train, test=test, class_names=class_names)

@@ -203,8 +203,8 @@ def test_survivors_replan_when_a_peer_dies_during_the_degree_swap():
                 loop.step(r)  # ring, static: calls 1-3 in round 0, 4 = round 1's degree swap
         except _Gone:
             pass
-        except Exception as err:  # noqa: BLE001  (reported below; without the re-plan,
-            # rank 0 would raise ValueError here: its agents 0 and 3 miss a degree)
+        except Exception as err:  # noqa: BLE001  (reported below; if plan_gossip kept
+            # peers whose degree never came, rank 0 would raise ValueError here)
             errors.append(err)
 
     threads = [threading.Thread(target=run, args=(loop,)) for loop in loops]

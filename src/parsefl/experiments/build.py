@@ -152,6 +152,7 @@ def _splits(cfg, ds, groups, parts, topology) -> list:
 
 
 def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
+    # The pooled (centralized) agent has no neighbours to agree with: split: pid means 1:1:1.
     split = split or (cfg.model.split if cfg.model.split != "pid" else (1.0, 1.0, 1.0))
     spec = ModelSpec(
         n_classes=ds.n_classes, dim=cfg.model.dim, split=split,

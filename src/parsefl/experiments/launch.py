@@ -45,7 +45,6 @@ from parsefl.runtime.evaluate import summarize_groups
 from parsefl.runtime.handshake import overlay_radius
 
 log = logging.getLogger("parsefl.launch")
-DEFAULTS = {"timeout_s": 30.0, "checkpoint_every": 10}
 STARTUP_S = 120.0  # how long processes wait for each other to start (rendezvous, resume)
 
 
@@ -53,7 +52,7 @@ def runtime_setting(cfg: RunConfig, name: str, given: float | None) -> Any:
     """An explicit value, else ``cfg.runtime.<name>`` when the config has it, else the default."""
     if given is not None:
         return given
-    return getattr(getattr(cfg, "runtime", None), name, DEFAULTS[name])
+    return getattr(cfg.runtime, name)
 
 
 def fingerprint(cfg: RunConfig) -> str:

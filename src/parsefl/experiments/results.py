@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from parsefl.config import RunConfig
 from parsefl.experiments.build import Experiment
 from parsefl.runtime import Agent, Evaluation, RoundStats
-from parsefl.runtime.evaluate import summarize_groups
+from parsefl.runtime.evaluate import mean_metrics, summarize_groups
 
 
 def metrics_row(stats: RoundStats, ev: Evaluation, cum_bytes: int) -> dict[str, Any]:
@@ -56,8 +56,7 @@ def results_dict(
     recomputed from them."""
     agent_rows = sorted(agent_rows, key=lambda row: row["id"])
     groups = summarize_groups(agent_rows)
-    overall = {k: float(sum(r[k] for r in agent_rows) / len(agent_rows))
-               for k in ("accuracy", "macro_f1")}
+    overall = mean_metrics(agent_rows)
     total = sum(sum(c.values()) for c in bytes_rounds)
     per_round_mean = [
         sum(c.values()) / max(1, exp.loop.topology.at(r).number_of_edges())

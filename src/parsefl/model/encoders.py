@@ -43,6 +43,11 @@ class MLPTrunk(Trunk):
         return self.net(x)
 
 
+def build_trunks(modalities, input_shapes, name: str, params) -> nn.ModuleDict:
+    """One trunk per modality, all of the same registered encoder."""
+    return nn.ModuleDict({m: build_trunk(name, input_shapes[m], dict(params)) for m in modalities})
+
+
 def build_trunk(name: str, input_shape: Sequence[int], params: dict) -> Trunk:
     """Instantiate the registered encoder ``name`` for a modality of ``input_shape``."""
     cls = ENCODERS.get(name, field="model.encoder.name")

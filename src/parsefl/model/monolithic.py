@@ -15,7 +15,7 @@ from torch import nn
 
 from parsefl.config import LossConfig
 from parsefl.model.base import AgentModel
-from parsefl.model.encoders import build_trunk
+from parsefl.model.encoders import build_trunks
 from parsefl.model.sliced import ModelSpec
 
 
@@ -36,10 +36,7 @@ class MonolithicModel(AgentModel):
         self.encoded = tuple(spec.task_modalities) if zero_fill else self.modalities
         self.input_shapes = {m: tuple(input_shapes[m]) for m in self.encoded}
         d, c = spec.dim, spec.n_classes
-        self.trunks = nn.ModuleDict(
-            {m: build_trunk(spec.encoder, input_shapes[m], dict(spec.encoder_params))
-             for m in self.encoded}
-        )
+        self.trunks = build_trunks(self.encoded, input_shapes, spec.encoder, spec.encoder_params)
         self.proj = nn.ModuleDict({m: nn.Linear(self.trunks[m].out_features, d)
                                    for m in self.encoded})
         self.fused = len(self.encoded) > 1

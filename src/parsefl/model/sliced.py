@@ -15,7 +15,7 @@ from torch import nn
 from parsefl.config import LossConfig
 from parsefl.errors import ConfigError
 from parsefl.model.base import AgentModel
-from parsefl.model.encoders import build_trunk
+from parsefl.model.encoders import build_trunks
 from parsefl.model.fusion import build_fusion
 from parsefl.model.loss import sliced_loss
 
@@ -84,10 +84,8 @@ class SlicedModel(AgentModel):
         self.spec = spec
         d_r, d_u, d_s = slice_dims(spec.dim, spec.split)
         self.dims = {"r": d_r, "u": d_u, "s": d_s if self.multimodal or all_heads else 0}
-        self.trunks = nn.ModuleDict(
-            {m: build_trunk(spec.encoder, input_shapes[m], dict(spec.encoder_params))
-             for m in self.modalities}
-        )
+        self.trunks = build_trunks(self.modalities, input_shapes, spec.encoder,
+                                   spec.encoder_params)
         for name in SLICES:
             width = self.dims[name]
             rows = {

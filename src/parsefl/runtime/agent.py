@@ -47,6 +47,7 @@ class Agent:
         self.generator = torch.Generator().manual_seed(seed * 100_003 + agent_id)
         self.stream = BatchStream(self.n_samples, self.generator)
         self.component_params = model.components()
+        self._params = dict(model.named_parameters())  # updated in place, never replaced
         sigs = {c: signature(model, names) for c, names in self.component_params.items()}
         self._capability = Capability(agent_id, self.modalities, sigs)
         self.phase: str | None = None  # set by the round loop from the sharing strategy
@@ -67,14 +68,12 @@ class Agent:
         return self._capability
 
     def get_component(self, name: str) -> dict[str, torch.Tensor]:
-        params = dict(self.model.named_parameters())
-        return {p: params[p].detach().clone() for p in self.component_params[name]}
+        return {p: self._params[p].detach().clone() for p in self.component_params[name]}
 
     def set_component(self, name: str, values: Mapping[str, torch.Tensor]) -> None:
-        params = dict(self.model.named_parameters())
         with torch.no_grad():
             for p, v in values.items():
-                params[p].copy_(v)
+                self._params[p].copy_(v)
 
     def batches(self) -> list[tuple[tuple[str, ...], torch.Tensor]]:
         """(modalities, indices) batches for one round: ``local_steps`` fixed-size batches from

@@ -26,7 +26,6 @@ import networkx as nx
 import torch
 import torch.distributed as dist
 
-from parsefl.runtime.handshake import plan_gossip
 from parsefl.runtime.loop import RoundLoop
 from parsefl.runtime.transport import Message, path_links, payload_bytes
 from parsefl.runtime.wire import (  # noqa: F401  (re-exported: the wire API lives in wire.py)
@@ -90,7 +89,6 @@ class DistributedTransport:
     wire: Counter = field(default_factory=Counter)
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
     calls: int = 0
-    last_inbox: dict[int, list[Message]] = field(default_factory=dict)
 
     @property
     def lost_agents(self) -> set[int]:
@@ -118,8 +116,7 @@ class DistributedTransport:
         sizes = self._announce(frames)
         for peer, (header, payload) in sorted(self._transfer(frames, sizes).items()):
             self._receive(peer, header, payload, inbox)
-        self.last_inbox = {i: sorted(msgs, key=lambda m: m.src) for i, msgs in inbox.items()}
-        return self.last_inbox
+        return {i: sorted(msgs, key=lambda m: m.src) for i, msgs in inbox.items()}
 
     def take_link_bytes(self) -> Counter:
         """The bytes per link counted since the last call (then reset)."""
@@ -233,36 +230,13 @@ class DistributedLoop(RoundLoop):
     cache_plans = False  # a lost peer must be forgotten by every process in the same round
 
     def prepare(self, r: int) -> None:
+        # A peer that vanishes during this round's degree swap is dropped by plan_gossip
+        # itself (its degree never arrives); here we forget those lost in earlier rounds.
         self._forget_lost()
-        lost = len(self.transport.lost)
-        try:
-            super().prepare(r)
-        except ValueError:
-            if len(self.transport.lost) == lost:
-                raise
-            # A peer vanished during this round's degree swap, so a planned neighbour has no
-            # degree: plan again from the degrees that did arrive (no new exchange: lockstep).
-            self._forget_lost()
-            caps = {i: a.capability() for i, a in self.agents.items()}
-            self.plans = plan_gossip(caps, self._known or {}, self.strategy,
-                                     _Replay(self.transport.last_inbox), r)
+        super().prepare(r)
 
     def _forget_lost(self) -> None:
         gone = self.transport.lost_agents
         if self._known is not None and gone:
             self._known = {i: {j: v for j, v in t.items() if j not in gone}
                            for i, t in self._known.items()}
-
-
-@dataclass
-class _Replay:
-    """A transport that answers with an inbox already received (used to re-plan offline)."""
-
-    inbox: dict[int, list[Message]]
-    link_bytes: Counter = field(default_factory=Counter)
-
-    def exchange(self, messages: Iterable[Message]) -> dict[int, list[Message]]:
-        return self.inbox
-
-    def take_link_bytes(self) -> Counter:
-        return Counter()

@@ -55,15 +55,15 @@ def evaluate(
             "macro_f1": float(f1_score(y_np, pred, average="macro",
                                        labels=list(range(n_classes)), zero_division=0)),
         })
-    return Evaluation(rows, summarize_groups(rows), _mean(rows))
+    return Evaluation(rows, summarize_groups(rows), mean_metrics(rows))
 
 
 def summarize_groups(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:
     groups: dict[str, list[Mapping]] = {}
     for row in rows:
         groups.setdefault(row["group"], []).append(row)
-    return {g: _mean(members) for g, members in groups.items()}
+    return {g: mean_metrics(members) for g, members in groups.items()}
 
 
-def _mean(rows: Sequence[Mapping]) -> dict[str, float]:
+def mean_metrics(rows: Sequence[Mapping]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in ("accuracy", "macro_f1")}

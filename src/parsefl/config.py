@@ -30,6 +30,7 @@ class PartitionConfig(_Strict):
     name: str = "dirichlet"
     alpha: float = Field(0.5, gt=0)
     min_samples: int = Field(10, ge=1)
+    shuffle: bool = False  # natural: seeded draw of which group goes to which agent
 
 
 class TopologyConfig(_Strict):

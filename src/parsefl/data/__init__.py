@@ -7,6 +7,7 @@ scheme and every partition (``PARTITIONS``).
 from parsefl.data import (  # noqa: F401  (registers components)
     basic_motions,
     eog,
+    hapt,
     mfeat,
     npz,
     partition,

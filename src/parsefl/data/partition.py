@@ -112,18 +112,23 @@ def natural(
     n_agents: int,
     seed: int,
     min_samples: int = 1,
+    shuffle: bool = False,
     *,
     groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """The data's own groups: each distinct id of ``groups`` goes to one agent.
 
-    Agent ``k`` gets the samples of the ``k``-th smallest group id. The seed is unused.
+    Agent ``k`` gets the samples of the ``k``-th smallest group id, or with ``shuffle`` of
+    the group at position ``k`` of a seeded permutation of the ids: the mix lists agents
+    grouped by modality subset, so shuffling draws which groups (e.g. which people) hold
+    which subset.
 
     Args:
         y: Labels of the samples to partition.
         n_agents: Number of agents; must equal the number of distinct group ids.
-        seed: Unused (validated like every partition's seed).
+        seed: Seed of the ``shuffle`` draw (otherwise unused, but validated).
         min_samples: Fewest samples any group may have.
+        shuffle: Assign the groups to agents in a seeded random order.
         groups: One non-negative integer group id per sample (``dataset.train_agent``).
 
     Raises:
@@ -141,12 +146,16 @@ def natural(
     if len(ids) != n_agents:
         raise ConfigError("partition.name", f"'natural': the data has {len(ids)} distinct agent "
                           f"ids but the mix has {n_agents} agents; make them equal")
+    if not isinstance(shuffle, bool):
+        raise ConfigError("partition.shuffle", f"expected true or false, got {shuffle!r}")
     parts = [np.flatnonzero(inverse == k) for k in range(n_agents)]
     sizes = [len(part) for part in parts]
     if min(sizes) < min_samples:
         small = int(ids[int(np.argmin(sizes))])
         raise ConfigError("partition.min_samples", f"'natural': agent id {small} has "
                           f"{min(sizes)} samples, fewer than min_samples={min_samples}")
+    if shuffle:
+        parts = [parts[k] for k in np.random.default_rng(seed).permutation(n_agents)]
     return parts
 
 

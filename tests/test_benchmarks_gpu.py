@@ -1,0 +1,79 @@
+"""benchmarks/gpu.py: the CI smoke run (``--device cpu --quick``) and its size planner."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+
+
+def _gpu_module():
+    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_cpu_run_writes_sane_json(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1",
+         "--json", str(out)], capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    rows = doc["rows"]
+    assert [r["kind"] for r in rows] == ["check", "size"]
+    check, size = rows
+    # The same run twice on the CPU: bit for bit equal.
+    assert check["status"] == "ok" and check["against"] == "cpu" and check["n"] == 6
+    assert check["max_abs_param_diff"] == 0.0 and check["max_acc_diff"] == 0.0
+    assert check["losses_cpu"] == check["losses_device"] and len(check["losses_cpu"]) == 2
+    assert all(0.0 < loss < 20.0 for loss in check["losses_cpu"])
+    assert 0.0 <= check["mean_acc_cpu"] <= 1.0
+    assert size["status"] == "ok" and size["n"] == 16 and size["rounds_timed"] == 1
+    assert 0.0 < size["s_per_round"] < 60.0 and 0.0 < size["build_s"] < 120.0
+    assert 100.0 < size["host_peak_mib"] < 8192.0
+    assert 0.0 < size["loss"] < 20.0
+    assert "gpu_peak_mib" not in size  # no GPU figures on the CPU
+    assert doc["meta"]["budget_s"] == 420.0 and "torch" in doc["meta"]["machine"]
+    assert "| 16 | cpu | ok |" in proc.stdout
+
+
+def _ok(n, build_s, warmup_s, s_per_round, host_mib, **gpu):
+    return {"kind": "size", "status": "ok", "n": n, "build_s": build_s, "warmup_s": warmup_s,
+            "s_per_round": s_per_round, "host_peak_mib": host_mib, **gpu}
+
+
+def test_plan_extrapolates_linearly_from_the_largest_size():
+    gpu = _gpu_module()
+    assert gpu.plan(1000, [], 3, 400.0) == (3, "")  # nothing measured yet: run it
+    done = [_ok(100, 50.0, 1.0, 9.0, 10.0), _ok(1000, 10.0, 1.0, 0.5, 100.0)]
+    # 10x the largest size: fixed = 15 + 10 * (10 + 1) = 125 s; a round 5 s; 3 rounds fit.
+    assert gpu.plan(10_000, done, 3, 400.0) == (3, "")
+    # 150 s left: (150 - 125) / 5 = 5 rounds fit, capped at 3; 135 s left: 2 rounds.
+    assert gpu.plan(10_000, done, 3, 135.0) == (2, "")
+    rounds, why = gpu.plan(10_000, done, 3, 129.0)
+    assert rounds == 0 and why == "needs ~130 s, 129 s left"
+
+
+def test_plan_skips_a_size_that_cannot_fit_in_gpu_memory():
+    gpu = _gpu_module()
+    done = [_ok(1000, 1.0, 0.1, 0.01, 10.0, gpu_peak_mib=2048.0, gpu_total_mib=100_000.0)]
+    assert gpu.plan(10_000, done, 3, 400.0) == (3, "")  # 20 GiB of 98 GiB
+    rounds, why = gpu.plan(100_000, done, 3, 400.0)
+    assert rounds == 0 and why == "needs ~200 GiB of GPU memory"
+
+
+@pytest.mark.parametrize("n", [3, 10])
+def test_overrides_split_the_mix_in_thirds(n):
+    gpu = _gpu_module()
+    mix = next(o for o in gpu.overrides(n, "cpu", 1) if o.startswith("mix="))
+    third = n // 3
+    assert mix == f"mix={{fou: {third}, pix: {third}, fou+pix: {n - 2 * third}}}"

@@ -28,8 +28,10 @@ import numpy as np
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (16,)
 CHECK_N, CHECK_ROUNDS = 30, 3
-# CPU≡GPU tolerance after CHECK_ROUNDS rounds of Adam: float32 kernels differ in summation
-# order (≈1e-7 relative per op), Adam's normalisation amplifies that on tiny gradients.
+# CPU≡GPU tolerance after CHECK_ROUNDS rounds of Adam (lr 1e-3): float32 kernels differ in
+# summation order (~1e-7 relative per op); Adam's normalisation can turn that into up to one
+# step (lr) on a parameter whose gradient is ~0, hence 1e-3 on parameters. Mean test accuracy
+# within 0.01 (2 of the 200 test samples).
 TOL_PARAM, TOL_LOSS, TOL_ACC = 1e-3, 1e-4, 0.01
 STARTUP_S = 15.0  # a child's interpreter + torch + parsefl import, before building
 DATASET = "gpu_bench"
@@ -58,7 +60,8 @@ def _register_dataset() -> None:
                 hi = min(n, lo + (1 << 20))
                 arr[lo:hi] = rng.standard_normal((hi - lo, d), dtype=np.float32) * 2.0
                 arr[lo:hi] += centers[y[lo:hi]]
-            x[m] = arr / np.float32(5.0 ** 0.5)  # unit variance, as standardized data
+            arr *= np.float32(5.0 ** -0.5)  # unit variance, as standardized data; in place
+            x[m] = arr
         tr = n - n_test
         return MultimodalDataset(
             DATASET, ("fou", "pix"), 10, Split({m: v[:tr] for m, v in x.items()}, y[:tr]),
@@ -101,7 +104,14 @@ def measure(n: int, device: str, rounds: int, threads: int) -> dict:
     exp = _build(n, device, threads)
     _sync(device)
     build = time.perf_counter() - start
-    after_build = torch.cuda.memory_allocated() if cuda else 0
+    mib = 1024 ** 2
+    gpu = {}
+    if cuda:  # the build's peak (per-agent models and stacked copies), then the rounds' own
+        gpu = {"gpu": torch.cuda.get_device_name(),
+               "gpu_after_build_mib": torch.cuda.memory_allocated() / mib,
+               "gpu_build_peak_mib": torch.cuda.max_memory_allocated() / mib,
+               "gpu_total_mib": torch.cuda.get_device_properties(0).total_memory / mib}
+        torch.cuda.reset_peak_memory_stats()
     times, loss = [], float("nan")
     for r in range(rounds + 1):  # round 0 is the warm-up
         _sync(device)
@@ -109,15 +119,14 @@ def measure(n: int, device: str, rounds: int, threads: int) -> dict:
         loss = exp.loop.step(r).loss
         _sync(device)
         times.append(time.perf_counter() - t0)
-    mib = 1024 ** 2
     row = {"kind": "size", "n": n, "device": device, "status": "ok", "build_s": build,
            "warmup_s": times[0], "s_per_round": float(np.median(times[1:])),
            "rounds_timed": rounds, "loss": loss,
            "host_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if cuda:
-        row |= {"gpu": torch.cuda.get_device_name(), "gpu_after_build_mib": after_build / mib,
-                "gpu_peak_mib": torch.cuda.max_memory_allocated() / mib,
-                "gpu_total_mib": torch.cuda.get_device_properties(0).total_memory / mib}
+        rounds_peak = torch.cuda.max_memory_allocated() / mib
+        row |= gpu | {"gpu_rounds_peak_mib": rounds_peak,
+                      "gpu_peak_mib": max(rounds_peak, gpu["gpu_build_peak_mib"])}
     return row
 
 
@@ -139,18 +148,22 @@ def _trained(n: int, device: str, rounds: int, threads: int) -> tuple[list, np.n
 
 def check(n: int, device: str, rounds: int, threads: int) -> dict:
     """The same run on the CPU and on ``device``: largest differences against the tolerance."""
+    import torch
+
     loss_c, par_c, acc_c = _trained(n, "cpu", rounds, threads)
     loss_d, par_d, acc_d = _trained(n, device, rounds, threads)
     diffs = {"max_abs_param_diff": float(np.max(np.abs(par_c - par_d))),
              "max_rel_loss_diff": max(abs(a - b) / max(abs(a), 1e-12)
                                       for a, b in zip(loss_c, loss_d, strict=True)),
-             "max_acc_diff": max(abs(a - b) for a, b in zip(acc_c, acc_d, strict=True))}
+             "max_acc_diff": max(abs(a - b) for a, b in zip(acc_c, acc_d, strict=True)),
+             "mean_acc_diff": abs(float(np.mean(acc_c)) - float(np.mean(acc_d)))}
     ok = (diffs["max_abs_param_diff"] <= TOL_PARAM and diffs["max_rel_loss_diff"] <= TOL_LOSS
-          and diffs["max_acc_diff"] <= TOL_ACC)
+          and diffs["mean_acc_diff"] <= TOL_ACC)
     return {"kind": "check", "n": n, "device": device, "against": "cpu", "rounds": rounds,
             "params": int(par_c.size), "losses_cpu": loss_c, "losses_device": loss_d,
             "mean_acc_cpu": float(np.mean(acc_c)), "mean_acc_device": float(np.mean(acc_d)),
-            **diffs, "tolerance": {"param": TOL_PARAM, "loss_rel": TOL_LOSS, "acc": TOL_ACC},
+            **diffs, "tolerance": {"param": TOL_PARAM, "loss_rel": TOL_LOSS, "mean_acc": TOL_ACC},
+            "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
             "status": "ok" if ok else "mismatch"}
 
 

@@ -176,8 +176,8 @@ def _child(args: list[str], timeout: float) -> dict:
         return {"status": "timeout", "timeout_s": round(timeout, 1)}
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
-        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return {"status": "failed", "error": tail[:300], "rc": out.returncode}
+        tail = " / ".join(out.stderr.strip().splitlines()[-6:]) or "(no output)"
+        return {"status": "failed", "error": tail[-1500:], "rc": out.returncode}
     return json.loads(lines[-1])
 
 
@@ -236,6 +236,8 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     def emit(row: dict) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if args.json:  # rewritten after every row: a killed run still leaves its figures
+            write_json(args, rows, time.perf_counter() - start)
 
     check_n, check_rounds = (6, 2) if args.quick else (CHECK_N, CHECK_ROUNDS)
     got = _child(["--check", str(check_n), "--rounds", str(check_rounds), *base],
@@ -272,18 +274,18 @@ def main() -> None:
     if args.check:
         print(json.dumps(check(args.check, args.device, args.rounds, args.threads)))
         return
-    begun = time.perf_counter()
-    rows = run_all(args)
-    if args.json:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _common import machine
+    run_all(args)
 
-        meta = {"command": " ".join(sys.argv), "machine": machine(),
-                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                "load_average": os.getloadavg(), "wall_s": time.perf_counter() - begun,
-                "budget_s": args.budget_s,
-                "overrides_at_n_1000": overrides(1000, args.device, args.threads)}
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+
+def write_json(args: argparse.Namespace, rows: list[dict], wall_s: float) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import machine
+
+    meta = {"command": " ".join(sys.argv), "machine": machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "load_average": os.getloadavg(), "wall_s": wall_s, "budget_s": args.budget_s,
+            "overrides_at_n_1000": overrides(1000, args.device, args.threads)}
+    args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -225,6 +225,15 @@ def _table(rows: list[dict]) -> str:
         lines.append(f"| {d['n']:,} | {d['device']} | ok | {d['build_s']:.1f} | "
                      f"{d['s_per_round']:.4f} | {f'{gpu:,.0f}' if gpu else '–'} | {per} | "
                      f"{d['host_peak_mib']:,.0f} |")
+    for d in rows:
+        if d["kind"] == "check" and d["status"] in ("ok", "mismatch"):
+            lines.append(f"\nCPU≡{d['device']} check, N = {d['n']}, {d['rounds']} rounds: "
+                         f"max |Δparameter| {d['max_abs_param_diff']:.2e} (tol {TOL_PARAM}), "
+                         f"max relative Δloss {d['max_rel_loss_diff']:.2e} (tol {TOL_LOSS}), "
+                         f"Δ mean accuracy {d['mean_acc_diff']:.4f} (tol {TOL_ACC}): "
+                         f"{d['status']}")
+        elif d["kind"] == "check":
+            lines.append(f"\nCPU≡{d['device']} check: {d['status']} {d.get('error', '')}")
     return "\n".join(lines)
 
 
@@ -274,7 +283,9 @@ def main() -> None:
     if args.check:
         print(json.dumps(check(args.check, args.device, args.rounds, args.threads)))
         return
-    run_all(args)
+    rows = run_all(args)
+    if any(r["status"] in ("failed", "mismatch") for r in rows):
+        sys.exit(1)
 
 
 def write_json(args: argparse.Namespace, rows: list[dict], wall_s: float) -> None:

@@ -265,6 +265,32 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def record(path: Path, results: Path | None = None) -> None:
+    """Append a run's JSON (from the GPU machine) to RESULTS.md, with its targets stated."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import RESULTS
+
+    doc = json.loads(path.read_text())
+    meta, rows = doc["meta"], doc["rows"]
+    sizes = {r["n"]: r for r in rows if r["kind"] == "size" and r["status"] == "ok"}
+    gpu = next((r["gpu"] for r in sizes.values() if "gpu" in r), "no GPU")
+    ten, hundred = sizes.get(10_000), sizes.get(100_000)
+    met = ["- 10,000 agents under 1 s per round: " + (
+               f"{ten['s_per_round']:.3f} s, {'met' if ten['s_per_round'] < 1 else 'NOT met'}"
+               if ten else "not run, NOT met"),
+           "- 100,000 agents run: " + (f"yes, {hundred['s_per_round']:.3f} s per round"
+                                        if hundred else "NOT met (see the table)")]
+    lines = [f"\n## GPU: vectorized backend at 1,000–100,000 agents ({meta['date'][:10]})\n",
+             f"`python {meta['command']}` on {meta['machine']}, {gpu}; load average "
+             f"{', '.join(f'{x:.1f}' for x in meta['load_average'])}, {meta['wall_s']:.0f} s "
+             "in all. Workload: scaling.py's (PARSE, ring, mix 1:1:1, 100 samples per agent, 4 "
+             "steps of 25), data drawn in memory. s/round: median after one warm-up round, "
+             "with torch.cuda.synchronize; GPU peak: torch.cuda.max_memory_allocated over the "
+             "build and the rounds.\n", _table(rows), "", *met]
+    with (results or RESULTS).open("a") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
@@ -274,6 +300,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--json", type=Path, help="write every row and the machine here")
+    parser.add_argument("--record", type=Path, help="append this --json file to RESULTS.md")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -282,6 +309,9 @@ def main() -> None:
         return
     if args.check:
         print(json.dumps(check(args.check, args.device, args.rounds, args.threads)))
+        return
+    if args.record:
+        record(args.record)
         return
     rows = run_all(args)
     if any(r["status"] in ("failed", "mismatch") for r in rows):

@@ -77,3 +77,32 @@ def test_overrides_split_the_mix_in_thirds(n):
     mix = next(o for o in gpu.overrides(n, "cpu", 1) if o.startswith("mix="))
     third = n // 3
     assert mix == f"mix={{fou: {third}, pix: {third}, fou+pix: {n - 2 * third}}}"
+
+
+def test_record_appends_the_gpu_table_and_states_the_targets(tmp_path):
+    gpu = _gpu_module()
+    dev = {"gpu": "NVIDIA H200", "gpu_total_mib": 140_000.0}
+    rows = [
+        {"kind": "check", "n": 30, "device": "cuda", "status": "ok", "rounds": 3,
+         "max_abs_param_diff": 2e-6, "max_rel_loss_diff": 1e-7, "mean_acc_diff": 0.0},
+        {**_ok(1000, 5.0, 1.0, 0.05, 2000.0, gpu_peak_mib=1500.0, **dev), "device": "cuda"},
+        {**_ok(10_000, 50.0, 2.0, 0.5, 9000.0, gpu_peak_mib=15_000.0, **dev), "device": "cuda"},
+        {"kind": "size", "n": 100_000, "device": "cuda", "status": "skipped",
+         "why": "needs ~535 s, 300 s left"},
+    ]
+    meta = {"command": "benchmarks/gpu.py --device cuda", "machine": "Linux, 16 CPU cores",
+            "date": "2026-11-28 18:30:00 UTC", "load_average": [1.0, 0.5, 0.25], "wall_s": 200.0}
+    src = tmp_path / "gpu.json"
+    src.write_text(json.dumps({"meta": meta, "rows": rows}))
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n")
+    gpu.record(src, results)
+    text = results.read_text()
+    assert text.startswith("# Benchmark results\n\n## GPU: vectorized backend")
+    assert "(2026-11-28)" in text and "NVIDIA H200; load average 1.0, 0.5, 0.2, 200 s" in text
+    assert "| 1,000 | cuda | ok | 5.0 | 0.0500 | 1,500 | 1.500 | 2,000 |" in text
+    assert "| 10,000 | cuda | ok | 50.0 | 0.5000 | 15,000 | 1.500 | 9,000 |" in text
+    assert "| 100,000 | cuda | skipped: needs ~535 s, 300 s left |" in text
+    assert "max |Δparameter| 2.00e-06 (tol 0.001)" in text and text.count(": ok") == 1
+    assert "- 10,000 agents under 1 s per round: 0.500 s, met" in text
+    assert "- 100,000 agents run: NOT met (see the table)" in text

@@ -12,9 +12,9 @@ set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 WHEELS=${WHEELS:-.whl}
 mkdir -p "$OUT"
-exec > >(tee "$OUT/gpu.log") 2>&1
-
 SITE=/tmp/site
+
+main() {
 if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$WHEELS"/*.whl \
         || python3 - "$WHEELS" "$SITE" <<'EOF'
@@ -37,9 +37,13 @@ print("python", __import__("sys").version.split()[0], "torch", torch.__version__
 import parsefl.experiments.build  # fails here, not mid-benchmark, if a dependency is missing
 print("parsefl imports from", parsefl.__file__)
 EOF
-[ $? -eq 0 ] || { echo "import check failed"; exit 3; }
+[ $? -eq 0 ] || { echo "import check failed"; return 3; }
 
 python3 benchmarks/gpu.py --device cuda --json "$OUT/gpu.json" "$@"
-rc=$?
+local rc=$?
 date -u
-exit $rc
+return $rc
+}
+
+main "$@" 2>&1 | tee "$OUT/gpu.log"  # tee finishes before the script exits
+exit "${PIPESTATUS[0]}"

@@ -123,11 +123,25 @@ def measure(n: int, device: str, rounds: int, threads: int) -> dict:
            "warmup_s": times[0], "s_per_round": float(np.median(times[1:])),
            "rounds_timed": rounds, "loss": loss,
            "host_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    row["kib_per_agent"] = _breakdown(exp, n)
     if cuda:
         rounds_peak = torch.cuda.max_memory_allocated() / mib
         row |= gpu | {"gpu_rounds_peak_mib": rounds_peak,
                       "gpu_peak_mib": max(rounds_peak, gpu["gpu_build_peak_mib"])}
     return row
+
+
+def _breakdown(exp, n: int) -> dict:
+    """KiB per agent by category of the tensors on the experiment's device (memory.py's
+    ledger, which reads the vectorized executor's internals: an error is recorded, not raised,
+    if they have changed)."""
+    try:
+        from memory import attribute
+
+        led = attribute(exp, exp.device.type, python=False)
+    except (ImportError, AttributeError, TypeError, KeyError) as exc:
+        return {"error": repr(exc)[:300]}
+    return {k: v / n / 1024 for k, v in led.bytes.items() if v}
 
 
 def _trained(n: int, device: str, rounds: int, threads: int) -> tuple[list, np.ndarray, list]:

@@ -53,8 +53,9 @@ def _trim() -> int:
 class Ledger:
     """Bytes per category; a storage (tensor or array buffer) is counted once."""
 
-    def __init__(self) -> None:
+    def __init__(self, device_type: str | None = None) -> None:
         self.bytes = dict.fromkeys(ORDER, 0)
+        self.device_type = device_type  # count only storages there (None: everywhere)
         self._seen: set[int] = set()
 
     def add(self, cat: str, obj) -> None:
@@ -67,12 +68,14 @@ class Ledger:
             for v in obj:
                 self.add(cat, v)
         elif isinstance(obj, torch.Tensor):
+            if self.device_type not in (None, obj.device.type):
+                return
             if obj.is_sparse:
                 self.add(cat, [obj._indices(), obj._values()])
                 return
             storage = obj.untyped_storage()
             self._claim(cat, storage.data_ptr(), storage.nbytes())
-        elif isinstance(obj, np.ndarray):
+        elif isinstance(obj, np.ndarray) and self.device_type in (None, "cpu"):
             base = obj if obj.base is None or not isinstance(obj.base, np.ndarray) else obj.base
             self._claim(cat, base.__array_interface__["data"][0], base.nbytes)
 
@@ -105,9 +108,10 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> list:
     return [t for state in opt.state.values() for t in state.values()]
 
 
-def attribute(exp) -> Ledger:
-    """Every tensor/array of a trained vectorized experiment, by category."""
-    led, executor = Ledger(), exp.loop.executor
+def attribute(exp, device_type: str | None = None, python: bool = True) -> Ledger:
+    """Every tensor/array of a trained vectorized experiment (on ``device_type``, or anywhere)
+    by category; with ``python``, the Python objects too (a walk: seconds per 1,000 agents)."""
+    led, executor = Ledger(device_type), exp.loop.executor
     groups = getattr(executor, "groups", [])
     for g in groups:
         led.add(FLOOR[0], list(g.params.values()))
@@ -129,13 +133,16 @@ def attribute(exp) -> Ledger:
     for split in (exp.dataset.train, exp.dataset.test):
         led.add("data: dataset arrays", [split.x, split.y])
     led.add("data: dataset arrays", [exp.test_x, exp.test_y])
-    gen_state = sum(a.generator.get_state().numel() for a in exp.agents)
-    led.bytes["batch streams + generators"] += gen_state  # lives inside the C++ generator
+    if device_type in (None, "cpu"):  # the generators' state lives in C++, on the host
+        gen_state = sum(a.generator.get_state().numel() for a in exp.agents)
+        led.bytes["batch streams + generators"] += gen_state
     for a in exp.agents:
         led.add("batch streams + generators", getattr(a.stream, "perm", None))
     cache = getattr(executor, "_cache", None) or ()
     for mix in (cache[1] if len(cache) > 1 else []):
         led.add("gossip plans + mixing matrices", [mix.matrix, [r for _, r in mix.parts]])
+    if not python:
+        return led
     seen: set[int] = set()
     led.bytes["gossip plans + mixing matrices"] += python_bytes([exp.loop.plans], seen)
     led.bytes["Python objects (agents, modules, plans)"] += python_bytes(

@@ -20,14 +20,20 @@ def _gpu_module():
     return module
 
 
-def test_quick_cpu_run_writes_sane_json(tmp_path):
-    out = tmp_path / "gpu.json"
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One ``--device cpu --quick`` run (about 15 s: two fresh processes import torch)."""
+    out = tmp_path_factory.mktemp("gpu") / "gpu.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1",
          "--json", str(out)], capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads(out.read_text())
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_quick_cpu_run_writes_sane_json(quick_run):
+    doc, stdout = quick_run
     rows = doc["rows"]
     assert [r["kind"] for r in rows] == ["check", "size"]
     check, size = rows
@@ -43,7 +49,7 @@ def test_quick_cpu_run_writes_sane_json(tmp_path):
     assert 0.0 < size["loss"] < 20.0
     assert "gpu_peak_mib" not in size  # no GPU figures on the CPU
     assert doc["meta"]["budget_s"] == 420.0 and "torch" in doc["meta"]["machine"]
-    assert "| 16 | cpu | ok |" in proc.stdout
+    assert "| 16 | cpu | ok |" in stdout
 
 
 def _ok(n, build_s, warmup_s, s_per_round, host_mib, **gpu):
@@ -106,3 +112,18 @@ def test_record_appends_the_gpu_table_and_states_the_targets(tmp_path):
     assert "max |Δparameter| 2.00e-06 (tol 0.001)" in text and text.count(": ok") == 1
     assert "- 10,000 agents under 1 s per round: 0.500 s, met" in text
     assert "- 100,000 agents run: NOT met (see the table)" in text
+
+
+def test_quick_run_breaks_memory_down_by_category(quick_run):
+    """N = 16: 5 fou agents (18,772 parameters), 5 pix (39,764), 6 fou+pix (71,272)."""
+    kib = quick_run[0]["rows"][1]["kib_per_agent"]
+    params = (5 * 18_772 + 5 * 39_764 + 6 * 71_272) * 4 / 16 / 1024
+    assert kib["stacked parameters"] == pytest.approx(params, rel=1e-12)
+    assert kib["per-agent model parameters"] == pytest.approx(params, rel=1e-12)
+    assert kib["stacked gradients"] == pytest.approx(params, rel=1e-12)
+    # Adam: two states per parameter plus one scalar step per tensor.
+    assert 2 * params < kib["stacked optimizer state"] < 2 * params + 0.1
+    # 100 samples each: fou 76 features, pix 240, both 316 (float32), plus int64 labels and
+    # the int64 sample indices of the agent's one view.
+    data = (100 * (5 * 76 + 5 * 240 + 6 * 316) * 4 + 16 * 2 * 100 * 8) / 16 / 1024
+    assert kib["data: per-agent tensors"] == pytest.approx(data, rel=1e-12)

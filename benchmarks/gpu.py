@@ -294,6 +294,10 @@ def record(path: Path, results: Path | None = None) -> None:
                if ten else "not run, NOT met"),
            "- 100,000 agents run: " + (f"yes, {hundred['s_per_round']:.3f} s per round"
                                         if hundred else "NOT met (see the table)")]
+    if sizes:  # where the largest size's device bytes went
+        big = sizes[max(sizes)]
+        cats = ", ".join(f"{k} {v:.0f}" for k, v in big.get("kib_per_agent", {}).items())
+        met.append(f"- KiB per agent on the device at N = {big['n']:,}: {cats}")
     lines = [f"\n## GPU: vectorized backend at 1,000–100,000 agents ({meta['date'][:10]})\n",
              f"`python {meta['command']}` on {meta['machine']}, {gpu}; load average "
              f"{', '.join(f'{x:.1f}' for x in meta['load_average'])}, {meta['wall_s']:.0f} s "

@@ -92,7 +92,8 @@ def test_record_appends_the_gpu_table_and_states_the_targets(tmp_path):
         {"kind": "check", "n": 30, "device": "cuda", "status": "ok", "rounds": 3,
          "max_abs_param_diff": 2e-6, "max_rel_loss_diff": 1e-7, "mean_acc_diff": 0.0},
         {**_ok(1000, 5.0, 1.0, 0.05, 2000.0, gpu_peak_mib=1500.0, **dev), "device": "cuda"},
-        {**_ok(10_000, 50.0, 2.0, 0.5, 9000.0, gpu_peak_mib=15_000.0, **dev), "device": "cuda"},
+        {**_ok(10_000, 50.0, 2.0, 0.5, 9000.0, gpu_peak_mib=15_000.0, **dev), "device": "cuda",
+         "kib_per_agent": {"stacked parameters": 169.04, "data: per-agent tensors": 85.6}},
         {"kind": "size", "n": 100_000, "device": "cuda", "status": "skipped",
          "why": "needs ~535 s, 300 s left"},
     ]
@@ -112,6 +113,8 @@ def test_record_appends_the_gpu_table_and_states_the_targets(tmp_path):
     assert "max |Δparameter| 2.00e-06 (tol 0.001)" in text and text.count(": ok") == 1
     assert "- 10,000 agents under 1 s per round: 0.500 s, met" in text
     assert "- 100,000 agents run: NOT met (see the table)" in text
+    assert ("- KiB per agent on the device at N = 10,000: stacked parameters 169, "
+            "data: per-agent tensors 86") in text
 
 
 def test_quick_run_breaks_memory_down_by_category(quick_run):

@@ -32,13 +32,18 @@ def run(
     method: Annotated[str | None, typer.Option(help="sharing strategy, see: parsefl list")] = None,
     override: OverrideOpt = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<name>)")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="continue the run in --out from its last checkpoint")] = False,
 ) -> None:
     """Run one experiment (default: PARSE on mfeat fou+pix, 12 agents, ring)."""
     from parsefl.config import load_config
     from parsefl.data import dataset_slug
+    from parsefl.errors import ConfigError
     from parsefl.experiments.rundir import default_run_dir
     from parsefl.reporting import print_results, progress_callback
 
+    if resume and out is None:
+        raise ConfigError("--resume", "needs --out, the folder of the run to continue")
     cfg = load_config(config, override or [], method)
     out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
@@ -46,7 +51,7 @@ def run(
     from parsefl.experiments.run import run_experiment
 
     with progress_callback(console, cfg.rounds) as on_round:
-        results = run_experiment(cfg, out_dir, on_round)
+        results = run_experiment(cfg, out_dir, on_round, resume=resume)
     print_results(console, results)
     console.print(f"Results written to {out_dir}/results.json")
 

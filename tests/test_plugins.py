@@ -41,6 +41,17 @@ def test_the_worked_example_runs_through_the_console_script(tmp_path):
     assert "parse_heads" in listed.stdout and "encoders stay private" in listed.stdout
 
 
+def test_launch_passes_the_plugin_to_every_worker(tmp_path):
+    args = [a for o in [*SMALL, "rounds=1"] for a in ("-o", o)]
+    done = _console("launch", "--nproc", "2", "--plugin", str(EXAMPLE), *args,
+                    "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr + done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert (results["method"], results["distributed"]["missing_agents"]) == ("parse_heads", [])
+    summary = json.loads((tmp_path / "logs" / "summary_rank_1.json").read_text())
+    assert summary["agents"] == [3, 4, 5]  # rank 1 built only its own agents, by plugin names
+
+
 def test_only_heads_travel_under_the_example_strategy():
     script = textwrap.dedent(f"""
         import json, parsefl

@@ -97,6 +97,7 @@ def test_resume_refuses_another_config(tmp_path):
     other = load_config(None, [*BASE, "rounds=4", "train.lr=0.01"])
     with pytest.raises(ConfigError, match="--resume"):
         run_experiment(other, tmp_path, resume=True)
+    assert "lr: 0.001" in (tmp_path / "config.yaml").read_text()  # the run's own config kept
 
 
 class _Loop:

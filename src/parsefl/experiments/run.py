@@ -86,10 +86,10 @@ def run_experiment(
     change)."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "config.yaml", to_yaml(cfg))
     exp = build_experiment(cfg)
     history = History(out_dir)
     first = restore(out_dir, cfg, exp, history) if resume else 0
+    atomic_write(out_dir / "config.yaml", to_yaml(cfg))  # after restore: it may refuse cfg
     loop = exp.loop
 
     def save(done: int) -> None:

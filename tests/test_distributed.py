@@ -243,7 +243,7 @@ def _malformed_peer(rank: int, port: int, out: Path) -> None:
     a NaN and a malformed header entry; rank 0 records what it accepted."""
     import logging
 
-    from parsefl.experiments.launch import connect
+    from parsefl.experiments.merge import connect
     from parsefl.runtime import distributed as wire
     from parsefl.sharing.base import SharingStrategy
 

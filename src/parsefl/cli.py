@@ -24,6 +24,15 @@ ConfigArg = Annotated[
 OverrideOpt = Annotated[
     list[str] | None, typer.Option("-o", "--override", help="key=value, e.g. -o rounds=10")
 ]
+PluginOpt = Annotated[list[str] | None, typer.Option(
+    "--plugin", help="a .py file or module registering your own components (repeatable)")]
+
+
+def _plugins(plugins: list[str] | None) -> None:
+    """Import the user's plugins and the installed ``parsefl.plugins`` entry points."""
+    from parsefl.plugins import load_plugins
+
+    load_plugins(plugins or [])
 
 
 @app.command()
@@ -32,13 +41,20 @@ def run(
     method: Annotated[str | None, typer.Option(help="sharing strategy, see: parsefl list")] = None,
     override: OverrideOpt = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<name>)")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="continue the run in --out from its last checkpoint")] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Run one experiment (default: PARSE on mfeat fou+pix, 12 agents, ring)."""
     from parsefl.config import load_config
     from parsefl.data import dataset_slug
+    from parsefl.errors import ConfigError
     from parsefl.experiments.rundir import default_run_dir
     from parsefl.reporting import print_results, progress_callback
 
+    if resume and out is None:
+        raise ConfigError("--resume", "needs --out, the folder of the run to continue")
+    _plugins(plugin)
     cfg = load_config(config, override or [], method)
     out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
@@ -46,7 +62,7 @@ def run(
     from parsefl.experiments.run import run_experiment
 
     with progress_callback(console, cfg.rounds) as on_round:
-        results = run_experiment(cfg, out_dir, on_round)
+        results = run_experiment(cfg, out_dir, on_round, resume=resume)
     print_results(console, results)
     console.print(f"Results written to {out_dir}/results.json")
 
@@ -64,12 +80,14 @@ def launch(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")
     ] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Run one experiment as N processes on this machine (torch.distributed, gloo)."""
     from parsefl.experiments.launcher import launch as run_launch
     from parsefl.reporting import print_results
 
-    results = run_launch(config, override or [], nproc, out, resume, method=method)
+    results = run_launch(config, override or [], nproc, out, resume, method=method,
+                         plugins=plugin or [])
     print_results(console, results)
 
 
@@ -81,8 +99,10 @@ def compare(
     override: OverrideOpt = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     jobs: JobsOpt = 1,
+    plugin: PluginOpt = None,
 ) -> None:
     """Run several methods x seeds on identical partitions, graphs and initialisations."""
+    _plugins(plugin)
     from parsefl.experiments.compare import compare_sweep
     from parsefl.experiments.sweep import parse_seeds, resolve_methods
 
@@ -107,8 +127,10 @@ def sweep(
     override: OverrideOpt = None,
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     jobs: JobsOpt = 1,
+    plugin: PluginOpt = None,
 ) -> None:
     """Run a grid of config values x methods x seeds; finished runs are skipped (resume)."""
+    _plugins(plugin)
     from parsefl.experiments.compare import load_sweep
 
     spec = load_sweep(sweep_file, override or [])
@@ -124,8 +146,10 @@ def plot(
     tsne_agent: Annotated[
         int | None, typer.Option(help="also a t-SNE of this agent's r/u/s slices (run folder)")
     ] = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Figures: accuracy per round per group, bytes, gradient cosine, ablation bars, t-SNE."""
+    _plugins(plugin)
     from parsefl.plots import plot_dir
 
     written = plot_dir(path, None, [f.strip() for f in format.split(",")], tsne_agent=tsne_agent)
@@ -177,8 +201,10 @@ def probe(
     run_dir: Annotated[Path, typer.Argument(help="a finished run on synthetic_pid data")],
     agent: Annotated[int, typer.Option(help="agent id (a multimodal one shows all slices)")],
     json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Linear probes of an agent's r/u/s slices for each latent bit, and the slices' PID."""
+    _plugins(plugin)
     import json
 
     from parsefl.experiments.probe import TARGETS, probe_run
@@ -211,8 +237,10 @@ def data_describe(
         help="preset for mix/partition (default: the dataset's own, else quickstart)")] = None,
     override: OverrideOpt = None,
     plot: Annotated[Path | None, typer.Option(help="also save a bar chart (.png/.svg)")] = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Per agent: modalities, sample count and class histogram of a partition."""
+    _plugins(plugin)
     from parsefl.config import PRESETS, load_config
     from parsefl.data import describe_partition, load_dataset, plot_partition, render_table
     from parsefl.experiments.build import agent_partition
@@ -233,8 +261,12 @@ def data_describe(
 
 
 @app.command("list")
-def list_(kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] = "all") -> None:
+def list_(
+    kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] = "all",
+    plugin: PluginOpt = None,
+) -> None:
     """List the registered names of a kind (sharing, topology, overlay, dataset, ...)."""
+    _plugins(plugin)
     import parsefl.components  # noqa: F401
     from parsefl.errors import ConfigError
     from parsefl.pid import PID_ESTIMATORS

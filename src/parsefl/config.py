@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parsefl.errors import ConfigError
+from parsefl.model.weights import LossWeights
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -61,13 +62,8 @@ class ModelConfig(_Strict):
     fusion: str = "concat"
 
 
-class LossConfig(_Strict):
-    aux: float = Field(0.5, ge=0)
-    align: float = Field(0.5, ge=0)
-    align_kind: Literal["infonce", "cosine"] = "infonce"
-    temperature: float = Field(0.2, gt=0)
-    decorrelation: float = Field(0.1, ge=0)
-    unimodal_path: float = Field(1.0, ge=0)
+# The loss weights belong to the model (models never import this module); re-exported here.
+LossConfig = LossWeights
 
 
 class TrainConfig(_Strict):

@@ -28,7 +28,8 @@ def progress_callback(
         def on_round(stats: RoundStats, ev: Evaluation | None) -> None:
             if ev is not None:
                 state["acc"] = ev.overall["accuracy"]
-            progress.update(task, advance=1,
+            # completed, not advance: a resumed run starts past round 0
+            progress.update(task, completed=stats.round + 1,
                             info=f"loss {stats.loss:.3f}  acc {state['acc']:.3f}")
 
         yield on_round

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from parsefl.config import RunConfig
 from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_indices
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
-from parsefl.data.mix import default_mix
+from parsefl.data.mix import RATIO_KEYS, default_mix
 from parsefl.errors import ConfigError
 from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
@@ -32,6 +33,7 @@ class Experiment:
     test_x: dict[str, torch.Tensor]
     test_y: torch.Tensor
     device: torch.device
+    n_train: list[int]  # training samples of every place of the mix, built here or not
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,8 +54,12 @@ def build_strategy(cfg: RunConfig) -> SharingStrategy:
     return cls(rounds=cfg.rounds, **cfg.method_params)
 
 
-def build_experiment(cfg: RunConfig) -> Experiment:
-    """Load data, partition it over the mix, build each agent's model and the round loop."""
+def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -> Experiment:
+    """Load data, partition it over the mix, build each agent's model and the round loop.
+
+    ``agent_ids``: build only these agents (a distributed worker's own); the data, partition,
+    graph and every built agent are exactly those of the whole experiment. The loop then holds
+    only them (a worker drives them through its own loop)."""
     device = resolve_device(cfg.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
@@ -67,15 +73,16 @@ def build_experiment(cfg: RunConfig) -> Experiment:
     ds = full.select(used)
     common = dict(cfg=cfg, ds=ds, strategy=strategy, device=device)
     if strategy.centralized:
-        agents = [_pooled_agent(groups, parts, **common)]
+        agents = [_pooled_agent(groups, parts, **common)] if _wanted(0, agent_ids) else []
         pairs = enumerate(zip(groups, parts, strict=True))
-        slots = [Slot(i, g, agents[0], len(p)) for i, (g, p) in pairs]
+        slots = [Slot(i, g, agents[0], len(p)) for i, (g, p) in pairs
+                 if agents and _wanted(i, agent_ids)]
         topology = StaticGraph(_single_node())
     else:
         topology = build_topology(cfg.topology.name, len(groups), cfg.seed, cfg.topology.params)
         splits = _splits(cfg, ds, groups, parts, topology)
         agents = [_make_agent(i, g, parts[i], _variant(cfg, groups, i), split=splits[i],
-                              **common) for i, g in enumerate(groups)]
+                              **common) for i, g in enumerate(groups) if _wanted(i, agent_ids)]
         slots = slots_of(agents)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
@@ -85,7 +92,12 @@ def build_experiment(cfg: RunConfig) -> Experiment:
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
     test_y = torch.as_tensor(ds.test.y, device=device)
-    return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device)
+    return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
+                      [len(p) for p in parts])
+
+
+def _wanted(i: int, agent_ids: Collection[int] | None) -> bool:
+    return agent_ids is None or i in agent_ids
 
 
 def _use_vectorized(cfg: RunConfig, agents: list[Agent], strategy: SharingStrategy) -> bool:
@@ -101,6 +113,22 @@ def agent_groups(cfg: RunConfig, ds: MultimodalDataset | None = None) -> list[tu
         ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
     mix = default_mix(ds.name, ds.modalities) if cfg.mix == "auto" else cfg.mix
     return parse_mix(mix, ds.modalities)
+
+
+def agent_count(cfg: RunConfig) -> int:
+    """How many agents the mix has, without loading the dataset (the mix says it)."""
+    mix = cfg.mix
+    if mix == "auto":  # a pair of modalities: the same count on every dataset
+        return sum(default_mix(cfg.data.name, ("a", "b")).values())
+    if any(key in RATIO_KEYS for key in mix):
+        n = mix.get("n_agents")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError("mix.n_agents", f"expected a positive integer, got {n!r}")
+        return n
+    counts = list(mix.values())
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        raise ConfigError("mix", f"agent counts must be non-negative integers, got {counts}")
+    return sum(counts)
 
 
 def agent_partition(

@@ -1,6 +1,6 @@
-"""The parent side of ``parsefl launch``: start N worker processes on this machine (with
-torchrun's environment; the worker entry is ``python -m parsefl.experiments.launch``), host the
-TCPStore, wait, and collect the merged results."""
+"""The parent side of ``parsefl launch``: write the run's config file, start N worker processes
+on this machine (with torchrun's environment; the worker entry is ``python -m
+parsefl.experiments.worker``), host the TCPStore, wait, and collect the merged results."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from typing import Any
 
 import torch.distributed as dist
 
-from parsefl.config import load_config
+from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import agent_groups
-from parsefl.experiments.launch import STARTUP_S, runtime_setting
-from parsefl.experiments.rundir import default_run_dir
+from parsefl.experiments.build import agent_count
+from parsefl.experiments.merge import STARTUP_S
+from parsefl.experiments.rundir import atomic_write, default_run_dir
+from parsefl.experiments.worker import runtime_setting
+from parsefl.plugins import load_plugins
 from parsefl.runtime.distributed import place_agents
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,11 @@ def launch(
     checkpoint_every: int | None = None,
     placement: str = "block",
     wall_timeout_s: float | None = None,
+    plugins: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
-    merged results dict (also in ``out_dir/results.json``).
+    merged results dict (also in ``out_dir/results.json``). The resolved config travels to the
+    workers as ``out_dir/config.yaml``; ``plugins`` are imported here and by every worker.
 
     Workers are started directly, with torchrun's environment, rather than by torchrun: its
     agent stops every worker as soon as one fails, and a lost process must not end the run.
@@ -53,9 +57,10 @@ def launch(
         TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
         RuntimeError: no fresh results.json (rank 0 failed; see ``out_dir/logs``).
     """
+    load_plugins(plugins)
     cfg = load_config(config, overrides, method)
     try:
-        place_agents(len(agent_groups(cfg)), nproc, placement)
+        place_agents(agent_count(cfg), nproc, placement)
     except ValueError as err:
         raise ConfigError("--nproc", str(err)) from None
     out = Path(out_dir) if out_dir else \
@@ -63,23 +68,23 @@ def launch(
     if resume and not (out / "state").is_dir():
         raise ConfigError("--resume", f"no checkpoints under {out / 'state'}")
     (out / "logs").mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
                           timeout=timedelta(seconds=max(STARTUP_S, timeout)))
-    argv = _worker_argv(config, overrides, method, out, resume, placement, timeout_s,
-                        checkpoint_every)
+    argv = _worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins)
     started = time.time()
     procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
     return _collect(out, _wait_all(procs, wall_timeout_s), started)
 
 
-def _worker_argv(config: str | Path | None, overrides: Sequence[str], method: str | None,
-                 out: Path, resume: bool, placement: str, timeout_s: float | None,
-                 checkpoint_every: int | None) -> list[str]:
-    """The worker's command line for ``launch``'s arguments (see ``parser``)."""
-    return [*([str(config)] if config else []), *(f"-o{o}" for o in overrides),
-            *(["--method", method] if method else []), "--out", str(out),
+def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | None,
+                 checkpoint_every: int | None, plugins: Sequence[str | Path]) -> list[str]:
+    """The worker's command line (see ``worker.parser``): the config is the run's file."""
+    return [str(out / "config.yaml"), "--out", str(out),
             *(["--resume"] if resume else []), "--placement", placement,
+            *(arg for p in plugins for arg in ("--plugin", str(Path(p).resolve())
+                                               if str(p).endswith(".py") else str(p))),
             *(["--timeout-s", str(timeout_s)] if timeout_s is not None else []),
             *(["--checkpoint-every", str(checkpoint_every)] if checkpoint_every else [])]
 
@@ -103,7 +108,7 @@ def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subp
     # torchrun's default too: N processes with all cores each would oversubscribe the CPU.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
     with open(out / "logs" / f"rank_{rank}.out", "ab") as fh:  # tracebacks, C++ warnings
-        return subprocess.Popen([sys.executable, "-m", "parsefl.experiments.launch", *argv],
+        return subprocess.Popen([sys.executable, "-m", "parsefl.experiments.worker", *argv],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)
 
 

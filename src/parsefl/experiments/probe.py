@@ -47,8 +47,8 @@ def _probe(features: np.ndarray, target: np.ndarray) -> float:
 
 def probe_run(run_dir: Path, agent: int) -> dict[str, Any]:
     """Probe accuracies per slice kind and target, and the PID of each slice pair."""
+    from parsefl.experiments.saved_agent import agent_slices, load_agent
     from parsefl.pid import SparseJointWarning, slice_pid
-    from parsefl.plots.tsne import agent_slices, load_agent
 
     cfg = validate(read_yaml(run_dir / "config.yaml"))
     if cfg.data.name != "synthetic_pid" or cfg.data.params.get("arity", 2) != 2:

@@ -84,7 +84,7 @@ def results_dict(
         "wall_time_s": round(wall, 3),
         "device": str(exp.device),
         "agents": [
-            {**row, "n_train": exp.slots[row["id"]].n_train} for row in agent_rows
+            {**row, "n_train": exp.n_train[row["id"]]} for row in agent_rows
         ],
     }
 

@@ -1,7 +1,11 @@
-"""Run one experiment from a config: build, loop over rounds, evaluate, write the run folder."""
+"""Run one experiment from a config: build, drive the rounds (evaluation, metrics, checkpoints
+and progress as hooks), write the run folder; or resume one from its last checkpoint."""
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -9,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
+from parsefl.errors import ConfigError
 from parsefl.experiments.build import Experiment, build_experiment
+from parsefl.experiments.checkpoint import (
+    complete_rounds,
+    fingerprint,
+    load_state,
+    round_folder,
+    save_state,
+)
+from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
 from parsefl.experiments.results import (
     metrics_row,
     results_dict,
@@ -21,43 +34,111 @@ from parsefl.model import SlicedModel
 from parsefl.runtime import Evaluation, RoundStats, evaluate
 
 ProgressFn = Callable[[RoundStats, Evaluation | None], None]
+MARKER = "run.json"  # the simulator's checkpoint marker (distributed ranks write rank_K.json)
+log = logging.getLogger(__name__)
+
+
+class History:
+    """What metrics.csv and results.json need from every round (bytes per link, gradient
+    cosines, evaluation rows); a driver hook, saved with each checkpoint."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.rows: list[dict[str, Any]] = []
+        self.bytes_rounds: list[Counter] = []
+        self.cosines: list[dict[str, float]] = []
+        self.last: list[dict] | None = None  # the latest evaluation's per-agent rows
+        self.wall_s = 0.0  # spent in earlier, interrupted parts of the run
+
+    def __call__(self, end: RoundEnd) -> None:
+        self.bytes_rounds.append(end.stats.link_bytes)
+        self.cosines.append(end.stats.gradient_cosine)
+        if end.evaluation is not None:
+            self.last = end.evaluation.agents
+            cum = sum(sum(c.values()) for c in self.bytes_rounds)
+            self.rows.append(metrics_row(end.stats, end.evaluation, cum))
+            write_csv(self.out_dir / "metrics.csv", self.rows)
+
+    def to_json(self, wall_s: float) -> dict[str, Any]:
+        return {"rows": self.rows, "cosines": self.cosines, "last": self.last,
+                "links": [[[u, v, b] for (u, v), b in sorted(c.items())]
+                          for c in self.bytes_rounds], "wall_s": wall_s}
+
+    def restore(self, data: dict[str, Any], cfg: RunConfig) -> None:
+        """``data`` from :meth:`to_json`, minus a final-round evaluation row of a shorter run
+        that the current schedule does not have."""
+        self.rows = [row for row in data["rows"]
+                     if row["round"] % cfg.eval_every == 0 or row["round"] == cfg.rounds]
+        self.cosines, self.last, self.wall_s = data["cosines"], data["last"], data["wall_s"]
+        self.bytes_rounds = [Counter({(u, v): b for u, v, b in links})
+                             for links in data["links"]]
+        write_csv(self.out_dir / "metrics.csv", self.rows)
 
 
 def run_experiment(
-    cfg: RunConfig, out_dir: Path, on_round: ProgressFn | None = None
+    cfg: RunConfig, out_dir: Path, on_round: ProgressFn | None = None, resume: bool = False
 ) -> dict[str, Any]:
-    """Run ``cfg`` to completion, writing config.yaml, metrics.csv, results.json and the final
-    per-agent checkpoints into ``out_dir``; returns the results dict."""
-    start = time.perf_counter()
+    """Run ``cfg`` to completion, writing config.yaml, metrics.csv, results.json, the final
+    per-agent checkpoints and, every ``runtime.checkpoint_every`` rounds, the resume state into
+    ``out_dir``; returns the results dict. With ``resume``, continue from the latest complete
+    checkpoint in ``out_dir`` (from round 0 when there is none): the results equal those of a
+    run that was never interrupted (``rounds`` may be raised; the rest of the config may not
+    change)."""
+    started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "config.yaml", to_yaml(cfg))
     exp = build_experiment(cfg)
-    rows: list[dict[str, Any]] = []
-    bytes_rounds: list[Counter] = []
-    cosines: list[dict[str, float]] = []
-    cum_bytes = 0
-    last: Evaluation | None = None
-    for r in range(cfg.rounds):
-        stats = exp.loop.step(r)
-        bytes_rounds.append(stats.link_bytes)
-        cosines.append(stats.gradient_cosine)
-        cum_bytes += sum(stats.link_bytes.values())
-        last_round = r == cfg.rounds - 1
-        ev = None
-        if (r + 1) % cfg.eval_every == 0 or last_round:
-            exp.loop.sync()
-            ev = last = evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes)
-            rows.append(metrics_row(stats, ev, cum_bytes))
-            write_csv(out_dir / "metrics.csv", rows)
-        if on_round:
-            on_round(stats, ev)
-    assert last is not None
+    history = History(out_dir)
+    first = restore(out_dir, cfg, exp, history) if resume else 0
+    atomic_write(out_dir / "config.yaml", to_yaml(cfg))  # after restore: it may refuse cfg
+    loop = exp.loop
+
+    def save(done: int) -> None:
+        save_state(round_folder(out_dir, done), exp.agents, getattr(loop, "executor", None),
+                   MARKER, {"rounds_done": done, "fingerprint": fingerprint(cfg),
+                            "history": history.to_json(wall())})
+        for old in complete_rounds(out_dir, MARKER):  # only the latest is ever resumed from
+            if old != done:
+                shutil.rmtree(round_folder(out_dir, old), ignore_errors=True)
+
+    def wall() -> float:
+        return history.wall_s + time.perf_counter() - started
+
+    hooks = [Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
+             Checkpoint(loop, cfg.runtime.checkpoint_every, save)]
+    run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
+    if history.last is None:  # resumed at the final round: nothing ran
+        loop.sync()
+        history.last = _evaluate(exp).agents
     save_checkpoints(exp.agents, out_dir / "checkpoints")
-    results = results_dict(cfg, exp, last.agents, bytes_rounds, time.perf_counter() - start)
-    results["diagnostics"] = {"gradient_cosine": summarize_cosine(cosines)}
+    results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
+    results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
     results["ablations"] = {"slice_drop": slice_drop(exp)}
     write_json(out_dir / "results.json", results)
     return results
+
+
+def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) -> int:
+    """Load the latest complete checkpoint of ``out_dir``; the round to continue from."""
+    done = max(complete_rounds(out_dir, MARKER), default=0)
+    if not done:
+        log.warning("no checkpoint in %s: starting from round 0", out_dir)
+        return 0
+    folder = round_folder(out_dir, done)
+    meta = json.loads((folder / MARKER).read_text())
+    if meta["fingerprint"] != fingerprint(cfg):
+        raise ConfigError("--resume", f"{folder} was written with another config; only "
+                          "rounds, eval_every, device and runtime may change")
+    if done > cfg.rounds:
+        raise ConfigError("rounds", f"the checkpoint in {folder} is past round {cfg.rounds}")
+    load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER)
+    history.restore(meta["history"], cfg)
+    if done < cfg.rounds:
+        history.last = None  # the final evaluation is still to come
+    return done
+
+
+def _evaluate(exp: Experiment) -> Evaluation:
+    return evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes)
 
 
 def slice_drop(exp: Experiment) -> dict[str, Any] | None:
@@ -71,5 +152,3 @@ def slice_drop(exp: Experiment) -> dict[str, Any] | None:
         out[kind] = {"accuracy": {"overall": ev.overall["accuracy"],
                                   "groups": {g: v["accuracy"] for g, v in ev.groups.items()}}}
     return out
-
-

@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 import torch
 from torch import nn
 
-from parsefl.config import LossConfig
+from parsefl.model.weights import LossWeights
 
 
 class AgentModel(nn.Module):
@@ -29,7 +29,7 @@ class AgentModel(nn.Module):
         raise NotImplementedError
 
     def loss(
-        self, x: Mapping[str, torch.Tensor], y: torch.Tensor, cfg: LossConfig, phase: str | None
+        self, x: Mapping[str, torch.Tensor], y: torch.Tensor, cfg: LossWeights, phase: str | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from parsefl.config import LossConfig
+from parsefl.model.weights import LossWeights
 
 if TYPE_CHECKING:
     from parsefl.model.sliced import Output
 
 
 def sliced_loss(
-    out: Output, y: torch.Tensor, w: LossConfig
+    out: Output, y: torch.Tensor, w: LossWeights
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and a dict of its (detached, tensor) terms."""
     terms: dict[str, torch.Tensor] = {"main": F.cross_entropy(out.logits, y)}
@@ -47,7 +47,7 @@ def sliced_loss(
     return total, {k: v.detach() for k, v in terms.items()}
 
 
-def _alignment(rs: list[torch.Tensor], w: LossConfig) -> torch.Tensor:
+def _alignment(rs: list[torch.Tensor], w: LossWeights) -> torch.Tensor:
     """Pull r_a and r_b of the same sample together (InfoNCE: and apart from other samples)."""
     losses = []
     for a, b in itertools.combinations(rs, 2):

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from parsefl.config import LossConfig
 from parsefl.model.base import AgentModel
 from parsefl.model.encoders import build_trunks
 from parsefl.model.sliced import ModelSpec
+from parsefl.model.weights import LossWeights
 
 
 class MonolithicModel(AgentModel):
@@ -69,7 +69,7 @@ class MonolithicModel(AgentModel):
         return self.classifier(self._fuse(h))
 
     def loss(
-        self, x: Mapping[str, torch.Tensor], y: torch.Tensor, cfg: LossConfig, phase=None
+        self, x: Mapping[str, torch.Tensor], y: torch.Tensor, cfg: LossWeights, phase=None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h = self.embed(x)
         if not self.head_u:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from parsefl.config import LossConfig
 from parsefl.errors import ConfigError
 from parsefl.model.base import AgentModel
 from parsefl.model.encoders import build_trunks
 from parsefl.model.fusion import build_fusion
 from parsefl.model.loss import sliced_loss
+from parsefl.model.weights import LossWeights
 
 SLICES = ("r", "u", "s")
 
@@ -131,7 +131,7 @@ class SlicedModel(AgentModel):
     def logits(self, x: Mapping[str, torch.Tensor], drop: Collection[str] = ()) -> torch.Tensor:
         return self(x, drop).logits
 
-    def loss(self, x, y, cfg: LossConfig, phase: str | None = None):  # noqa: D102
+    def loss(self, x, y, cfg: LossWeights, phase: str | None = None):  # noqa: D102
         return sliced_loss(self(x), y, cfg)
 
     def component_modules(self) -> dict[str, list[nn.Module]]:

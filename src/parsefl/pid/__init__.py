@@ -8,18 +8,13 @@ Redundancy estimators live in ``PID_ESTIMATORS`` (``broja``, ``broja_dit``, ``mm
 one is one decorated function ``fn(p, seed) -> R`` (see ``parsefl.pid.estimators``).
 """
 
-from parsefl.registry import Registry
-
-PID_ESTIMATORS: Registry = Registry("pid estimator")
-"""Redundancy estimators ``fn(p[x1, x2, y], seed) -> R in bits``, by name."""
-
-# The submodules register into PID_ESTIMATORS, so they are imported after it exists.
-from parsefl.pid import estimators  # noqa: E402, F401  (registers broja, broja_dit, mmi)
-from parsefl.pid.cli_support import dataset_pid  # noqa: E402
-from parsefl.pid.discretize import SparseJointWarning, discretize  # noqa: E402
-from parsefl.pid.estimate import pid, pid_discrete, pid_from_joint, slice_pid  # noqa: E402
-from parsefl.pid.guided import pid_split  # noqa: E402
-from parsefl.pid.result import PID  # noqa: E402
+from parsefl.pid import estimators  # noqa: F401  (registers broja, broja_dit, mmi)
+from parsefl.pid.cli_support import dataset_pid
+from parsefl.pid.discretize import SparseJointWarning, discretize
+from parsefl.pid.estimate import pid, pid_discrete, pid_from_joint, slice_pid
+from parsefl.pid.guided import pid_split
+from parsefl.pid.registry import PID_ESTIMATORS
+from parsefl.pid.result import PID
 
 __all__ = [
     "PID",

@@ -11,9 +11,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from parsefl.errors import DataError
-from parsefl.pid import PID_ESTIMATORS
 from parsefl.pid.discretize import K_MAX, MIN_SAMPLES_PER_CELL, discretize
 from parsefl.pid.info import joint_distribution, pid_informations
+from parsefl.pid.registry import PID_ESTIMATORS
 from parsefl.pid.result import PID
 
 _DEGENERATE = 1e-12

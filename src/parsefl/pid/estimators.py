@@ -13,9 +13,9 @@ import warnings
 import numpy as np
 
 from parsefl.errors import ConfigError, ParseflError
-from parsefl.pid import PID_ESTIMATORS
 from parsefl.pid.broja import broja_min_information
 from parsefl.pid.info import pid_informations
+from parsefl.pid.registry import PID_ESTIMATORS
 
 GAP_WARN_BITS = 1e-6
 """``broja`` warns when its certified optimality gap exceeds this."""

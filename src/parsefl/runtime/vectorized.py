@@ -76,6 +76,7 @@ class _Group:
 
     def train(self, phase: str | None, steps: int, batch: int, track: bool) -> torch.Tensor:
         self.wrapper.phase = phase
+        self.wrapper.train()  # evaluation leaves the model in eval mode (dropout off)
         idx = torch.stack([torch.stack([a.stream.take(batch) for a in self.agents])
                            for _ in range(steps)]).to(self.y.device)  # (steps, G, B), one copy
         total = torch.zeros(len(self.agents), device=self.y.device)
@@ -202,3 +203,17 @@ class VectorizedExecutor:
                     params = dict(agent.model.named_parameters())
                     for n in g.names:
                         params[n].copy_(g.params[n][k])
+
+    def checkpoint_state(self) -> dict[str, list]:
+        """What resuming needs beyond the agents (whose parameters ``sync`` brought up to
+        date): each group's stacked optimizer state."""
+        return {"optimizers": [g.optimizer.state_dict() for g in self.groups]}
+
+    def load_checkpoint_state(self, state: dict[str, list]) -> None:
+        """Restack the (restored) agents' parameters and load each group's optimizer."""
+        with torch.no_grad():
+            for g, opt in zip(self.groups, state["optimizers"], strict=True):
+                per_agent = [dict(a.model.named_parameters()) for a in g.agents]
+                for n in g.names:
+                    g.params[n].copy_(torch.stack([p[n] for p in per_agent]))
+                g.optimizer.load_state_dict(opt)

@@ -1,0 +1,226 @@
+"""One process of a multi-process run over torch.distributed (``python -m
+parsefl.experiments.worker``, what torchrun starts on every machine; ``parsefl launch`` starts
+N of them on one machine, see :mod:`parsefl.experiments.launcher` and docs/distributed.md).
+
+Each worker reads the run's config file, builds only the agents placed on its rank (data,
+partition and graph are those of the whole experiment), and drives them through the one driver
+(:func:`~parsefl.experiments.driver.run_rounds`) over a :class:`DistributedTransport`:
+evaluation, checkpoints every K rounds and the log are hooks. At the end it publishes a JSON
+summary (its rounds, evaluations, bytes) in the TCPStore; rank 0 merges the summaries into the
+simulator's ``results.json`` and ``metrics.csv`` (:mod:`parsefl.experiments.merge`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from parsefl.config import RunConfig, load_config, to_yaml
+from parsefl.errors import ConfigError, ParseflError
+from parsefl.experiments.build import agent_count, build_experiment
+from parsefl.experiments.checkpoint import (
+    complete_rounds,
+    fingerprint,
+    load_state,
+    round_folder,
+    save_state,
+)
+from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
+from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
+from parsefl.experiments.results import save_checkpoints
+from parsefl.experiments.rundir import atomic_write, write_json
+from parsefl.plugins import load_plugins
+from parsefl.runtime import evaluate
+from parsefl.runtime.distributed import (
+    DistributedLoop,
+    DistributedTransport,
+    component_specs,
+    peer_ranks,
+    place_agents,
+)
+from parsefl.runtime.handshake import overlay_radius
+
+log = logging.getLogger("parsefl.worker")
+
+
+def runtime_setting(cfg: RunConfig, name: str, given: float | None) -> Any:
+    """An explicit value, else ``cfg.runtime.<name>``."""
+    return given if given is not None else getattr(cfg.runtime, name)
+
+
+class Worker:
+    """One process of a distributed run: its agents, its transport, its history."""
+
+    def __init__(self, args: argparse.Namespace, rank: int, world: int) -> None:
+        cfg = load_config(args.config, args.override or [], args.method)
+        if cfg.device == "auto" and torch.cuda.is_available():  # one GPU per local process
+            local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
+            cfg = cfg.model_copy(update={"device": f"cuda:{local}"})
+        self.cfg, self.rank, self.world, self.out = cfg, rank, world, Path(args.out)
+        self.timeout_s = float(runtime_setting(cfg, "timeout_s", args.timeout_s))
+        self.every = int(runtime_setting(cfg, "checkpoint_every", args.checkpoint_every))
+        self.placement = args.placement
+        self.marker = f"rank_{rank}.json"
+        self.start = time.perf_counter()
+        self.owner = place_agents(agent_count(cfg), world, args.placement)
+        # Build before the rendezvous, so that ranks reach their first exchange together.
+        self.exp = build_experiment(cfg, [i for i, r in enumerate(self.owner) if r == rank])
+        self.store = connect(rank, world, self.timeout_s)
+        self.local, self.slots = self.exp.agents, self.exp.slots
+        for agent in self.local:  # the gradient-cosine diagnostic needs every agent's gradients
+            agent.track_gradients = False
+        topo = self.exp.loop.topology
+        radius = overlay_radius(cfg.overlay.name, cfg.overlay.hops)
+        peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
+        self.transport = DistributedTransport(rank, self.owner, component_specs(self.local),
+                                              self.store, self.timeout_s, peers, self.exp.device)
+        self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
+                                    cfg.overlay.name, cfg.overlay.hops,
+                                    degree=cfg.overlay.degree)
+        self.history: dict[str, Any] = {"rounds": [], "evals": {}}
+        self.clock = time.perf_counter()
+        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s",
+                 rank, world, os.getpid(), [a.id for a in self.local],
+                 "all" if peers is None else sorted(peers), self.timeout_s)
+
+    def run(self, resume: bool) -> None:
+        first = self.restore() if resume else 0
+        if self.rank == 0:
+            atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
+        ds = self.exp.dataset
+        hooks = [Evaluate(self.loop, self.cfg.eval_every,
+                          lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
+                                           ds.n_classes)),
+                 self.record, Checkpoint(self.loop, self.every, self.checkpoint),
+                 lambda end: end.round == first and write_json(
+                     self.out / "logs" / f"plans_rank_{self.rank}.json", self.plans()),
+                 self.log_round]
+        run_rounds(self.loop, self.cfg.rounds, hooks, first)
+        save_checkpoints(self.local, self.out / "checkpoints")
+        summary = {"rank": self.rank, "agents": [a.id for a in self.local],
+                   "history": self.history, "wire": dict(self.transport.wire),
+                   "lost": {str(p): why for p, why in self.transport.lost.items()},
+                   "resumed_from": first}
+        write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
+        self.store.set(f"summary/{self.rank}", json.dumps(summary))
+        if self.rank == 0:
+            summaries = gather(self.store, self.world, summary, self.timeout_s)
+            finish(self.cfg, self.exp, summaries, self.out, self.world,
+                   time.perf_counter() - self.start, self.placement)
+
+    def record(self, end: RoundEnd) -> None:
+        self.history["rounds"].append({
+            "round": end.round, "losses": {str(a.id): a.last_loss for a in self.local},
+            "links": [[u, v, b] for (u, v), b in sorted(end.stats.link_bytes.items())],
+        })
+        if end.evaluation is not None:
+            self.history["evals"][str(end.round)] = end.evaluation.agents
+
+    def log_round(self, end: RoundEnd) -> None:
+        now = time.perf_counter()
+        log.info("round %d done: loss %.4f, %d bytes counted, %.3f s", end.round,
+                 end.stats.loss, sum(end.stats.link_bytes.values()), now - self.clock)
+        self.clock = now
+
+    def checkpoint(self, done: int) -> None:
+        """This rank's part of ``state/round_<done>/`` (its JSON marker written last)."""
+        save_state(round_folder(self.out, done), self.local, None, self.marker, {
+            "rounds_done": done, "world_size": self.world, "owner": self.owner,
+            "fingerprint": fingerprint(self.cfg), "history": self.history,
+            "wire": dict(self.transport.wire)})
+
+    def restore(self) -> int:
+        """Agree with every rank on the latest round all of them checkpointed; load it."""
+        self.store.set(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
+        keys = [f"resume/{k}" for k in range(self.world)]
+        self.store.wait(keys, timedelta(seconds=max(self.timeout_s, STARTUP_S)))
+        done = max(set.intersection(*(set(json.loads(self.store.get(k))) for k in keys)),
+                   default=0)
+        if not done:
+            log.warning("no checkpoint complete on every rank: starting from round 0")
+            return 0
+        folder = round_folder(self.out, done)
+        meta = json.loads((folder / self.marker).read_text())
+        if meta["owner"] != self.owner or meta["fingerprint"] != fingerprint(self.cfg):
+            raise ConfigError("--resume", f"{folder} was written with another placement, "
+                              "process count or config; resume with the same ones")
+        load_state(folder, self.local, None, self.marker)
+        self.history = meta["history"]
+        self.transport.wire.update(meta["wire"])
+        log.info("resumed from %s", folder)
+        return done
+
+    def plans(self) -> dict[str, Any]:
+        """This round's gossip plans (peers with paths, MH weights), for inspection and tests."""
+        return {str(i): {c: {"paths": {str(j): list(p) for j, p in paths.items()},
+                             "self_weight": plan.self_weight[c],
+                             "weights": {str(j): w for j, w in plan.weights[c].items()}}
+                         for c, paths in plan.paths.items()}
+                for i, plan in self.loop.plans.items()}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m parsefl.experiments.worker",
+                                description="One process of a distributed parsefl run.")
+    p.add_argument("config", nargs="?", default=None,
+                   help="YAML config (parsefl launch passes the run folder's config.yaml)")
+    p.add_argument("-o", "--override", action="append", help="key=value, e.g. -o rounds=10")
+    p.add_argument("--method", default=None, help="sharing strategy")
+    p.add_argument("--out", required=True, help="run folder (the same for every process)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--timeout-s", type=float, default=None, help="deadline per exchange")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="rounds between saves")
+    p.add_argument("--placement", choices=("block", "round_robin"), default="block")
+    p.add_argument("--plugin", action="append", default=[],
+                   help="a Python file or module that registers components (repeatable)")
+    return p
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    """Entry of one process (torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR,
+    MASTER_PORT). Logs to ``OUT/logs/rank_<RANK>.log``; returns the exit code."""
+    args = parser().parse_args(argv)
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        print("error: RANK/WORLD_SIZE are not set; start this under torchrun, or use "
+              "`parsefl launch --nproc N` on one machine", file=sys.stderr)
+        return 2
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    _log_to(Path(args.out) / "logs" / f"rank_{rank}.log", rank)
+    try:
+        load_plugins(args.plugin)
+        Worker(args, rank, world).run(args.resume)
+    except ParseflError as err:
+        log.error("%s", err)
+        return 2
+    except Exception:
+        log.exception("rank %d failed", rank)
+        return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+def _log_to(path: Path, rank: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file = logging.FileHandler(path)
+    file.setFormatter(logging.Formatter(
+        f"%(asctime)s rank {rank} %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, handlers=[file, console], force=True)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

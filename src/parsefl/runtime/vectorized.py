@@ -21,7 +21,7 @@ from parsefl.errors import ConfigError
 from parsefl.model.base import signature
 from parsefl.runtime.agent import Agent, make_optimizer
 from parsefl.runtime.handshake import GossipPlan
-from parsefl.runtime.transport import path_links
+from parsefl.runtime.meter import LinkMeter, payload_bytes
 from parsefl.sharing.base import SharingStrategy
 
 if TYPE_CHECKING:
@@ -157,22 +157,21 @@ class VectorizedExecutor:
                         shape = g.params[name].shape[1:]
                         g.params[name].index_copy_(0, rows, block.view(-1, *shape))
                         start += len(rows)
-        self.loop.transport.link_bytes.update(link_bytes)
+        self.loop.transport.meter.add(link_bytes)
 
     def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[_Mix], Counter]:
         """Mixing matrices per (component, signature) and the bytes each round moves."""
         holders: dict[tuple[str, str], list[int]] = {}
-        link_bytes: Counter = Counter()
+        tariff = LinkMeter()  # what one round of these plans bills, by the meter's own rule
         for i, plan in plans.items():
             agent = self.loop.agents[i]
             for comp, peers in plan.paths.items():
                 holders.setdefault((comp, agent.capability().signatures[comp]), []).append(i)
-                size = sum(agent.model.get_parameter(n).numel() * agent.model.get_parameter(n)
-                           .element_size() for n in agent.component_params[comp])
+                size = payload_bytes({n: agent.model.get_parameter(n)
+                                      for n in agent.component_params[comp]})
                 for path in peers.values():
-                    for link in path_links(path):
-                        link_bytes[link] += size
-        return [self._mix(comp, ids, plans) for (comp, _), ids in holders.items()], link_bytes
+                    tariff.record(path, size)
+        return [self._mix(comp, ids, plans) for (comp, _), ids in holders.items()], tariff.take()
 
     def _mix(self, comp: str, ids: list[int], plans: dict[int, GossipPlan]) -> _Mix:
         order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]), self.where[i][1]))

@@ -120,6 +120,12 @@ class Agent:
         self.last_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         return self.last_loss
 
+    def record_training(self, loss: float, grad_sum: dict[str, torch.Tensor]) -> None:
+        """What a round of training that ran elsewhere (a stacked backend) left: its mean
+        loss and, when gradients are tracked, the summed gradient per parameter name."""
+        self.last_loss = loss
+        self.grad_sum = grad_sum
+
     def _accumulate_gradients(self) -> None:
         for name, p in self.model.named_parameters():
             if p.grad is not None:

@@ -26,7 +26,7 @@ import networkx as nx
 import torch
 import torch.distributed as dist
 
-from parsefl.runtime.loop import RoundLoop
+from parsefl.runtime.loop import RoundEngine
 from parsefl.runtime.meter import LinkMeter
 from parsefl.runtime.transport import Message
 from parsefl.runtime.wire import (  # noqa: F401  (re-exported: the wire API lives in wire.py)
@@ -220,9 +220,9 @@ class DistributedTransport:
         log.error("lost rank %d (agents %s) at call %d: %s", peer, agents, self.calls, reason)
 
 
-class DistributedLoop(RoundLoop):
-    """The round loop over a process's own agents; its handshake forgets agents hosted by lost
-    processes, so that survivors neither plan with them nor wait for their degrees."""
+class DistributedEngine(RoundEngine):
+    """The round engine over a process's own agents; its handshake forgets agents hosted by
+    lost processes, so that survivors neither plan with them nor wait for their degrees."""
 
     transport: DistributedTransport
     cache_plans = False  # a lost peer must be forgotten by every process in the same round
@@ -238,3 +238,6 @@ class DistributedLoop(RoundLoop):
         if self._known is not None and gone:
             self._known = {i: {j: v for j, v in t.items() if j not in gone}
                            for i, t in self._known.items()}
+
+
+DistributedLoop = DistributedEngine  # the old name, kept for one release

@@ -99,6 +99,15 @@ class RoundEngine:
         self.plans: dict[int, GossipPlan] = {}
         self.plan_version = 0  # bumped whenever the plans are rebuilt
 
+    @classmethod
+    def from_engine(cls, template: RoundEngine, agents: Sequence[Agent],
+                    transport: Transport) -> RoundEngine:
+        """An engine with ``template``'s strategy, graph, overlay, aggregator and schedules
+        over other ``agents`` and ``transport`` (e.g. one process's share of a built run)."""
+        return cls(agents, template.strategy, template.topology, transport, template.overlay,
+                   aggregator=template.aggregator, modalities=template.modalities,
+                   membership=template.membership)
+
     @property
     def radius(self) -> int:
         return self.overlay.radius

@@ -50,7 +50,7 @@ class Agent:
         self._params = dict(model.named_parameters())  # updated in place, never replaced
         sigs = {c: signature(model, names) for c, names in self.component_params.items()}
         self._capability = Capability(agent_id, self.modalities, sigs)
-        self.phase: str | None = None  # set by the round loop from the sharing strategy
+        self.phase: str | None = None  # set by the round engine from the sharing strategy
         self.track_gradients = False
         self.grad_sum: dict[str, torch.Tensor] = {}
         self.last_loss = float("nan")

@@ -1,5 +1,5 @@
 """A transport over ``torch.distributed`` (gloo) with the simulator's semantics: every process
-runs the round loop over the agents it hosts and calls ``exchange`` in lockstep with the others.
+runs the round engine over the agents it hosts and calls ``exchange`` in lockstep with the others.
 
 Per call: (1) *announce*: a TCPStore key per peer process ("messages, header bytes, payload
 bytes"), then wait for the peers' keys up to ``timeout_s`` — the key is also the liveness check,

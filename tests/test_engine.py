@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import networkx as nx
+import pytest
 from conftest import make_agent
 
 from parsefl.aggregation import build_aggregator
+from parsefl.errors import ConfigError
 from parsefl.runtime import InMemoryTransport, RoundEngine, RoundLoop
 from parsefl.runtime.distributed import DistributedEngine, DistributedLoop
 from parsefl.sharing.base import Capability, SharingStrategy
@@ -50,3 +52,14 @@ def test_from_engine_keeps_the_rules_and_takes_the_agents():
     assert isinstance(derived, DistributedEngine) and list(derived.agents) == [1]
     assert derived.overlay is template.overlay and derived.aggregator is mean
     assert derived.strategy is template.strategy and derived.radius == 3
+
+
+def test_a_strategy_that_still_merges_is_refused():
+    class OldStyle(SharingStrategy):
+        name = "old_style"
+
+        def merge(self, own, received, self_weight, weights):
+            return dict(own)
+
+    with pytest.raises(ConfigError, match="aggregator"):
+        _engine(OldStyle())

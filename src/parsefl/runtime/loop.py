@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from parsefl.aggregation import Aggregator, build_aggregator
+from parsefl.errors import ConfigError
 from parsefl.overlays.base import Overlay
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.diagnostics import gradient_cosine
@@ -82,6 +83,10 @@ class RoundEngine:
         modalities: ModalitySchedule | None = None,
         membership: MembershipSchedule | None = None,
     ) -> None:
+        if callable(getattr(strategy, "merge", None)):  # a rule written before aggregators
+            raise ConfigError("method", f"strategy {strategy.name!r} defines merge(): merging "
+                              "is an aggregator's job now (parsefl.aggregation, "
+                              "aggregation.name)")
         self.agents = {a.id: a for a in agents}
         self.strategy = strategy
         self.topology = topology

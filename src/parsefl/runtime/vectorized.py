@@ -18,7 +18,12 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from parsefl.aggregation import Aggregator, LinearAggregator, StackedAggregator
+from parsefl.aggregation import (
+    Aggregator,
+    LinearAggregator,
+    StackedAggregator,
+    build_aggregator,
+)
 from parsefl.config import LossConfig, TrainConfig
 from parsefl.errors import ConfigError
 from parsefl.model.base import signature
@@ -60,8 +65,6 @@ def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
 def vectorizable(agents: Sequence[Agent], strategy: object, train: TrainConfig) -> str:
     """Deprecated (one release): ``str(vectorized_blocker(...) or "")`` with the default
     aggregator; ``strategy`` is ignored (strategies no longer merge)."""
-    from parsefl.aggregation import build_aggregator
-
     return str(vectorized_blocker(agents, build_aggregator("mean"), train) or "")
 
 

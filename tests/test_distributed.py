@@ -243,9 +243,9 @@ def _malformed_peer(rank: int, port: int, out: Path) -> None:
     a NaN and a malformed header entry; rank 0 records what it accepted."""
     import logging
 
+    from parsefl.aggregation import build_aggregator
     from parsefl.experiments.merge import connect
     from parsefl.runtime import distributed as wire
-    from parsefl.sharing.base import SharingStrategy
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     logging.basicConfig(filename=out / f"rank{rank}.log", level=logging.INFO)
@@ -259,8 +259,8 @@ def _malformed_peer(rank: int, port: int, out: Path) -> None:
     first = transport.exchange([])
     second = transport.exchange([])
     received = {m.src: m.body for m in first[0]}
-    merged = SharingStrategy().merge({"w": torch.zeros(2, 3)}, received, 0.25,
-                                     {1: 0.25, 2: 0.25, 3: 0.25})
+    merged = build_aggregator("mean").merge({"w": torch.zeros(2, 3)}, received, 0.25,
+                                              {1: 0.25, 2: 0.25, 3: 0.25})
     (out / "rank0.json").write_text(json.dumps({
         "first": [[m.src, m.component] for m in first[0]],
         "second": [[m.src, m.component] for m in second[0]],

@@ -97,9 +97,15 @@ class DiagnosticsConfig(_Strict):
     gradient_cosine: bool = True  # cosine of unimodal vs multimodal gradients per component
 
 
+class AggregationConfig(_Strict):
+    name: str = "mean"  # a registered aggregator (parsefl list aggregation)
+    params: dict[str, Any] = Field(default_factory=dict)  # its constructor keywords
+
+
 class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
+    aggregation: AggregationConfig = AggregationConfig()  # how received copies are merged
     seed: int = 0
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
@@ -193,6 +199,7 @@ def _check_names(cfg: RunConfig) -> None:
     import parsefl.components  # noqa: F401  (fill every registry)
     from parsefl.data import resolve_dataset
     from parsefl.registry import (
+        AGGREGATION,
         ENCODERS,
         FUSIONS,
         OVERLAYS,
@@ -206,6 +213,7 @@ def _check_names(cfg: RunConfig) -> None:
     PARTITIONS.get(cfg.partition.name, field="partition.name")
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
+    AGGREGATION.get(cfg.aggregation.name, field="aggregation.name")
     if cfg.model.encoder.name != "auto":
         ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")

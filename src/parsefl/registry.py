@@ -2,10 +2,13 @@
 
 Adding a component is one decorated definition in one file plus one import line in the
 package's ``__init__``; ``parsefl list KIND`` shows every name with its one-line description.
+A registry may name the package that fills it (``module``): it is imported on first use, so
+the registry is complete wherever it is read, without a module-level import circle.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -17,10 +20,16 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of factories (or classes) of one kind."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, module: str | None = None) -> None:
         self.kind = kind
+        self.module = module  # imported on first read: its members register themselves
         self._items: dict[str, T] = {}
         self._descriptions: dict[str, str] = {}
+
+    def _load(self) -> None:
+        if self.module is not None:
+            module, self.module = self.module, None
+            importlib.import_module(module)
 
     def register(self, name: str, description: str = "") -> Callable[[T], T]:
         """Decorator that registers ``obj`` under ``name``; the description defaults to the
@@ -38,6 +47,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str, field: str | None = None) -> T:
         """The entry called ``name``; an unknown name raises a ConfigError listing the choices."""
+        self._load()
         if name not in self._items:
             raise ConfigError(
                 field or self.kind,
@@ -46,23 +56,26 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
     def describe(self) -> dict[str, str]:
         return {name: self._descriptions[name] for name in self.names()}
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items
 
 
 # One registry per kind. Each subpackage imports its members so that they register.
 TOPOLOGIES: Registry = Registry("topology")
-OVERLAYS: Registry = Registry("overlay")
+OVERLAYS: Registry = Registry("overlay", module="parsefl.overlays")
 DATASETS: Registry = Registry("dataset")
 PARTITIONS: Registry = Registry("partition")
 ENCODERS: Registry = Registry("encoder")
 FUSIONS: Registry = Registry("fusion")
 SHARING: Registry = Registry("sharing")
+AGGREGATION: Registry = Registry("aggregation", module="parsefl.aggregation")
 
 ALL: dict[str, Registry] = {
     "topology": TOPOLOGIES,
@@ -72,4 +85,5 @@ ALL: dict[str, Registry] = {
     "encoder": ENCODERS,
     "fusion": FUSIONS,
     "sharing": SHARING,
+    "aggregation": AGGREGATION,
 }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from parsefl.aggregation import Aggregator, build_aggregator
 from parsefl.config import RunConfig
 from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_indices
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
@@ -17,8 +18,8 @@ from parsefl.errors import ConfigError
 from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
 from parsefl.registry import PARTITIONS, SHARING
-from parsefl.runtime import Agent, InMemoryTransport, RoundLoop, Slot, slots_of
-from parsefl.runtime.vectorized import VectorizedExecutor, vectorizable
+from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
+from parsefl.runtime.vectorized import VectorizedExecutor, vectorized_blocker
 from parsefl.sharing import SharingStrategy
 from parsefl.topology import StaticGraph, build_topology
 
@@ -29,7 +30,7 @@ class Experiment:
     dataset: MultimodalDataset
     agents: list[Agent]  # the agents that train (one pooled agent for `centralized`)
     slots: list[Slot]  # the places of the mix, as evaluated and reported
-    loop: RoundLoop
+    loop: RoundEngine
     test_x: dict[str, torch.Tensor]
     test_y: torch.Tensor
     device: torch.device
@@ -64,6 +65,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     strategy = build_strategy(cfg)
+    aggregator = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
     full = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
     groups, parts = agent_partition(cfg, full)
     used = cfg.data.modalities or [m for m in full.modalities if any(m in g for g in groups)]
@@ -86,9 +88,9 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
         slots = slots_of(agents)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
-    loop = RoundLoop(agents, strategy, topology, InMemoryTransport(),
-                     cfg.overlay.name, cfg.overlay.hops, degree=cfg.overlay.degree)
-    if _use_vectorized(cfg, agents, strategy):
+    loop = RoundEngine(agents, strategy, topology, InMemoryTransport(), cfg.overlay.name,
+                       cfg.overlay.hops, degree=cfg.overlay.degree, aggregator=aggregator)
+    if _use_vectorized(cfg, agents, aggregator):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
     test_y = torch.as_tensor(ds.test.y, device=device)
@@ -100,11 +102,11 @@ def _wanted(i: int, agent_ids: Collection[int] | None) -> bool:
     return agent_ids is None or i in agent_ids
 
 
-def _use_vectorized(cfg: RunConfig, agents: list[Agent], strategy: SharingStrategy) -> bool:
+def _use_vectorized(cfg: RunConfig, agents: list[Agent], aggregator: Aggregator) -> bool:
     backend = cfg.runtime.backend
     if backend == "reference":
         return False
-    return backend == "vectorized" or not vectorizable(agents, strategy, cfg.train)
+    return backend == "vectorized" or vectorized_blocker(agents, aggregator, cfg.train) is None
 
 
 def agent_groups(cfg: RunConfig, ds: MultimodalDataset | None = None) -> list[tuple[str, ...]]:

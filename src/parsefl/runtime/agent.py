@@ -50,7 +50,7 @@ class Agent:
         self._params = dict(model.named_parameters())  # updated in place, never replaced
         sigs = {c: signature(model, names) for c, names in self.component_params.items()}
         self._capability = Capability(agent_id, self.modalities, sigs)
-        self.phase: str | None = None  # set by the round loop from the sharing strategy
+        self.phase: str | None = None  # set by the round engine from the sharing strategy
         self.track_gradients = False
         self.grad_sum: dict[str, torch.Tensor] = {}
         self.last_loss = float("nan")
@@ -119,6 +119,12 @@ class Agent:
         # One host sync per round, not per step.
         self.last_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         return self.last_loss
+
+    def record_training(self, loss: float, grad_sum: dict[str, torch.Tensor]) -> None:
+        """What a round of training that ran elsewhere (a stacked backend) left: its mean
+        loss and, when gradients are tracked, the summed gradient per parameter name."""
+        self.last_loss = loss
+        self.grad_sum = grad_sum
 
     def _accumulate_gradients(self) -> None:
         for name, p in self.model.named_parameters():

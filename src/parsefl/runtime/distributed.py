@@ -1,5 +1,5 @@
 """A transport over ``torch.distributed`` (gloo) with the simulator's semantics: every process
-runs the round loop over the agents it hosts and calls ``exchange`` in lockstep with the others.
+runs the round engine over the agents it hosts and calls ``exchange`` in lockstep with the others.
 
 Per call: (1) *announce*: a TCPStore key per peer process ("messages, header bytes, payload
 bytes"), then wait for the peers' keys up to ``timeout_s`` — the key is also the liveness check,
@@ -26,8 +26,9 @@ import networkx as nx
 import torch
 import torch.distributed as dist
 
-from parsefl.runtime.loop import RoundLoop
-from parsefl.runtime.transport import Message, path_links, payload_bytes
+from parsefl.runtime.loop import RoundEngine
+from parsefl.runtime.meter import LinkMeter
+from parsefl.runtime.transport import Message
 from parsefl.runtime.wire import (  # noqa: F401  (re-exported: the wire API lives in wire.py)
     DTYPES,
     KINDS,
@@ -74,7 +75,7 @@ def peer_ranks(graph: nx.Graph, owner: Sequence[int], rank: int, radius: int) ->
 class DistributedTransport:
     """The ``Transport`` interface over an initialized gloo process group.
 
-    Bytes are counted by the sending process exactly as the simulator counts them (payload
+    Bytes are billed by the sending process to its ``meter``, by the simulator's rule (payload
     tensor bytes on every hop of ``msg.path``); ``wire`` holds what really crossed processes.
     """
 
@@ -85,7 +86,7 @@ class DistributedTransport:
     timeout_s: float = 30.0
     peers: frozenset[int] | None = None  # ranks this one may talk to (None: all)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    link_bytes: Counter = field(default_factory=Counter)
+    meter: LinkMeter = field(default_factory=LinkMeter)
     wire: Counter = field(default_factory=Counter)
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
     calls: int = 0
@@ -120,17 +121,14 @@ class DistributedTransport:
 
     def take_link_bytes(self) -> Counter:
         """The bytes per link counted since the last call (then reset)."""
-        out, self.link_bytes = self.link_bytes, Counter()
-        return out
+        return self.meter.take()
 
     def _live_peers(self) -> list[int]:
         ranks = self.peers if self.peers is not None else range(max(self.owner) + 1)
         return sorted(p for p in ranks if p != self.rank and p not in self.lost)
 
     def _count(self, msg: Message, remote: bool) -> None:
-        size = payload_bytes(msg.body)
-        for link in path_links(msg.path):  # a relayed message costs every hop, as simulated
-            self.link_bytes[link] += size
+        size = self.meter.record_message(msg)  # a relayed message costs every hop, as simulated
         self.wire["params_bytes"] += size if remote else 0
 
     def _key(self, src: int, dst: int) -> str:
@@ -222,9 +220,9 @@ class DistributedTransport:
         log.error("lost rank %d (agents %s) at call %d: %s", peer, agents, self.calls, reason)
 
 
-class DistributedLoop(RoundLoop):
-    """The round loop over a process's own agents; its handshake forgets agents hosted by lost
-    processes, so that survivors neither plan with them nor wait for their degrees."""
+class DistributedEngine(RoundEngine):
+    """The round engine over a process's own agents; its handshake forgets agents hosted by
+    lost processes, so that survivors neither plan with them nor wait for their degrees."""
 
     transport: DistributedTransport
     cache_plans = False  # a lost peer must be forgotten by every process in the same round
@@ -240,3 +238,6 @@ class DistributedLoop(RoundLoop):
         if self._known is not None and gone:
             self._known = {i: {j: v for j, v in t.items() if j not in gone}
                            for i, t in self._known.items()}
+
+
+DistributedLoop = DistributedEngine  # the old name, kept for one release

@@ -1,10 +1,11 @@
 """The capability handshake: how an agent learns, from messages alone, which neighbours (within
 the overlay's radius) hold which components, and the Metropolis–Hastings weights to use.
 
-Phase 1 (discovery): for ``radius`` steps every agent forwards what it knows (capabilities and
-the physical path to their owner) to its physical neighbours. Phase 2 (degrees): each agent
-picks, per component, the peers it exchanges with (the sharing strategy decides), tells each
-of them its overlay degree, and computes MH weights from the degrees it hears back.
+Phase 1 (discovery): for ``radius`` steps (the overlay's) every agent forwards what it knows
+(capabilities and the physical path to their owner) to its physical neighbours. Phase 2
+(degrees): each agent picks, per component, the peers it exchanges with (the sharing strategy
+says which may, the overlay which it links to, and whether links are then made symmetric),
+tells each of them its overlay degree, and computes MH weights from the degrees it hears back.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from parsefl.overlays.base import Overlay
 from parsefl.runtime.transport import Message, Transport
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import mh_weights_local
+from parsefl.topology.overlays import make_overlay
 
 Known = dict[int, tuple[Capability, tuple[int, ...]]]  # peer -> (capability, path peer..me)
 
@@ -40,9 +43,8 @@ def cap_from_json(data: Mapping) -> Capability:
 
 
 def overlay_radius(kind: str, hops: int) -> int:
-    """How far capabilities travel: direct neighbours for ``induced``, k hops for ``relay``
-    and ``rewire`` (whose peer sampling keeps only the nearest few)."""
-    return 1 if kind == "induced" else hops
+    """How far capabilities travel for the registered overlay ``kind`` (its ``radius``)."""
+    return make_overlay(kind, hops).radius
 
 
 def discover(
@@ -78,11 +80,11 @@ def plan_gossip(
     strategy: SharingStrategy,
     transport: Transport,
     round: int,
-    degree: int | None = None,
+    overlay: Overlay,
 ) -> dict[int, GossipPlan]:
-    """Phase 2: choose overlay peers per component (with ``degree``, the rewire overlay: only
-    the nearest ``degree``, then a link exchange makes the choice symmetric), swap degrees,
-    compute MH weights."""
+    """Phase 2: choose overlay peers per component (the overlay picks among the holders the
+    strategy allows; a link exchange then makes one-sided choices symmetric where the overlay
+    asks for it), swap degrees, compute MH weights."""
     plans = {i: GossipPlan() for i in caps}
     for i, me in caps.items():
         for comp in sorted(strategy.offered(me, round)):
@@ -92,12 +94,10 @@ def plan_gossip(
                 if j != i and comp in cap.signatures
                 and strategy.exchanges(comp, me, cap, round)
             }
-            if degree is not None:
-                nearest = sorted(peers, key=lambda j: (len(peers[j]), j))[:degree]
-                peers = {j: peers[j] for j in nearest}
+            peers = overlay.choose(peers)
             if peers:
                 plans[i].paths[comp] = peers
-    if degree is not None:
+    if overlay.symmetrize:
         _symmetrize(plans, known, transport)
     msgs = []
     for i, plan in plans.items():

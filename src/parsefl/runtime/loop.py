@@ -1,23 +1,35 @@
-"""The one round loop: handshake, local training, exchange, merge. It talks to the network
-only through the transport, decides nothing about what travels (the sharing strategy does),
-and leaves *how* agents are executed to an executor (per-agent reference loop, or stacked
-agents in the vectorized backend)."""
+"""The round engine: one round at a time, handshake, local training, exchange, merge. It talks
+to the network only through the transport, decides nothing about what travels (the sharing
+strategy does, keyed by its plan key) or how copies are merged (the aggregator does), and
+leaves *how* agents are executed to an executor (per-agent reference loop, or stacked agents
+in the vectorized backend). The loop over rounds belongs to the caller (the run driver).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from parsefl.aggregation import Aggregator, build_aggregator
+from parsefl.errors import ConfigError
+from parsefl.overlays.base import Overlay
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.diagnostics import gradient_cosine
-from parsefl.runtime.handshake import GossipPlan, discover, overlay_radius, plan_gossip
+from parsefl.runtime.handshake import GossipPlan, discover, plan_gossip
+from parsefl.runtime.schedules import (
+    AlwaysOnline,
+    ConstantModalities,
+    MembershipSchedule,
+    ModalitySchedule,
+)
 from parsefl.runtime.transport import Message, Transport
-from parsefl.sharing.base import SharingStrategy
+from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import GraphSchedule
+from parsefl.topology.overlays import make_overlay
 
 
 @dataclass(frozen=True)
@@ -29,23 +41,31 @@ class RoundStats:
 
 
 class Executor(Protocol):
-    """How the local agents train and merge; the loop decides when."""
+    """How the local agents train and merge; the engine decides when."""
 
     def train(self, phase: str | None) -> list[float]: ...
 
-    def gossip(self, plans: dict[int, GossipPlan]) -> None: ...
+    def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
+        """Exchange and merge by ``plans``; ``version`` changes exactly when the plans do
+        (an executor may cache what it derives from them under it)."""
 
     def sync(self) -> None:
         """Make every Agent object's model current (before evaluation or checkpoints)."""
 
 
-class RoundLoop:
-    """Drives the local agents through rounds. With the in-memory transport every agent is
-    local; a distributed runtime hosts a subset per process behind the same loop."""
+class RoundEngine:
+    """Runs one round of the local agents at a time (:meth:`step`). With the in-memory
+    transport every agent is local; a distributed runtime hosts a subset per process behind
+    the same engine.
 
-    # Reuse gossip plans while the graph and the strategy's phase stay the same. A runtime
-    # whose peers can vanish mid-run turns this off, so that every process re-plans (and
-    # calls the transport) in lockstep every round.
+    ``overlay`` is a registered overlay name (configured with ``hops`` and ``degree``) or an
+    :class:`~parsefl.overlays.base.Overlay`; ``aggregator`` defaults to the gossip mean;
+    ``modalities`` and ``membership`` default to constant schedules.
+    """
+
+    # Reuse gossip plans while the plan key stays the same. A runtime whose peers can vanish
+    # mid-run turns this off, so that every process re-plans (and calls the transport) in
+    # lockstep every round.
     cache_plans = True
 
     def __init__(
@@ -54,24 +74,52 @@ class RoundLoop:
         strategy: SharingStrategy,
         topology: GraphSchedule,
         transport: Transport,
-        overlay: str = "induced",
+        overlay: str | Overlay = "induced",
         hops: int = 2,
         executor: Executor | None = None,
         degree: int = 2,
+        *,
+        aggregator: Aggregator | None = None,
+        modalities: ModalitySchedule | None = None,
+        membership: MembershipSchedule | None = None,
     ) -> None:
+        if callable(getattr(strategy, "merge", None)):  # a rule written before aggregators
+            raise ConfigError("method", f"strategy {strategy.name!r} defines merge(): merging "
+                              "is an aggregator's job now (parsefl.aggregation, "
+                              "aggregation.name)")
         self.agents = {a.id: a for a in agents}
         self.strategy = strategy
         self.topology = topology
         self.transport = transport
-        self.radius = overlay_radius(overlay, hops)
-        self.degree = degree if overlay == "rewire" else None
+        self.overlay = overlay if isinstance(overlay, Overlay) else make_overlay(overlay, hops,
+                                                                                 degree)
+        self.aggregator = aggregator or build_aggregator("mean")
+        self.modalities = modalities or ConstantModalities(
+            {i: a.modalities for i, a in self.agents.items()})
+        self.membership = membership or AlwaysOnline(self.agents)
         self.executor = executor or ReferenceExecutor(self)
         self._known: dict | None = None
-        self._plan_key: object = None
+        self._handshake_key: Hashable = None
+        self._plan_key: Hashable = None
         self.plans: dict[int, GossipPlan] = {}
+        self.plan_version = 0  # bumped whenever the plans are rebuilt
+
+    @classmethod
+    def from_engine(cls, template: RoundEngine, agents: Sequence[Agent],
+                    transport: Transport) -> RoundEngine:
+        """An engine with ``template``'s strategy, graph, overlay, aggregator and schedules
+        over other ``agents`` and ``transport`` (e.g. one process's share of a built run)."""
+        return cls(agents, template.strategy, template.topology, transport, template.overlay,
+                   aggregator=template.aggregator, modalities=template.modalities,
+                   membership=template.membership)
+
+    @property
+    def radius(self) -> int:
+        return self.overlay.radius
 
     def step(self, r: int) -> RoundStats:
-        """Round ``r``: handshake (when the graph or phase is new), local training, gossip."""
+        """Round ``r``: handshake (when a schedule or the plan key changed), local training,
+        gossip; the bytes billed to the transport's meter this round."""
         self.prepare(r)
         losses = self.executor.train(self.strategy.phase(r))
         tracked = any(a.track_gradients for a in self.agents.values())
@@ -80,32 +128,51 @@ class RoundLoop:
         loss = float(np.nanmean(losses)) if losses else float("nan")
         return RoundStats(r, loss, self.transport.take_link_bytes(), cosine)
 
+    def handshake_key(self, r: int) -> Hashable:
+        """Changes exactly when discovery must run again: a new graph, a change in the
+        modalities the agents hold, or in who is online."""
+        graph = None if self.topology.static else r
+        return graph, self.modalities.key(r), self.membership.key(r)
+
     def prepare(self, r: int) -> None:
-        """Handshake for round ``r``: discovery when the graph is new, then the gossip plans.
-        A strategy's offer may change only with its ``phase``, so plans are reused while the
-        graph and the phase stay the same."""
-        caps = {i: a.capability() for i, a in self.agents.items()}
-        new_graph = self._known is None or not self.topology.static
-        if new_graph:
+        """Handshake for round ``r``: discovery when the handshake key changed, then the gossip
+        plans when it or the strategy's plan key changed (the strategy's answers depend on
+        nothing else, so plans are reused otherwise)."""
+        caps = self.capabilities(r)
+        hkey = self.handshake_key(r)
+        new = self._known is None or hkey != self._handshake_key
+        if new:
             self._known = discover(caps, self.topology.at(r), self.transport, self.radius)
-        key = self.strategy.phase(r)
-        if new_graph or key != self._plan_key or not self.plans or not self.cache_plans:
+            self._handshake_key = hkey
+        key = (hkey, self.strategy.plan_key(r))
+        if new or key != self._plan_key or not self.plans or not self.cache_plans:
             self.plans = plan_gossip(caps, self._known, self.strategy, self.transport, r,
-                                     self.degree)
+                                     self.overlay)
             self._plan_key = key
+            self.plan_version += 1
+
+    def capabilities(self, r: int) -> dict[int, Capability]:
+        """What the online local agents announce in round ``r``. (An agent's capability is
+        fixed by its model today; a modality schedule that changes what an agent holds
+        changes it here.)"""
+        online = self.membership.at(r)
+        return {i: a.capability() for i, a in self.agents.items() if i in online}
 
     def gossip(self) -> None:
         """Exchange and merge the planned components (see ``prepare``)."""
-        self.executor.gossip(self.plans)
+        self.executor.gossip(self.plans, self.plan_version)
 
     def sync(self) -> None:
         self.executor.sync()
 
 
+RoundLoop = RoundEngine  # the old name (it never looped over rounds); kept for one release
+
+
 class ReferenceExecutor:
     """One agent at a time; every component travels as a message through the transport."""
 
-    def __init__(self, loop: RoundLoop) -> None:
+    def __init__(self, loop: RoundEngine) -> None:
         self.loop = loop
 
     def train(self, phase: str | None) -> list[float]:
@@ -115,10 +182,10 @@ class ReferenceExecutor:
             losses.append(agent.train_local())
         return losses
 
-    def gossip(self, plans: dict[int, GossipPlan]) -> None:
+    def gossip(self, plans: dict[int, GossipPlan], version: int = 0) -> None:
         """Send each planned component, then merge what arrived (all merges are computed from
         the pre-round values before any agent overwrites its own)."""
-        agents, strategy = self.loop.agents, self.loop.strategy
+        agents, aggregator = self.loop.agents, self.loop.aggregator
         own = {(i, comp): agents[i].get_component(comp)
                for i, plan in plans.items() for comp in plan.paths}
         # Tensors are never modified in place after this point, so peers may share one copy.
@@ -135,7 +202,7 @@ class ReferenceExecutor:
             for msg in inbox.get(i, []):
                 received.setdefault(msg.component, {})[msg.src] = msg.body
             for comp in plan.paths:
-                merged = strategy.merge(
+                merged = aggregator.merge(
                     own[i, comp], received.get(comp, {}),
                     plan.self_weight[comp], plan.weights[comp],
                 )

@@ -1,15 +1,18 @@
-"""Transports move messages between agents and count the bytes on every physical link. The
-round loop talks to the network only through ``Transport.exchange``; the in-memory simulator
-and a distributed runtime differ only here."""
+"""Transports move messages between agents and report the bytes on every physical link to
+their :class:`~parsefl.runtime.meter.LinkMeter`. The round engine talks to the network only
+through ``Transport.exchange``; the in-memory simulator and a distributed runtime differ only
+here."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import torch
+from parsefl.runtime.meter import LinkMeter, path_links, payload_bytes
+
+__all__ = ["InMemoryTransport", "Message", "Transport", "path_links", "payload_bytes"]
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,8 @@ class Message:
     component: str | None = None
 
 
-def payload_bytes(tensors: Mapping[str, torch.Tensor]) -> int:
-    """Bytes of the tensors' data as sent (numel x element size)."""
-    return sum(t.numel() * t.element_size() for t in tensors.values())
-
-
-def path_links(path: tuple[int, ...]) -> list[tuple[int, int]]:
-    """The undirected physical links a path crosses, each as (min, max)."""
-    return [(min(a, b), max(a, b)) for a, b in zip(path, path[1:], strict=False)]
-
-
 class Transport(Protocol):
-    link_bytes: Counter
+    meter: LinkMeter  # where the transport bills the payload bytes it moves
 
     def exchange(self, messages: Iterable[Message]) -> dict[int, list[Message]]:
         """Deliver every message; return the messages received by each local agent."""
@@ -52,21 +45,23 @@ class Transport(Protocol):
 
 @dataclass
 class InMemoryTransport:
-    """All agents in one process: delivery is a hand-over of (copied) tensors."""
+    """All agents in one process: delivery hands each message (and its tensors) over as is,
+    without copying; senders never modify a tensor after sending it."""
 
-    link_bytes: Counter = field(default_factory=Counter)
+    meter: LinkMeter = field(default_factory=LinkMeter)
+
+    @property
+    def link_bytes(self) -> Counter:
+        """The bytes counted since the last ``take_link_bytes`` (read-only view)."""
+        return self.meter.peek()
 
     def exchange(self, messages: Iterable[Message]) -> dict[int, list[Message]]:
         inbox: dict[int, list[Message]] = defaultdict(list)
         for msg in messages:
-            if msg.kind == "params":
-                size = payload_bytes(msg.body)
-                for link in path_links(msg.path):  # a relayed message costs every hop
-                    self.link_bytes[link] += size
+            self.meter.record_message(msg)  # a relayed message costs every hop
             inbox[msg.dst].append(msg)
         return inbox
 
     def take_link_bytes(self) -> Counter:
         """The bytes per link counted since the last call (then reset)."""
-        out, self.link_bytes = self.link_bytes, Counter()
-        return out
+        return self.meter.take()

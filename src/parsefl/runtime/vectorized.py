@@ -1,8 +1,10 @@
 """The vectorized backend: agents with the same model signature train as one stacked model
 (parameters stacked along an agent axis, one ``vmap`` over a functional call, one backward over
-the sum of their losses), and each component's gossip is one sparse mixing-matrix product over
-the stacked copies of its holders. No Python loop over agents in the hot path except drawing
-each agent's batch indices from its own seeded stream (so both backends see the same batches).
+the sum of their losses), and each component's gossip runs the configured aggregator over the
+stacked copies of its holders (``runtime.stacked_gossip``): one sparse mixing-matrix product
+for a linear aggregator, one padded batched ``combine`` for a non-linear one. No Python loop
+over agents in the hot path except drawing each agent's batch indices from its own seeded
+stream (so both backends see the same batches).
 """
 
 from __future__ import annotations
@@ -16,27 +18,54 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from parsefl.aggregation import (
+    Aggregator,
+    LinearAggregator,
+    StackedAggregator,
+    build_aggregator,
+)
 from parsefl.config import LossConfig, TrainConfig
 from parsefl.errors import ConfigError
 from parsefl.model.base import signature
 from parsefl.runtime.agent import Agent, make_optimizer
 from parsefl.runtime.handshake import GossipPlan
-from parsefl.runtime.transport import path_links
-from parsefl.sharing.base import SharingStrategy
+from parsefl.runtime.meter import LinkMeter, payload_bytes
+from parsefl.runtime.stacked_gossip import StackedMix, build_mix
 
 if TYPE_CHECKING:
-    from parsefl.runtime.loop import RoundLoop
+    from parsefl.runtime.loop import RoundEngine
 
 
-def vectorizable(agents: Sequence[Agent], strategy: SharingStrategy, train: TrainConfig) -> str:
-    """Why the vectorized backend cannot run this setup ("" when it can)."""
+@dataclass(frozen=True)
+class Blocker:
+    """Why the vectorized backend cannot run a setup: the config field to change, and why."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
+                       train: TrainConfig) -> Blocker | None:
+    """What stops the vectorized backend from running this setup (None: nothing)."""
     if train.local_steps is None:
-        return "it needs train.local_steps (agents of unequal data size step together)"
+        return Blocker("train.local_steps", "it needs train.local_steps (agents of unequal "
+                       "data size step together)")
     if any(len(a.views) > 1 for a in agents):
-        return "an agent trains on several modality views (pooled data or missing modalities)"
-    if type(strategy).merge is not SharingStrategy.merge:
-        return f"strategy {strategy.name!r} merges with its own rule, not a mixing matrix"
-    return ""
+        return Blocker("imperfect", "an agent trains on several modality views (pooled data "
+                       "or missing modalities)")
+    if not isinstance(aggregator, LinearAggregator | StackedAggregator):
+        return Blocker("aggregation.name", f"aggregator {aggregator.name!r} gives neither "
+                       "mixing weights nor a stacked combine")
+    return None
+
+
+def vectorizable(agents: Sequence[Agent], strategy: object, train: TrainConfig) -> str:
+    """Deprecated (one release): ``str(vectorized_blocker(...) or "")`` with the default
+    aggregator; ``strategy`` is ignored (strategies no longer merge)."""
+    return str(vectorized_blocker(agents, build_aggregator("mean"), train) or "")
 
 
 class _LossOf(nn.Module):
@@ -103,24 +132,15 @@ def _pad(tensors: list[torch.Tensor], n: int) -> torch.Tensor:
     return out
 
 
-@dataclass
-class _Mix:
-    """One component's gossip: the holders' (group, rows) and their sparse mixing matrix."""
-
-    names: list[str]
-    parts: list[tuple[_Group, torch.Tensor]]  # holders, group-major order
-    matrix: torch.Tensor  # sparse (H, H)
-
-
 class VectorizedExecutor:
-    """Stacked training and matrix gossip; the Agent objects are brought up to date by
+    """Stacked training and stacked gossip; the Agent objects are brought up to date by
     ``sync`` (before evaluation and checkpoints)."""
 
-    def __init__(self, loop: RoundLoop, train: TrainConfig) -> None:
+    def __init__(self, loop: RoundEngine, train: TrainConfig) -> None:
         agents = list(loop.agents.values())
-        why = vectorizable(agents, loop.strategy, train)
-        if why:
-            raise ConfigError("runtime.backend", f"vectorized backend unavailable: {why}")
+        blocker = vectorized_blocker(agents, loop.aggregator, train)
+        if blocker:
+            raise ConfigError("runtime.backend", f"vectorized backend unavailable: {blocker}")
         self.loop, self.train_cfg = loop, train
         by_key: dict[tuple, list[Agent]] = {}
         for agent in agents:
@@ -129,7 +149,7 @@ class VectorizedExecutor:
             by_key.setdefault(key, []).append(agent)
         self.groups = [_Group(members, train) for members in by_key.values()]
         self.where = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
-        self._cache: tuple[int, list[_Mix], Counter] | None = None
+        self._cache: tuple[int, list[StackedMix], Counter] | None = None
 
     def train(self, phase: str | None) -> list[float]:
         track = any(a.track_gradients for a in self.loop.agents.values())
@@ -138,63 +158,43 @@ class VectorizedExecutor:
         for g in self.groups:
             per_agent = g.train(phase, steps, batch, track).tolist()  # one host sync per group
             for k, agent in enumerate(g.agents):
-                agent.last_loss = per_agent[k]
-                agent.grad_sum = {n: v[k] for n, v in g.grad_sum.items()}
+                agent.record_training(per_agent[k], {n: v[k] for n, v in g.grad_sum.items()})
             losses += per_agent
         return losses
 
-    def gossip(self, plans: dict[int, GossipPlan]) -> None:
-        if self._cache is None or self._cache[0] != id(plans):
-            self._cache = (id(plans), *self._build(plans))
+    def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
+        if self._cache is None or self._cache[0] != version:
+            self._cache = (version, *self._build(plans))
         _, mixes, link_bytes = self._cache
         with torch.no_grad():
             for mix in mixes:
-                for name in mix.names:
-                    x = torch.cat([g.params[name][rows].flatten(1) for g, rows in mix.parts])
-                    y = torch.sparse.mm(mix.matrix, x)
-                    start = 0
-                    for g, rows in mix.parts:
-                        block = y[start : start + len(rows)]
-                        shape = g.params[name].shape[1:]
-                        g.params[name].index_copy_(0, rows, block.view(-1, *shape))
-                        start += len(rows)
-        self.loop.transport.link_bytes.update(link_bytes)
+                mix.apply(self.loop.aggregator)
+        self.loop.transport.meter.add(link_bytes)
 
-    def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[_Mix], Counter]:
-        """Mixing matrices per (component, signature) and the bytes each round moves."""
+    def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[StackedMix], Counter]:
+        """One stacked gossip per (component, signature), and the bytes each round bills."""
         holders: dict[tuple[str, str], list[int]] = {}
-        link_bytes: Counter = Counter()
+        tariff = LinkMeter()  # what one round of these plans bills, by the meter's own rule
         for i, plan in plans.items():
             agent = self.loop.agents[i]
             for comp, peers in plan.paths.items():
                 holders.setdefault((comp, agent.capability().signatures[comp]), []).append(i)
-                size = sum(agent.model.get_parameter(n).numel() * agent.model.get_parameter(n)
-                           .element_size() for n in agent.component_params[comp])
+                size = payload_bytes({n: agent.model.get_parameter(n)
+                                      for n in agent.component_params[comp]})
                 for path in peers.values():
-                    for link in path_links(path):
-                        link_bytes[link] += size
-        return [self._mix(comp, ids, plans) for (comp, _), ids in holders.items()], link_bytes
-
-    def _mix(self, comp: str, ids: list[int], plans: dict[int, GossipPlan]) -> _Mix:
-        order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]), self.where[i][1]))
-        pos = {i: k for k, i in enumerate(order)}
-        rows, cols, vals = [], [], []
-        for i in order:
-            rows.append(pos[i]), cols.append(pos[i]), vals.append(plans[i].self_weight[comp])
-            for j, w in plans[i].weights[comp].items():
-                rows.append(pos[i]), cols.append(pos[j]), vals.append(w)
-        device = self.groups[0].y.device
-        matrix = torch.sparse_coo_tensor(
-            torch.tensor([rows, cols]), torch.tensor(vals), (len(order), len(order)),
-            check_invariants=True,
-        ).coalesce().to(device)
-        parts: list[tuple[_Group, torch.Tensor]] = []
-        for g in self.groups:
-            mine = [self.where[i][1] for i in order if self.where[i][0] is g]
-            if mine:
-                parts.append((g, torch.tensor(mine, device=device)))
-        names = self.loop.agents[order[0]].component_params[comp]
-        return _Mix(names, parts, matrix.to(next(iter(parts[0][0].params.values())).dtype))
+                    tariff.record(path, size)
+        mixes = []
+        for (comp, _), ids in holders.items():
+            order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]),
+                                               self.where[i][1]))
+            parts: list[tuple[_Group, list[int]]] = []
+            for g in self.groups:
+                mine = [self.where[i][1] for i in order if self.where[i][0] is g]
+                if mine:
+                    parts.append((g, mine))
+            names = self.loop.agents[order[0]].component_params[comp]
+            mixes.append(build_mix(comp, names, order, parts, plans, self.loop.aggregator))
+        return mixes, tariff.take()
 
     def sync(self) -> None:
         with torch.no_grad():

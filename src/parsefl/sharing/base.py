@@ -1,14 +1,13 @@
-"""Sharing strategies: *what* travels to *whom* and *how* it is merged. Pure: no I/O, no
-sockets, no global view: a strategy sees only an agent's own capability and what a
-neighbour announced in the handshake. A strategy also names the model its agents carry."""
+"""Sharing strategies: *what* travels to *whom*, and when that answer may change (the plan
+key). Pure: no I/O, no sockets, no global view: a strategy sees only an agent's own capability
+and what a neighbour announced in the handshake. A strategy also names the model its agents
+carry. *How* the copies are merged is an aggregator's job (``parsefl.aggregation``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
-
-import torch
 
 from parsefl.model import AgentModel, ModelSpec, SlicedModel
 
@@ -28,7 +27,7 @@ class Capability:
 
 class SharingStrategy:
     """Default rule (partial alignment): component c crosses edge (i, j) only when both hold c
-    with the same signature; merge is the Metropolis–Hastings weighted gossip average.
+    with the same signature.
 
     Subclasses override the hooks; each is a pure function of its arguments. Constructor
     keywords come from the config's ``method_params``; ``rounds`` is the run's length.
@@ -51,6 +50,14 @@ class SharingStrategy:
         """A training phase name passed to the model's loss (multi-stage methods)."""
         return None
 
+    def plan_key(self, round: int) -> Hashable:
+        """When the answers of ``offered`` and ``exchanges`` may change. Every runtime reuses
+        a round's gossip plans while the graph, the agents' capabilities and this key stay the
+        same, so those answers must be a function of the capabilities and this key alone.
+        Default: the phase (every built-in strategy changes its offer only with it); a
+        strategy whose offer changes with the round itself returns ``round``."""
+        return self.phase(round)
+
     def offered(self, me: Capability, round: int) -> set[str]:
         """The components this agent is willing to exchange this round."""
         return set(me.signatures)
@@ -62,25 +69,6 @@ class SharingStrategy:
             and component in self.offered(peer, round)
             and me.signatures[component] == peer.signatures[component]
         )
-
-    def merge(
-        self,
-        own: Mapping[str, torch.Tensor],
-        received: Mapping[int, Mapping[str, torch.Tensor]],
-        self_weight: float,
-        weights: Mapping[int, float],
-    ) -> dict[str, torch.Tensor]:
-        """Gossip average: w_ii * own + sum_j w_ij * x_j, over the copies that arrived (weights
-        of missing neighbours go back to the agent's own copy, so the row still sums to 1)."""
-        missing = sum(w for j, w in weights.items() if j not in received)
-        out = {}
-        for name, value in own.items():
-            acc = value * (self_weight + missing)
-            # Sorted by sender so that every transport adds in the same order (bit-identical).
-            for j in sorted(received):
-                acc = acc + received[j][name] * weights[j]
-            out[name] = acc
-        return out
 
 
 def with_prefix(components: set[str], *prefixes: str) -> set[str]:

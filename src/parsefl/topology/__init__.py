@@ -1,6 +1,7 @@
 """Physical graphs, per-component overlays and Metropolis–Hastings mixing weights.
 
-Importing this package registers every topology (``TOPOLOGIES``) and overlay (``OVERLAYS``).
+Importing this package registers every topology (``TOPOLOGIES``); the overlay kinds
+(``OVERLAYS``) live in ``parsefl.overlays``, which the registry loads on first use.
 """
 
 from parsefl.topology import edgelist, generators  # noqa: F401  (registers the topologies)

@@ -1,0 +1,132 @@
+"""Aggregators: how an agent combines its own copy of a component with the copies that arrived.
+
+An aggregator is a pure object, applied per component (all of its tensors together) over the
+copies that arrived this round, with the Metropolis–Hastings weights of the agent's plan. It
+is one of two kinds, so that every backend runs it without re-implementing the rule:
+
+- :class:`LinearAggregator` gives its *mixing weights*; the reference runtime adds the copies
+  with them and the vectorized backend builds one sparse mixing matrix from them.
+- :class:`StackedAggregator` gives one batched ``combine`` over a padded
+  ``(holders, max_peers + 1, numel)`` tensor and a mask; the reference runtime calls it with
+  one holder, the vectorized backend with every holder of a component at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from parsefl.errors import ConfigError
+from parsefl.registry import AGGREGATION
+
+Tensors = Mapping[str, torch.Tensor]
+
+
+def fold_missing(
+    self_weight: float, weights: Mapping[int, float], arrived: Collection[int]
+) -> tuple[float, dict[int, float]]:
+    """The weights over the copies that arrived: a planned peer whose copy did not arrive
+    gives its weight back to the agent's own copy, so the row still sums to 1."""
+    missing = sum(w for j, w in weights.items() if j not in arrived)
+    return self_weight + missing, {j: weights[j] for j in sorted(arrived)}
+
+
+class Aggregator:
+    """Combines an agent's own copy of a component with its neighbours' copies.
+
+    ``merge(own, received, self_weight, weights)``: ``own`` maps the component's parameter
+    names to tensors, ``received`` maps a sender to its copy (same names and shapes),
+    ``self_weight`` and ``weights`` are the agent's MH weights for this component (``weights``
+    covers every planned peer, including ones whose copy did not arrive).
+    """
+
+    name: ClassVar[str] = "base"
+    linear: ClassVar[bool] = False  # True: a fixed weighted sum (see LinearAggregator)
+
+    def merge(self, own: Tensors, received: Mapping[int, Tensors], self_weight: float,
+              weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class LinearAggregator(Aggregator):
+    """The merged copy is ``w_own * own + sum_j w_j * copy_j`` with the weights
+    :meth:`mixing_weights` gives: the vectorized backend's mixing matrix uses the same ones."""
+
+    linear = True
+
+    def mixing_weights(self, self_weight: float, weights: Mapping[int, float],
+                       arrived: Collection[int]) -> tuple[float, dict[int, float]]:
+        """``(weight of the own copy, {sender: weight})`` over the copies that arrived."""
+        raise NotImplementedError
+
+    def merge(self, own: Tensors, received: Mapping[int, Tensors], self_weight: float,
+              weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
+        w_own, w = self.mixing_weights(self_weight, weights, received.keys())
+        out = {}
+        for name, value in own.items():
+            acc = value * w_own
+            # Sorted by sender so that every transport adds in the same order (bit-identical).
+            for j in sorted(received):
+                acc = acc + received[j][name] * w[j]
+            out[name] = acc
+        return out
+
+
+class StackedAggregator(Aggregator):
+    """A non-linear rule (median, trimmed mean, clipping, ...) written once, batched."""
+
+    linear = False
+
+    def combine(self, values: torch.Tensor, mask: torch.Tensor,
+                weights: torch.Tensor) -> torch.Tensor:
+        """The merged copies, ``(H, numel)``.
+
+        Args:
+            values: ``(H, K, numel)``: holder h's own copy (flattened, all the component's
+                tensors in order) at ``[h, 0]``, its peers' copies at ``[h, 1:]`` (sorted by
+                sender), padding where ``mask`` is False.
+            mask: ``(H, K)`` bool: which entries are real copies (``[:, 0]`` always is).
+            weights: ``(H, K)``: MH weights over the real copies (a missing peer's weight is
+                folded into the own copy's; 0 on padding).
+        """
+        raise NotImplementedError
+
+    def merge(self, own: Tensors, received: Mapping[int, Tensors], self_weight: float,
+              weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
+        w_own, w = fold_missing(self_weight, weights, received.keys())
+        senders = sorted(received)
+        rows = [flatten(own)] + [flatten(received[j]) for j in senders]
+        values = torch.stack(rows)[None]
+        mask = torch.ones(values.shape[:2], dtype=torch.bool, device=values.device)
+        wts = torch.tensor([[w_own, *(w[j] for j in senders)]], dtype=values.dtype,
+                           device=values.device)
+        return unflatten(self.combine(values, mask, wts)[0], own)
+
+
+def flatten(tensors: Tensors) -> torch.Tensor:
+    """A component's tensors as one vector, in the mapping's (the component's) name order."""
+    return torch.cat([t.reshape(-1) for t in tensors.values()])
+
+
+def unflatten(vector: torch.Tensor, like: Tensors) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`flatten`, shaped like ``like``."""
+    out, start = {}, 0
+    for name, t in like.items():
+        out[name] = vector[start : start + t.numel()].view(t.shape)
+        start += t.numel()
+    return out
+
+
+def build_aggregator(name: str, params: Mapping[str, Any] | None = None) -> Aggregator:
+    """The registered aggregator ``name`` with ``params`` (checked against its constructor)."""
+    cls = AGGREGATION.get(name, field="aggregation.name")
+    params = dict(params or {})
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(f"aggregation.params.{key}", f"unknown parameter of {name!r}; "
+                              f"allowed: {', '.join(sorted(accepted)) or 'none'}")
+    return cls(**params)

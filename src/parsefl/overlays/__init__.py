@@ -1,0 +1,11 @@
+"""Per-component overlay kinds (one file each), registered in ``OVERLAYS`` (``overlay.name``).
+
+The registry imports this package on first use (``registry.OVERLAYS``), so the kinds are known
+wherever overlays are read.
+"""
+
+from parsefl.overlays import induced, relay, rewire  # noqa: F401  (fill the registry)
+from parsefl.overlays.base import HopPath, Overlay
+from parsefl.topology.overlays import make_overlay
+
+__all__ = ["HopPath", "Overlay", "make_overlay"]

@@ -1,0 +1,65 @@
+"""The round engine: plan caching keyed by the strategy's plan key, names, derived engines."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from conftest import make_agent
+
+from parsefl.aggregation import build_aggregator
+from parsefl.errors import ConfigError
+from parsefl.runtime import InMemoryTransport, RoundEngine, RoundLoop
+from parsefl.runtime.distributed import DistributedEngine, DistributedLoop
+from parsefl.sharing.base import Capability, SharingStrategy
+from parsefl.topology import StaticGraph
+
+
+class EveryOtherRound(SharingStrategy):
+    """Offers head_r only in even pairs of rounds: its plan key must change with them."""
+
+    def plan_key(self, round):
+        return round // 2 % 2
+
+    def offered(self, me: Capability, round: int) -> set[str]:
+        return {"head_r"} if self.plan_key(round) == 0 else set()
+
+
+def _engine(strategy=None, **kw):
+    agents = [make_agent(i, "a") for i in range(3)]
+    return RoundEngine(agents, strategy or SharingStrategy(), StaticGraph(nx.cycle_graph(3)),
+                       InMemoryTransport(), **kw)
+
+
+def test_plans_are_rebuilt_exactly_when_the_plan_key_changes():
+    engine = _engine(EveryOtherRound())
+    offered = []
+    for r in range(6):
+        engine.prepare(r)
+        offered.append((engine.plan_version, sorted(engine.plans[0].paths)))
+    assert offered == [(1, ["head_r"]), (1, ["head_r"]), (2, []), (2, []), (3, ["head_r"]),
+                       (3, ["head_r"])]
+
+
+def test_old_names_are_aliases():
+    assert RoundLoop is RoundEngine and DistributedLoop is DistributedEngine
+
+
+def test_from_engine_keeps_the_rules_and_takes_the_agents():
+    mean = build_aggregator("mean")
+    template = _engine(overlay="relay", hops=3, aggregator=mean)
+    local = [template.agents[1]]
+    derived = DistributedEngine.from_engine(template, local, InMemoryTransport())
+    assert isinstance(derived, DistributedEngine) and list(derived.agents) == [1]
+    assert derived.overlay is template.overlay and derived.aggregator is mean
+    assert derived.strategy is template.strategy and derived.radius == 3
+
+
+def test_a_strategy_that_still_merges_is_refused():
+    class OldStyle(SharingStrategy):
+        name = "old_style"
+
+        def merge(self, own, received, self_weight, weights):
+            return dict(own)
+
+    with pytest.raises(ConfigError, match="aggregator"):
+        _engine(OldStyle())

@@ -248,20 +248,28 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ParseflError as err:
-        Console(stderr=True).print(f"[red]error:[/] {err}")
-        sys.exit(2)
+        _fail(f"error: {err}", 2)
     except (typer.Abort, KeyboardInterrupt):
-        Console(stderr=True).print("[yellow]interrupted[/]")
-        sys.exit(130)
+        _fail("interrupted", 130)
     except typer.Exit as err:
         sys.exit(err.exit_code)
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
+    except Exception as err:  # usage errors (click's or typer's own copy of them)
+        from parsefl.cli_errors import usage_error
 
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+        usage = usage_error(err)
+        if usage is None:
+            raise
+        message, code, help_text = usage
+        if help_text is not None:
+            print(help_text)
+            sys.exit(code)
+        _fail(f"error: {message}", code)
+
+
+def _fail(line: str, code: int) -> None:
+    """One line on stderr (never wrapped, never read as markup), then exit."""
+    print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,16 @@ ConfigArg = Annotated[
 OverrideOpt = Annotated[
     list[str] | None, typer.Option("-o", "--override", help="key=value, e.g. -o rounds=10")
 ]
+DataOpt = Annotated[
+    str | None, typer.Option("--data", help="dataset name (parsefl list dataset) or npz:PATH")
+]
+
+
+def _overrides(override: list[str] | None, data: str | None = None) -> list[str]:
+    """The -o list, with --data last (it wins); JSON-quoted so the value is never read as YAML."""
+    import json
+
+    return [*(override or []), *([f"data.name={json.dumps(data)}"] if data else [])]
 
 
 @app.command()
@@ -32,6 +42,7 @@ def run(
     method: Annotated[str | None, typer.Option(help="sharing strategy, see: parsefl list")] = None,
     override: OverrideOpt = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<name>)")] = None,
+    data: DataOpt = None,
 ) -> None:
     """Run one experiment (default: PARSE on mfeat fou+pix, 12 agents, ring)."""
     from parsefl.config import load_config
@@ -39,7 +50,7 @@ def run(
     from parsefl.experiments.rundir import default_run_dir
     from parsefl.reporting import print_results, progress_callback
 
-    cfg = load_config(config, override or [], method)
+    cfg = load_config(config, _overrides(override, data), method)
     out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
                   f"{cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}")
@@ -64,12 +75,13 @@ def launch(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")
     ] = False,
+    data: DataOpt = None,
 ) -> None:
     """Run one experiment as N processes on this machine (torch.distributed, gloo)."""
     from parsefl.experiments.launcher import launch as run_launch
     from parsefl.reporting import print_results
 
-    results = run_launch(config, override or [], nproc, out, resume, method=method)
+    results = run_launch(config, _overrides(override, data), nproc, out, resume, method=method)
     print_results(console, results)
 
 
@@ -81,12 +93,14 @@ def compare(
     override: OverrideOpt = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     jobs: JobsOpt = 1,
+    data: DataOpt = None,
 ) -> None:
     """Run several methods x seeds on identical partitions, graphs and initialisations."""
     from parsefl.experiments.compare import compare_sweep
     from parsefl.experiments.sweep import parse_seeds, resolve_methods
 
-    sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds), override or [])
+    sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds),
+                          _overrides(override, data))
     _run_sweep(sweep, out, jobs)
     console.print(f"Summary written to {out}/summary.json and {out}/summary.md")
 
@@ -107,11 +121,12 @@ def sweep(
     override: OverrideOpt = None,
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     jobs: JobsOpt = 1,
+    data: DataOpt = None,
 ) -> None:
     """Run a grid of config values x methods x seeds; finished runs are skipped (resume)."""
     from parsefl.experiments.compare import load_sweep
 
-    spec = load_sweep(sweep_file, override or [])
+    spec = load_sweep(sweep_file, _overrides(override, data))
     out = out or Path("runs") / sweep_file.stem
     _run_sweep(spec, out, jobs)
     console.print(f"Tables written to {out}/summary.md and {out}/results.csv")
@@ -206,17 +221,22 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("describe")
 def data_describe(
-    dataset: Annotated[str, typer.Argument(help="dataset name or npz:PATH")],
+    dataset: Annotated[str | None, typer.Argument(help="dataset name or npz:PATH")] = None,
     config: Annotated[Path | None, typer.Option(help="preset for mix/partition")] = None,
     override: OverrideOpt = None,
     plot: Annotated[Path | None, typer.Option(help="also save a bar chart (.png/.svg)")] = None,
+    data: DataOpt = None,
 ) -> None:
     """Per agent: modalities, sample count and class histogram of a partition."""
     from parsefl.config import load_config
     from parsefl.data import describe_partition, load_dataset, plot_partition, render_table
+    from parsefl.errors import ConfigError
     from parsefl.experiments.build import agent_partition
 
-    cfg = load_config(config, [*(override or []), f"data.name={dataset}"])
+    if not (dataset or data):
+        raise ConfigError("DATASET", "missing; give a dataset name or npz:PATH "
+                          "(e.g. parsefl data describe mfeat; names: parsefl list dataset)")
+    cfg = load_config(config, _overrides(override, data or dataset))
     ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params)
     groups, parts = agent_partition(cfg, ds)
     rows = describe_partition(ds, groups, parts)

@@ -41,6 +41,9 @@ def _parsefl(*args: str) -> subprocess.CompletedProcess:
     (["list", "nosuch"], ["nosuch", "sharing", "topology"]),
     (["run", "-o"], ["-o"]),
     (["run", "-o", "noequals"], ["key=value"]),
+    (["run", "--data", "nope"], ["data.name", "nope", "mfeat", "npz:PATH"]),
+    (["compare", "--data", "csv:x.csv"], ["data.name", "npz:PATH"]),
+    (["data", "describe", "--data", "npz:/no/such.npz"], ["/no/such.npz", "no such file"]),
 ])
 def test_usage_error_is_one_line_exit_2(args, expect):
     proc = _parsefl(*args)
@@ -50,6 +53,12 @@ def test_usage_error_is_one_line_exit_2(args, expect):
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     for word in expect:
         assert word in lines[0]
+
+
+def test_data_option_selects_the_dataset():
+    proc = _parsefl("data", "describe", "--data", "synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}")
+    assert proc.returncode == 0, proc.stderr
+    assert "1600" in proc.stdout  # synthetic_pid: 1600 training samples over the 4 agents
 
 
 def test_no_arguments_prints_help():

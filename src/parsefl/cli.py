@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from parsefl.errors import ParseflError
+from parsefl.errors import Interrupted, ParseflError
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -56,8 +56,13 @@ def run(
                   f"{cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}")
     from parsefl.experiments.run import run_experiment
 
-    with progress_callback(console, cfg.rounds) as on_round:
-        results = run_experiment(cfg, out_dir, on_round)
+    try:
+        with progress_callback(console, cfg.rounds) as on_round:
+            results = run_experiment(cfg, out_dir, on_round)
+    except KeyboardInterrupt:
+        from parsefl.experiments.interrupt import run_interrupted
+
+        raise run_interrupted(out_dir) from None
     print_results(console, results)
     console.print(f"Results written to {out_dir}/results.json")
 
@@ -110,8 +115,13 @@ def _run_sweep(spec, out: Path, jobs: int) -> None:
     from parsefl.experiments.compare import run_and_summarize
     from parsefl.reporting import print_summary, sweep_progress
 
-    with sweep_progress(console, len(spec.specs())) as on_done:
-        summary = run_and_summarize(spec, out, jobs, on_done)
+    try:
+        with sweep_progress(console, len(spec.specs())) as on_done:
+            summary = run_and_summarize(spec, out, jobs, on_done)
+    except KeyboardInterrupt:
+        from parsefl.experiments.interrupt import sweep_interrupted
+
+        raise sweep_interrupted(out, [s.run_id for s in spec.specs()]) from None
     print_summary(console, summary)
 
 
@@ -267,6 +277,8 @@ def list_(kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] =
 def main() -> None:
     try:
         app(standalone_mode=False)
+    except Interrupted as err:
+        _fail(str(err), 130)
     except ParseflError as err:
         _fail(f"error: {err}", 2)
     except (typer.Abort, KeyboardInterrupt):

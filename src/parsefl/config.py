@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml
 from parsefl.errors import ConfigError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -82,7 +83,7 @@ class TrainConfig(_Strict):
 class ImperfectConfig(_Strict):
     missing_modality: float = Field(0.0, ge=0, le=1)  # multimodal agents: per-sample rate
     label_noise: float = Field(0.0, ge=0, le=1)  # fraction of training labels flipped
-    missing_labels: float = Field(0.0, ge=0, le=1)  # fraction of training samples unlabelled
+    missing_labels: float = Field(0.0, ge=0, lt=1)  # fraction of training samples unlabelled
 
 
 class RuntimeConfig(_Strict):
@@ -130,7 +131,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not sep or not key.strip():
             raise ConfigError("-o", f"expected key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError as err:
             raise ConfigError(key, f"cannot parse value {text!r}: {err}") from None
         node = out
@@ -159,7 +160,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("CONFIG", f"no such file: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(str(path), f"not valid YAML: {err}") from None
     if raw is None:
@@ -170,12 +171,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def validate(raw: Mapping[str, Any]) -> RunConfig:
-    """Validate types, then registry names and cross-field rules."""
+    """Validate types, then registry names and cross-field rules, then refuse values that
+    cannot be right (booleans for numbers, non-finite or absurd values, sizes beyond memory)."""
+    check_raw(raw, RunConfig)
     try:
         cfg = RunConfig.model_validate(dict(raw))
     except ValidationError as err:
         raise _first_error(err) from None
     _check_names(cfg)
+    check_absurd(cfg)
+    check_sizes(cfg)
     return cfg
 
 

@@ -34,6 +34,8 @@ def vectorizable(agents: Sequence[Agent], strategy: SharingStrategy, train: Trai
         return "it needs train.local_steps (agents of unequal data size step together)"
     if any(len(a.views) > 1 for a in agents):
         return "an agent trains on several modality views (pooled data or missing modalities)"
+    if any(not a.views or len(a.views[0][1]) != a.n_samples for a in agents):
+        return "an agent trains on a subset of its samples (missing labels)"
     if type(strategy).merge is not SharingStrategy.merge:
         return f"strategy {strategy.name!r} merges with its own rule, not a mixing matrix"
     return ""

@@ -113,16 +113,26 @@ def compare(
 def _run_sweep(spec, out: Path, jobs: int) -> None:
     """Run a sweep with a progress bar over runs, then print its summary table."""
     from parsefl.experiments.compare import run_and_summarize
+    from parsefl.experiments.divergence import is_diverged
     from parsefl.reporting import print_summary, sweep_progress
+
+    diverged: list[str] = []
+
+    def note(run, result, cached) -> None:
+        if is_diverged(result):
+            diverged.append(f"{run.method} seed {run.seed} (round {result['diverged_round']})")
 
     try:
         with sweep_progress(console, len(spec.specs())) as on_done:
-            summary = run_and_summarize(spec, out, jobs, on_done)
+            summary = run_and_summarize(spec, out, jobs,
+                                        lambda *a: (note(*a), on_done(*a)))
     except KeyboardInterrupt:
         from parsefl.experiments.interrupt import sweep_interrupted
 
         raise sweep_interrupted(out, [s.run_id for s in spec.specs()]) from None
     print_summary(console, summary)
+    if diverged:
+        console.print(f"[yellow]diverged (left out of the summary):[/] {'; '.join(diverged)}")
 
 
 @app.command()
@@ -280,7 +290,7 @@ def main() -> None:
     except Interrupted as err:
         _fail(str(err), 130)
     except ParseflError as err:
-        _fail(f"error: {err}", 2)
+        _fail(f"error: {err}", getattr(err, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except typer.Exit as err:

@@ -10,7 +10,7 @@ from typing import Any
 
 from parsefl.config import PRESETS, apply_overrides, read_yaml
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
-from parsefl.experiments.summary import markdown_report, summarize, tidy_rows
+from parsefl.experiments.summary import diverged_note, markdown_report, summarize, tidy_rows
 from parsefl.experiments.sweep import RunSpec, Sweep, load_sweep, run_sweep
 
 OnDone = Callable[[RunSpec, dict[str, Any], bool], None]
@@ -32,7 +32,9 @@ def write_outputs(sweep: Sweep, results: dict[RunSpec, dict], out: Path) -> dict
         write_json(out / "summary.json", summary["-"])
     else:
         write_json(out / "summary.json", summary)
-    atomic_write(out / "summary.md", markdown_report(summary, command))
+    note = diverged_note(ordered)
+    atomic_write(out / "summary.md",
+                 markdown_report(summary, command) + (f"\n**{note}**\n" if note else ""))
     write_csv(out / "results.csv", tidy_rows(ordered))
     return summary
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
 from parsefl.experiments.build import Experiment, build_experiment
+from parsefl.experiments.divergence import stop_if_diverged
 from parsefl.experiments.results import (
     metrics_row,
     results_dict,
@@ -39,6 +40,7 @@ def run_experiment(
     last: Evaluation | None = None
     for r in range(cfg.rounds):
         stats = exp.loop.step(r)
+        stop_if_diverged(cfg, exp.agents, stats, out_dir)
         bytes_rounds.append(stats.link_bytes)
         cosines.append(stats.gradient_cosine)
         cum_bytes += sum(stats.link_bytes.values())

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from parsefl.experiments.divergence import is_diverged
 from parsefl.experiments.sweep import RunSpec, flow_yaml, point_label
 
 CEILING = {"centralized"}  # reference ceilings, never peers: marked in every table
@@ -41,9 +42,12 @@ def summarize_method(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def summarize(results: Mapping[RunSpec, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Grid-point label -> method -> summarize_method over its seeds (grid order kept)."""
+    """Grid-point label -> method -> summarize_method over its seeds (grid order kept).
+    Diverged runs are left out (see diverged_note); a method whose every run diverged too."""
     by_point: dict[str, dict[str, list]] = {}
     for spec, res in results.items():
+        if is_diverged(res):
+            continue
         by_point.setdefault(point_label(spec.point), {}).setdefault(spec.method, []).append(res)
     return {p: {m: summarize_method(rs) for m, rs in methods.items()}
             for p, methods in by_point.items()}
@@ -53,6 +57,8 @@ def tidy_rows(results: Mapping[RunSpec, Mapping[str, Any]]) -> list[dict[str, An
     """One row per run and scope (overall, then each group)."""
     rows = []
     for spec, res in results.items():
+        if is_diverged(res):
+            continue
         base = {**{k: _cell(v) for k, v in spec.point}, "method": spec.method, "seed": spec.seed}
         comm = res["communication"]["bytes_per_link_per_round_mean"]
         cos = res.get("diagnostics", {}).get("gradient_cosine", {}).get("overall_mean")
@@ -64,6 +70,13 @@ def tidy_rows(results: Mapping[RunSpec, Mapping[str, Any]]) -> list[dict[str, An
             rows.append({**base, "scope": scope, **values, "bytes_per_link_per_round": comm,
                          "gradient_cosine": cos, "wall_time_s": res["wall_time_s"]})
     return rows
+
+
+def diverged_note(results: Mapping[RunSpec, Mapping[str, Any]]) -> str:
+    """One line naming the diverged runs (left out of every table), or ""."""
+    runs = [f"{s.method} seed {s.seed}" + (f" ({point_label(s.point)})" if s.point else "")
+            + f" at round {r['diverged_round']}" for s, r in results.items() if is_diverged(r)]
+    return f"Diverged (non-finite loss; left out of the tables): {'; '.join(runs)}" if runs else ""
 
 
 def _cell(value: Any) -> Any:

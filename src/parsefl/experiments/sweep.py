@@ -112,10 +112,14 @@ def load_sweep(path: Path, overrides: Iterable[str] = ()) -> Sweep:
 def _run_one(raw: dict[str, Any], out_dir: str, threads: int) -> dict[str, Any]:
     import torch
 
+    from parsefl.experiments.divergence import Diverged
     from parsefl.experiments.run import run_experiment
 
     torch.set_num_threads(threads)
-    return run_experiment(validate(raw), Path(out_dir))
+    try:
+        return run_experiment(validate(raw), Path(out_dir))
+    except Diverged:  # recorded in its results.json; the other runs go on
+        return json.loads((Path(out_dir) / "results.json").read_text())
 
 
 def run_sweep(

@@ -310,7 +310,7 @@ def main() -> None:
 
 def _fail(line: str, code: int) -> None:
     """One line on stderr (never wrapped, never read as markup), then exit."""
-    print(line, file=sys.stderr)
+    print(" ".join(line.split()), file=sys.stderr)
     sys.exit(code)
 
 

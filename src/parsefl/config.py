@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml
+from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml, yaml_problem
 from parsefl.errors import ConfigError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -104,7 +104,7 @@ class DiagnosticsConfig(_Strict):
 class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
     device: str = "auto"
@@ -133,7 +133,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         try:
             value = load_yaml(text)
         except yaml.YAMLError as err:
-            raise ConfigError(key, f"cannot parse value {text!r}: {err}") from None
+            raise ConfigError(key, f"cannot parse value {text!r}: {yaml_problem(err)}") from None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -162,7 +162,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(str(path), f"not valid YAML: {err}") from None
+        raise ConfigError(str(path), f"not valid YAML: {yaml_problem(err)}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -52,6 +52,13 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem and where (PyYAML's text spans several)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(err, 'problem', None) or ' '.join(str(err).split())}{where}"
+
+
 def check_raw(raw: Mapping[str, Any], model: type[BaseModel], prefix: str = "") -> None:
     """Booleans given for numbers and non-finite floats, anywhere in ``raw`` (free-form
     ``params`` dicts included), named by their dotted field."""

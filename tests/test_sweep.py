@@ -75,3 +75,24 @@ def test_bad_sweep_inputs(tmp_path):
     path.write_text("grid: {rounds: [1]}\nmethods: [parse]\nsede: [1]\n")
     with pytest.raises(ConfigError, match="sede"):
         load_sweep(path)
+
+
+def test_finished_runs_are_reused_only_with_the_identical_config(tmp_path):
+    run_and_summarize(compare_sweep(None, ["local"], [0], QUICK), tmp_path, jobs=1)
+    first = (tmp_path / "runs" / "local" / "seed0" / "results.json").stat().st_mtime_ns
+    seen = []
+    # the thread count changes speed, never numbers: still reused
+    run_and_summarize(compare_sweep(None, ["local"], [0], [*QUICK, "runtime.threads=1"]),
+                      tmp_path, 1, lambda s, r, cached: seen.append(cached))
+    assert seen == [True]
+    other = compare_sweep(None, ["local"], [0], [*QUICK, "rounds=2", "model.dim=12"])
+    with pytest.raises(ConfigError) as err:
+        run_and_summarize(other, tmp_path, jobs=1)
+    assert err.value.field == "--out" and "--overwrite" in str(err.value)
+    assert "model.dim: 9 -> 12; rounds: 1 -> 2" in str(err.value)
+    assert (tmp_path / "runs" / "local" / "seed0" / "results.json").stat().st_mtime_ns == first
+    run_and_summarize(other, tmp_path, jobs=1, overwrite=True)
+    redone = json.loads((tmp_path / "runs" / "local" / "seed0" / "results.json").read_text())
+    assert redone["rounds_completed"] == 2
+    md = (tmp_path / "summary.md").read_text()
+    assert "Resolved config of the first run (fingerprint" in md and "rounds: 2" in md

@@ -15,7 +15,7 @@ python3 -m venv "$venv"
 echo "newest allowed versions:"; grep -iE '^(typer|click|rich|pydantic|numpy|torch)==' \
     "$(dirname "$venv")/freeze.txt" || true
 "$venv/bin/python" -m pytest -q -x -p no:cacheprovider tests/test_cli_usage.py tests/test_readme.py \
-    tests/test_cli.py
+    tests/test_cli.py tests/test_fuzz.py
 if [[ "${1:-}" == "--freeze" ]]; then
     { sed -n '1,3p' constraints.txt
       sed 's/^\(torch==[0-9.]*\)+.*$/\1/' "$(dirname "$venv")/freeze.txt"; } > constraints.txt.new

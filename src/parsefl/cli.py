@@ -68,6 +68,8 @@ def run(
 
 
 JobsOpt = Annotated[int, typer.Option(help="parallel processes")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="redo finished runs whose config differs (default: refuse)")]
 
 
 @app.command()
@@ -99,6 +101,7 @@ def compare(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     jobs: JobsOpt = 1,
     data: DataOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Run several methods x seeds on identical partitions, graphs and initialisations."""
     from parsefl.experiments.compare import compare_sweep
@@ -106,11 +109,11 @@ def compare(
 
     sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds),
                           _overrides(override, data))
-    _run_sweep(sweep, out, jobs)
+    _run_sweep(sweep, out, jobs, overwrite)
     console.print(f"Summary written to {out}/summary.json and {out}/summary.md")
 
 
-def _run_sweep(spec, out: Path, jobs: int) -> None:
+def _run_sweep(spec, out: Path, jobs: int, overwrite: bool) -> None:
     """Run a sweep with a progress bar over runs, then print its summary table."""
     from parsefl.experiments.compare import run_and_summarize
     from parsefl.experiments.divergence import is_diverged
@@ -125,7 +128,7 @@ def _run_sweep(spec, out: Path, jobs: int) -> None:
     try:
         with sweep_progress(console, len(spec.specs())) as on_done:
             summary = run_and_summarize(spec, out, jobs,
-                                        lambda *a: (note(*a), on_done(*a)))
+                                        lambda *a: (note(*a), on_done(*a)), overwrite)
     except KeyboardInterrupt:
         from parsefl.experiments.interrupt import sweep_interrupted
 
@@ -142,13 +145,14 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     jobs: JobsOpt = 1,
     data: DataOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Run a grid of config values x methods x seeds; finished runs are skipped (resume)."""
     from parsefl.experiments.compare import load_sweep
 
     spec = load_sweep(sweep_file, _overrides(override, data))
     out = out or Path("runs") / sweep_file.stem
-    _run_sweep(spec, out, jobs)
+    _run_sweep(spec, out, jobs, overwrite)
     console.print(f"Tables written to {out}/summary.md and {out}/results.csv")
 
 

@@ -96,3 +96,34 @@ def test_finished_runs_are_reused_only_with_the_identical_config(tmp_path):
     assert redone["rounds_completed"] == 2
     md = (tmp_path / "summary.md").read_text()
     assert "Resolved config of the first run (fingerprint" in md and "rounds: 2" in md
+
+
+def _stat(mean, n=1, std=0.0):
+    return {"mean": mean, "std": std, "n": n}
+
+
+def _method(a, b, overall, n=1):
+    return {"accuracy": {"overall": _stat(overall, n), "groups": {"a": _stat(a, n),
+                                                                 "a+b": _stat(b, n)}},
+            "macro_f1": {"overall": _stat(overall, n), "groups": {}},
+            "bytes_per_link_per_round": 10.0, "gradient_cosine": None}
+
+
+def test_tables_mark_the_best_non_ceiling_value_and_drop_the_std_of_one_seed():
+    from rich.console import Console
+
+    from parsefl.experiments.summary import markdown_table
+    from parsefl.reporting import print_summary
+
+    methods = {"local": _method(0.5, 0.9, 0.7), "parse": _method(0.8, 0.85, 0.82),
+               "centralized": _method(0.99, 0.99, 0.99)}
+    md = markdown_table(methods).splitlines()
+    assert md[2] == "| local | 0.500 | **0.900** | 0.700 | 10 | – |"
+    assert md[3] == "| parse | **0.800** | 0.850 | **0.820** | 10 | – |"
+    assert md[4] == "| centralized (ceiling) | 0.990 | 0.990 | 0.990 | 10 | – |"
+    console = Console(record=True, width=200)
+    print_summary(console, {"-": methods})
+    text = console.export_text()
+    assert "±" not in text and "a+b" in text and "0.8000" in text and "(ceiling)" in text
+    with_seeds = {"parse": _method(0.8, 0.85, 0.82, n=3)}
+    assert "0.800 ± 0.000" in markdown_table(with_seeds)

@@ -32,7 +32,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from parsefl.data._checks import check_float, check_int
 from parsefl.data.base import SCHEMES, DatasetFactory, MultimodalDataset, Split
@@ -195,6 +194,8 @@ def _drawn_split(
         raise ConfigError("data.params.test_fraction",
                           f"{fraction} leaves fewer than {n_classes} (the number of classes) "
                           f"of the {n} samples of {where} in one split")
+    from sklearn.model_selection import train_test_split  # lazy: `parsefl list` stays fast
+
     _, test_idx = train_test_split(np.arange(n), test_size=n_test, stratify=y, random_state=seed)
     is_train = np.ones(n, dtype=bool)
     is_train[test_idx] = False

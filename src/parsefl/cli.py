@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from parsefl.errors import Interrupted, ParseflError
-
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
     help="Multimodal decentralized federated learning: PARSE and its baselines.",
@@ -291,31 +289,13 @@ def list_(kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] =
 def main() -> None:
     try:
         app(standalone_mode=False)
-    except Interrupted as err:
-        _fail(str(err), 130)
-    except ParseflError as err:
-        _fail(f"error: {err}", getattr(err, "exit_code", 2))
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
     except typer.Exit as err:
         sys.exit(err.exit_code)
-    except Exception as err:  # usage errors (click's or typer's own copy of them)
-        from parsefl.cli_errors import usage_error
+    except (Exception, KeyboardInterrupt) as err:
+        from parsefl.cli_errors import exit_for
 
-        usage = usage_error(err)
-        if usage is None:
-            raise
-        message, code, help_text = usage
-        if help_text is not None:
-            print(help_text)
-            sys.exit(code)
-        _fail(f"error: {message}", code)
-
-
-def _fail(line: str, code: int) -> None:
-    """One line on stderr (never wrapped, never read as markup), then exit."""
-    print(" ".join(line.split()), file=sys.stderr)
-    sys.exit(code)
+        exit_for(err)  # one line and exit for every error we know; a bug keeps its traceback
+        raise
 
 
 if __name__ == "__main__":

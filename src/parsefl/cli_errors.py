@@ -8,7 +8,36 @@ and no longer installs click at all. Both expose the same duck-typed surface (``
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, NoReturn
+
+from parsefl.errors import Interrupted, ParseflError
+
+
+def exit_for(err: BaseException) -> None:
+    """Print one line and exit for a known error: a ParseflError (exit 2, or its own
+    ``exit_code``), an interrupt (130), a usage error (its code; a bare group prints its
+    help). Returns for anything else, which is a bug and keeps its traceback."""
+    if isinstance(err, Interrupted):
+        fail(str(err), 130)
+    if isinstance(err, ParseflError):
+        fail(f"error: {err}", getattr(err, "exit_code", 2))
+    if isinstance(err, KeyboardInterrupt) or type(err).__name__ == "Abort":
+        fail("interrupted", 130)
+    usage = usage_error(err)
+    if usage is None:
+        return
+    message, code, help_text = usage
+    if help_text is not None:
+        print(help_text)
+        sys.exit(code)
+    fail(f"error: {message}", code)
+
+
+def fail(line: str, code: int) -> NoReturn:
+    """One line on stderr (never wrapped, never read as markup), then exit."""
+    print(" ".join(line.split()), file=sys.stderr)
+    sys.exit(code)
 
 
 def usage_error(err: BaseException) -> tuple[str, int, str | None] | None:

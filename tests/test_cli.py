@@ -127,3 +127,9 @@ def test_duplicate_key_in_a_yaml_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.field == "lr" and "line 4" in str(err.value)
+
+
+def test_one_torch_thread_by_default():
+    # benchmarks/threads.py: one thread per core spun against other processes (up to 17x
+    # slower); one thread never lost
+    assert load_config(None).runtime.threads == 1

@@ -90,9 +90,11 @@ class RuntimeConfig(_Strict):
     # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized",
     # needs train.local_steps), or "auto" (vectorized whenever it can run).
     backend: Literal["auto", "reference", "vectorized"] = "auto"
-    # torch CPU threads for this process (0: torch's default). Small models on a busy machine
-    # run far faster with 1 than with one per core (measured up to 5-200x in benchmarks/peers).
-    threads: int = Field(0, ge=0)
+    # torch CPU threads for this process (0: torch's default, one per core). 1 by default:
+    # with one thread per core, torch's workers spin against any other busy process, and the
+    # quickstart took 765 s instead of 44 s on a loaded 2-core machine (benchmarks/threads.py,
+    # RESULTS.md); sweeps with --jobs already run one process per core.
+    threads: int = Field(1, ge=0)
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
 

@@ -82,10 +82,10 @@ class Spinner:
         self.proc.wait()
 
 
-def measure(rounds: int | None, ns: list[int]) -> list[dict]:
+def measure(rounds: int | None, ns: list[int], counts: list[int]) -> list[dict]:
     rows = []
     for load in ("quiet", "busy"):
-        for threads in (1, 2):
+        for threads in counts:
             before = os.getloadavg()[0]
             if load == "busy":
                 with Spinner():
@@ -102,9 +102,10 @@ def measure(rounds: int | None, ns: list[int]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", default="1,2", help="thread counts to compare")
     args = parser.parse_args()
     ns = [8, 32] if args.quick else [8, 32, 128]
-    rows = measure(15 if args.quick else None, ns)
+    rows = measure(15 if args.quick else None, ns, [int(t) for t in args.threads.split(",")])
     if args.quick:
         return
     head = ["| load | threads | quickstart s | accuracy | "

@@ -89,6 +89,9 @@ def in_process(monkeypatch, capsys):
             tracemalloc.stop()
         return code, capsys.readouterr().err, peak
 
+    import sklearn.metrics  # noqa: F401  (imported lazily by the code under test)
+    import sklearn.model_selection  # noqa: F401
+
     call("list", "nosuch")  # pay the imports before measuring
     call("run", *BASE, "-o", "rounds=0")
     return call

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml, yaml_problem
 from parsefl.errors import ConfigError
 from parsefl.model.weights import LossWeights
 
@@ -79,16 +80,18 @@ class TrainConfig(_Strict):
 class ImperfectConfig(_Strict):
     missing_modality: float = Field(0.0, ge=0, le=1)  # multimodal agents: per-sample rate
     label_noise: float = Field(0.0, ge=0, le=1)  # fraction of training labels flipped
-    missing_labels: float = Field(0.0, ge=0, le=1)  # fraction of training samples unlabelled
+    missing_labels: float = Field(0.0, ge=0, lt=1)  # fraction of training samples unlabelled
 
 
 class RuntimeConfig(_Strict):
     # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized",
     # needs train.local_steps), or "auto" (vectorized whenever it can run).
     backend: Literal["auto", "reference", "vectorized"] = "auto"
-    # torch CPU threads for this process (0: torch's default). Small models on a busy machine
-    # run far faster with 1 than with one per core (measured up to 5-200x in benchmarks/peers).
-    threads: int = Field(0, ge=0)
+    # torch CPU threads for this process (0: torch's default, one per core). 1 by default:
+    # with one thread per core, torch's workers spin against any other busy process, and the
+    # quickstart took 765 s instead of 44 s on a loaded 2-core machine (benchmarks/threads.py,
+    # RESULTS.md); sweeps with --jobs already run one process per core.
+    threads: int = Field(1, ge=0)
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
 
@@ -106,7 +109,7 @@ class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
     aggregation: AggregationConfig = AggregationConfig()  # how received copies are merged
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
     device: str = "auto"
@@ -133,9 +136,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not sep or not key.strip():
             raise ConfigError("-o", f"expected key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError as err:
-            raise ConfigError(key, f"cannot parse value {text!r}: {err}") from None
+            raise ConfigError(key, f"cannot parse value {text!r}: {yaml_problem(err)}") from None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -162,9 +165,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("CONFIG", f"no such file: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(str(path), f"not valid YAML: {err}") from None
+        raise ConfigError(str(path), f"not valid YAML: {yaml_problem(err)}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -173,12 +176,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def validate(raw: Mapping[str, Any]) -> RunConfig:
-    """Validate types, then registry names and cross-field rules."""
+    """Validate types, then registry names and cross-field rules, then refuse values that
+    cannot be right (booleans for numbers, non-finite or absurd values, sizes beyond memory)."""
+    check_raw(raw, RunConfig)
     try:
         cfg = RunConfig.model_validate(dict(raw))
     except ValidationError as err:
         raise _first_error(err) from None
     _check_names(cfg)
+    check_absurd(cfg)
+    check_sizes(cfg)
     return cfg
 
 

@@ -200,7 +200,9 @@ def _make_agent(i, mods, idx, encoder_params, *, cfg, ds, strategy, device, spli
     x = {m: torch.as_tensor(v, device=device) for m, v in part.x.items()}
     y, views = _imperfect(cfg, i, mods, part.y, ds.n_classes)
     y_t = torch.as_tensor(y, device=device)
-    views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] if views else None
+    # An empty list is a real answer (no labelled sample left to train on), not "no views".
+    views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] \
+        if views is not None else None
     return Agent(i, model, x, y_t, cfg.train, cfg.loss, cfg.seed, views=views_t)
 
 

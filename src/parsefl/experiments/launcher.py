@@ -75,7 +75,13 @@ def launch(
     argv = _worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins)
     started = time.time()
     procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
-    return _collect(out, _wait_all(procs, wall_timeout_s), started)
+    try:
+        codes = _wait_all(procs, wall_timeout_s)
+    except KeyboardInterrupt:
+        from parsefl.experiments.interrupt import launch_interrupted
+
+        raise launch_interrupted(out) from None
+    return _collect(out, codes, started)
 
 
 def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | None,
@@ -122,6 +128,28 @@ def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None) -> li
             proc.kill()
             proc.wait()
         raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed") from None
+    except KeyboardInterrupt:
+        _forward_interrupt(procs)
+        raise
     return [proc.returncode for proc in procs]
+
+
+def _forward_interrupt(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:
+    """SIGINT may reach only this process (kill -INT): pass it on to every worker and wait for
+    them, so that none is left failing on the store that dies with us; a second Ctrl-C, or
+    the grace period, kills them."""
+    import signal
+
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    try:
+        for proc in procs:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 

@@ -22,6 +22,7 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
+from parsefl.experiments.divergence import stop_if_diverged
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
 from parsefl.experiments.results import (
     metrics_row,
@@ -103,7 +104,10 @@ def run_experiment(
     def wall() -> float:
         return history.wall_s + time.perf_counter() - started
 
-    hooks = [Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
+    def diverged(end: RoundEnd) -> None:  # first: a diverged round is never recorded
+        stop_if_diverged(cfg, exp.agents, end.stats, out_dir)
+
+    hooks = [diverged, Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]
     run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
     if history.last is None:  # resumed at the final round: nothing ran

@@ -45,7 +45,9 @@ class Agent:
         self.optimizer = make_optimizer(model, train)
         # Each agent draws its own batches from its own generator: deterministic per seed.
         self.generator = torch.Generator().manual_seed(seed * 100_003 + agent_id)
-        self.stream = BatchStream(self.n_samples, self.generator)
+        # local_steps draw from the one view's indices, which may be fewer than the samples.
+        one_view = len(self.views[0][1]) if len(self.views) == 1 else self.n_samples
+        self.stream = BatchStream(one_view, self.generator)
         self.component_params = model.components()
         self._params = dict(model.named_parameters())  # updated in place, never replaced
         sigs = {c: signature(model, names) for c, names in self.component_params.items()}

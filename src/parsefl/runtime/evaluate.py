@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
 from parsefl.runtime.agent import Agent
 
@@ -43,6 +42,8 @@ def evaluate(
     drop: Sequence[str] = (),
 ) -> Evaluation:
     """Each slot on the whole test set, using only its modalities."""
+    from sklearn.metrics import f1_score  # lazy: `parsefl list` stays fast
+
     y_np = y.cpu().numpy()
     rows = []
     for slot in slots:

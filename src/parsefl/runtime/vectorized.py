@@ -56,6 +56,9 @@ def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
     if any(len(a.views) > 1 for a in agents):
         return Blocker("imperfect", "an agent trains on several modality views (pooled data "
                        "or missing modalities)")
+    if any(not a.views or len(a.views[0][1]) != a.n_samples for a in agents):
+        return Blocker("imperfect.missing_labels", "an agent trains on a subset of its samples "
+                       "(missing labels)")
     if not isinstance(aggregator, LinearAggregator | StackedAggregator):
         return Blocker("aggregation.name", f"aggregator {aggregator.name!r} gives neither "
                        "mixing weights nor a stacked combine")

@@ -15,6 +15,7 @@ from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_i
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
 from parsefl.data.mix import RATIO_KEYS, default_mix
 from parsefl.errors import ConfigError
+from parsefl.experiments.dynamics import build_schedules
 from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
 from parsefl.registry import PARTITIONS, SHARING
@@ -88,8 +89,11 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
         slots = slots_of(agents)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
+    mods, membership, steps = build_schedules(cfg, groups)
     loop = RoundEngine(agents, strategy, topology, InMemoryTransport(), cfg.overlay.name,
-                       cfg.overlay.hops, degree=cfg.overlay.degree, aggregator=aggregator)
+                       cfg.overlay.hops, degree=cfg.overlay.degree, aggregator=aggregator,
+                       modalities=mods, membership=membership)
+    loop.local_steps = steps
     if _use_vectorized(cfg, agents, aggregator):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}

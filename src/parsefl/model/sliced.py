@@ -134,6 +134,17 @@ class SlicedModel(AgentModel):
     def loss(self, x, y, cfg: LossWeights, phase: str | None = None):  # noqa: D102
         return sliced_loss(self(x), y, cfg)
 
+    def active_components(self, held: Collection[str]) -> set[str]:
+        """A lost modality's trunk, rows and unique head, and the synergy path (s rows,
+        fusion, synergy head: used only when every modality is there) are kept but idle."""
+        comps = set(self.component_modules())
+        lost = set(self.modalities) - set(held)
+        if not lost:
+            return comps
+        idle = {f"{kind}.{m}" for m in lost for kind in ("enc", "head_u")}
+        return {c for c in comps if c not in idle
+                and c.partition(".")[0] not in ("enc_s", "synergy")}
+
     def component_modules(self) -> dict[str, list[nn.Module]]:
         comps: dict[str, list[nn.Module]] = {}
         for m in self.modalities:

@@ -91,3 +91,27 @@ def _steps(spec: dict[str, int], groups: Sequence[tuple[str, ...]], seed: int) -
             raise ConfigError(f"dynamics.local_steps.{key}", f"must be >= 1, got {value}")
     by_agent = [spec.get("+".join(g)) for g in groups]
     return lambda i, r: by_agent[i]
+
+
+def dynamics_record(cfg: RunConfig, loop: object, n_agents: int) -> dict | None:
+    """results.json's ``dynamics``: each agent's timeline (the rounds where what it holds or
+    whether it is online changed) and, for the vectorized backend, what it runs differently."""
+    if not dynamic(cfg):
+        return None
+    held, online = loop.modalities, loop.membership  # type: ignore[attr-defined]
+    timeline: dict[str, list[dict]] = {}
+    for i in range(n_agents):
+        last = None
+        for r in range(cfg.rounds):
+            now = (list(held.at(r).get(i, ())), i in online.at(r))
+            if now != last:
+                timeline.setdefault(str(i), []).append(
+                    {"round": r, "modalities": now[0], "online": now[1]})
+                last = now
+    note = None
+    sits_out = cfg.dynamics.membership != DynamicsConfig().membership or cfg.dynamics.local_steps
+    if type(getattr(loop, "executor", None)).__name__ == "VectorizedExecutor" and sits_out \
+            and cfg.train.optimizer == "adam":
+        note = ("vectorized + adam: an agent sitting out a step (offline, straggler) keeps its "
+                "parameters and moments, but its group's shared Adam step counter advances")
+    return {"timeline": timeline, "vectorized_note": note}

@@ -23,6 +23,7 @@ from parsefl.experiments.checkpoint import (
     save_state,
 )
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
+from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import (
     metrics_row,
     results_dict,
@@ -113,6 +114,8 @@ def run_experiment(
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
     results["ablations"] = {"slice_drop": slice_drop(exp)}
+    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
+        results["dynamics"] = record
     write_json(out_dir / "results.json", results)
     return results
 

@@ -144,3 +144,39 @@ def test_bad_dynamics_name_the_field(override, field):
     with pytest.raises(ConfigError) as err:
         build_experiment(load_config(None, [*BASE, override]))
     assert err.value.field == field
+
+
+def test_edge_dropout_keeps_subsets_of_the_base_per_seed_and_round():
+    from parsefl.topology import build_topology
+
+    ring = {(i, (i + 1) % 8) if i < 7 else (0, 7) for i in range(8)}
+    assert set(build_topology("edge_dropout", 8, 0, {"p": 0.0}).at(3).edges()) == ring
+    assert build_topology("edge_dropout", 8, 0, {"p": 1.0}).at(3).number_of_edges() == 0
+    half = build_topology("edge_dropout", 8, 0, {"p": 0.5})
+    rounds = [frozenset(half.at(r).edges()) for r in range(6)]
+    assert all(r <= ring for r in rounds) and len(set(rounds)) > 1
+    assert rounds[4] == frozenset(build_topology("edge_dropout", 8, 0, {"p": 0.5}).at(4).edges())
+    with pytest.raises(ConfigError) as err:
+        build_topology("edge_dropout", 8, 0, {"p": 0.1, "base": "mobility"})
+    assert err.value.field == "topology.params.base"
+
+
+def test_mobility_is_a_random_geometric_graph_of_moving_points():
+    from parsefl.topology import build_topology
+
+    still = build_topology("mobility", 10, 0, {"speed": 0.0})
+    assert set(still.at(0).edges()) == set(still.at(7).edges())
+    assert build_topology("mobility", 10, 0, {"radius": 0.75}).at(5).number_of_edges() == 45
+    moving = build_topology("mobility", 10, 0, {"speed": 0.2})
+    assert len({frozenset(moving.at(r).edges()) for r in range(5)}) > 1
+
+
+def test_a_time_varying_graph_re_plans_every_round():
+    from parsefl.topology import build_topology
+
+    agents = [make_agent(i, AB) for i in range(4)]
+    engine = RoundEngine(agents, SHARING.get("parse")(),
+                         build_topology("edge_dropout", 4, 0, {"p": 0.5}), InMemoryTransport())
+    for r in range(3):
+        engine.step(r)
+    assert engine.plan_version == 3

@@ -24,6 +24,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     name: str = "mfeat"
     modalities: list[str] | None = None  # default: the modalities the mix uses
+    # A seeded fraction of the training set that no agent holds (`parsefl pretrain` uses it).
+    public: float = Field(0.0, ge=0, lt=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -51,6 +53,10 @@ class EncoderConfig(_Strict):
     # Architecture heterogeneity: parameter sets assigned round-robin to the agents of each
     # modality group (e.g. [{hidden: [256]}, {hidden: [64]}] gives wide and narrow agents).
     variants: list[dict[str, Any]] | None = None
+    # Pretrained trunks (safetensors: a directory of <modality>.safetensors, or one file with
+    # <modality>. prefixes; `parsefl pretrain` writes them); freeze: not trained, not gossiped.
+    pretrained: str | None = None
+    freeze: bool = False
 
 
 class ModelConfig(_Strict):

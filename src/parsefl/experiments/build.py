@@ -18,6 +18,7 @@ from parsefl.errors import ConfigError
 from parsefl.experiments.dynamics import build_schedules
 from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
+from parsefl.model.pretrained import load_trunks
 from parsefl.registry import PARTITIONS, SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
 from parsefl.runtime.vectorized import VectorizedExecutor, vectorized_blocker
@@ -142,9 +143,21 @@ def agent_partition(
 ) -> tuple[list[tuple[str, ...]], list[np.ndarray]]:
     """Each agent's modalities (from the mix) and training indices (from the partition)."""
     groups = agent_groups(cfg, ds)
-    parts = partition_indices(cfg.partition.name, ds.train.y, len(groups), cfg.seed,
-                              _partition_params(cfg), groups=ds.train_agent)
-    return groups, parts
+    private = private_indices(cfg, len(ds.train.y))
+    natural = None if ds.train_agent is None else np.asarray(ds.train_agent)[private]
+    parts = partition_indices(cfg.partition.name, ds.train.y[private], len(groups), cfg.seed,
+                              _partition_params(cfg), groups=natural)
+    return groups, [private[p] for p in parts]
+
+
+def private_indices(cfg: RunConfig, n: int, public: bool = False) -> np.ndarray:
+    """The training samples the agents share out (``public=True``: those set aside by
+    ``data.public`` for pretraining, which no agent holds); seeded by the run's seed."""
+    if not cfg.data.public:
+        return np.arange(n) if not public else np.arange(0)
+    order = np.random.default_rng([cfg.seed, 29]).permutation(n)
+    k = int(round(cfg.data.public * n))
+    return np.sort(order[:k] if public else order[k:])
 
 
 def encoder_name(cfg: RunConfig, ds: MultimodalDataset) -> str:
@@ -195,6 +208,12 @@ def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
     )
     model = strategy.build_model(mods, {m: ds.input_shape(m) for m in ds.modalities}, spec)
     model.reset_components(cfg.seed)
+    enc = cfg.model.encoder
+    if enc.freeze and not enc.pretrained:
+        raise ConfigError("model.encoder.freeze", "freezes pretrained trunks: set "
+                          "model.encoder.pretrained (parsefl pretrain writes them)")
+    if enc.pretrained and hasattr(model, "trunks"):
+        load_trunks(model.trunks, enc.pretrained, enc.freeze)
     return model.to(device)
 
 

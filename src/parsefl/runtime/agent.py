@@ -48,7 +48,10 @@ class Agent:
         self.stream = BatchStream(self.n_samples, self.generator)
         self.component_params = model.components()
         self._params = dict(model.named_parameters())  # updated in place, never replaced
-        sigs = {c: signature(model, names) for c, names in self.component_params.items()}
+        # A component that does not train (a frozen pretrained trunk) is never offered.
+        trains = {n for n, p in self._params.items() if p.requires_grad}
+        sigs = {c: signature(model, names) for c, names in self.component_params.items()
+                if trains & set(names)}
         self._signatures = sigs
         self._capability = Capability(agent_id, self.modalities, sigs)
         self.held = self.modalities  # what it holds now (a modality schedule changes it)

@@ -89,8 +89,8 @@ class _Group:
         self.wrapper = _LossOf(first.model, first.loss_cfg)
         self.names = [n for n, _ in first.model.named_parameters()]
         per_agent = [dict(a.model.named_parameters()) for a in agents]
-        self.params = {n: torch.stack([p[n].detach() for p in per_agent]).requires_grad_(True)
-                       for n in self.names}
+        self.params = {n: torch.stack([p[n].detach() for p in per_agent]).requires_grad_(
+            per_agent[0][n].requires_grad) for n in self.names}  # frozen trunks stay frozen
         self.optimizer = make_optimizer(list(self.params.values()), train)
         n_max = max(a.n_samples for a in agents)
         self.x = {m: _pad([a.x[m] for a in agents], n_max) for m in first.held}

@@ -252,11 +252,13 @@ def warm_start(engine: RoundEngine, caps: dict[int, Capability]) -> None:
     """Each agent's newly gained components (``Capability.warming``) start from its planned
     peers' copies, sent through the transport and averaged with its MH weights renormalised
     over the copies that arrived (no peer: it keeps its own initial copy)."""
-    engine.sync()
     plans, known, agents = engine.plans, engine._known or {}, engine.agents
+    wanted = [(j, i, c, path) for j, plan in plans.items() for c, peers in plan.paths.items()
+              for i, path in peers.items() if c in known[j][i][0].warming]
+    if wanted or any(cap.warming for cap in caps.values()):
+        engine.sync()  # a stacked backend's copies are the current ones
     msgs = [Message(j, i, "params", agents[j].get_component(c), path, c)
-            for j, plan in plans.items() for c, peers in plan.paths.items()
-            for i, path in peers.items() if c in known[j][i][0].warming]
+            for j, i, c, path in wanted]
     inbox = engine.transport.exchange(msgs)
     changed = []
     for i, cap in caps.items():

@@ -94,3 +94,15 @@ def test_one_prefixed_file_loads_too(trunks, tmp_path):
                        both["m2.net.1.weight"])
     with pytest.raises(ConfigError, match="model.encoder.pretrained"):
         build_experiment(load_config(None, [*BASE, "model.encoder.freeze=true"]))
+
+
+def test_trunks_pretrained_for_another_seed_are_refused(trunks, tmp_path):
+    # Another seed is another train/test split: the trunk may have seen this run's test set.
+    with pytest.raises(ConfigError, match="parsefl.seed=0, this run has 1"):
+        build_experiment(load_config(None, [*BASE, "seed=1",
+                                            f"model.encoder.pretrained={trunks}"]))
+    (tmp_path / "seed0").symlink_to(trunks)
+    exp = build_experiment(load_config(None, [*BASE, "model.encoder.pretrained="
+                                              f"{tmp_path}/seed{{seed}}"]))
+    assert torch.equal(exp.agents[0].model.trunks["m1"].state_dict()["net.1.weight"],
+                       load_file(str(trunks / "m1.safetensors"))["net.1.weight"])

@@ -71,7 +71,8 @@ def run(
 def pretrain(
     config: ConfigArg = None,
     override: OverrideOpt = None,
-    out: Annotated[Path, typer.Option(help="folder for <modality>.safetensors")] = Path(
+    out: Annotated[Path, typer.Option(help="folder for <modality>.safetensors ({seed}: the "
+                                         "seed)")] = Path(
         "pretrained"),
     epochs: Annotated[int, typer.Option(min=1, help="passes over the public split")] = 20,
 ) -> None:
@@ -80,6 +81,7 @@ def pretrain(
     from parsefl.experiments.pretrain import pretrain as run_pretrain
 
     cfg = load_config(config, override or [])
+    out = Path(str(out).replace("{seed}", str(cfg.seed)))
     for m, info in run_pretrain(cfg, out, epochs).items():
         console.print(f"{m}: {info['samples']} public samples, train accuracy "
                       f"{info['train_accuracy']:.3f}, test {info['test_accuracy']:.3f}")

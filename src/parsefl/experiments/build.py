@@ -150,6 +150,17 @@ def agent_partition(
     return groups, [private[p] for p in parts]
 
 
+def pretrained_path(cfg: RunConfig) -> str:
+    """``model.encoder.pretrained`` with ``{seed}`` replaced by the run's seed."""
+    return str(cfg.model.encoder.pretrained).replace("{seed}", str(cfg.seed))
+
+
+def pretrain_meta(cfg: RunConfig) -> dict[str, str]:
+    """What a pretrained file records and a run must match (the data split depends on it)."""
+    return {"parsefl.dataset": cfg.data.name, "parsefl.seed": str(cfg.seed),
+            "parsefl.public": str(cfg.data.public)}
+
+
 def private_indices(cfg: RunConfig, n: int, public: bool = False) -> np.ndarray:
     """The training samples the agents share out (``public=True``: those set aside by
     ``data.public`` for pretraining, which no agent holds); seeded by the run's seed."""
@@ -213,7 +224,7 @@ def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
         raise ConfigError("model.encoder.freeze", "freezes pretrained trunks: set "
                           "model.encoder.pretrained (parsefl pretrain writes them)")
     if enc.pretrained and hasattr(model, "trunks"):
-        load_trunks(model.trunks, enc.pretrained, enc.freeze)
+        load_trunks(model.trunks, pretrained_path(cfg), enc.freeze, pretrain_meta(cfg))
     return model.to(device)
 
 

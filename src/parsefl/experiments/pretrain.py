@@ -14,7 +14,12 @@ from torch import nn
 from parsefl.config import RunConfig
 from parsefl.data import load_dataset
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import agent_groups, encoder_name, private_indices
+from parsefl.experiments.build import (
+    agent_groups,
+    encoder_name,
+    pretrain_meta,
+    private_indices,
+)
 from parsefl.model.encoders import build_trunk
 from parsefl.model.pretrained import save_trunks
 
@@ -44,7 +49,7 @@ def pretrain(cfg: RunConfig, out: Path, epochs: int = 20) -> dict[str, dict]:
         report[m] = {"samples": int(len(idx)), "train_accuracy": _accuracy(trunk, head, x, y),
                      "test_accuracy": _accuracy(trunk, head, torch.as_tensor(ds.test.x[m]),
                                                 torch.as_tensor(ds.test.y))}
-    save_trunks(trunks, out)
+    save_trunks(trunks, out, pretrain_meta(cfg))
     return report
 
 

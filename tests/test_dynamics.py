@@ -180,3 +180,27 @@ def test_a_time_varying_graph_re_plans_every_round():
     for r in range(3):
         engine.step(r)
     assert engine.plan_version == 3
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("backend", ["reference", "vectorized"])
+def test_resume_across_a_modality_change_equals_the_whole_run(backend, tmp_path):
+    from parsefl.experiments.run import run_experiment
+
+    def stop(stats, ev):
+        if stats.round == 3:
+            raise _Stop
+
+    cfg = load_config(None, [*BASE, "rounds=7", "eval_every=7", "runtime.checkpoint_every=2",
+                             f"runtime.backend={backend}", "train.optimizer=adam",
+                             "dynamics.modalities.events=[{agent: 6, modality: m2, lose: 2, "
+                             "regain: 5}]", "dynamics.membership.join={2: 5}"])
+    whole = run_experiment(cfg, tmp_path / "whole")
+    with pytest.raises(_Stop):
+        run_experiment(cfg, tmp_path / "cut", stop)  # checkpoint after round 3 (4 done)
+    resumed = run_experiment(cfg, tmp_path / "cut", resume=True)
+    strip = lambda r: {k: v for k, v in r.items() if k != "wall_time_s"}  # noqa: E731
+    assert strip(resumed) == strip(whole)

@@ -133,6 +133,7 @@ def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) ->
                           "rounds, eval_every, device and runtime may change")
     if done > cfg.rounds:
         raise ConfigError("rounds", f"the checkpoint in {folder} is past round {cfg.rounds}")
+    exp.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
     load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER)
     history.restore(meta["history"], cfg)
     if done < cfg.rounds:

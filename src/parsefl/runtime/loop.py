@@ -133,7 +133,8 @@ class RoundEngine:
         self.prepare(r)
         losses = self.executor.train(self.strategy.phase(r))
         tracked = any(a.track_gradients for a in self.agents.values())
-        cosine = gradient_cosine(self.agents.values(), self.strategy, r) if tracked else {}
+        trained = [a for i, a in self.agents.items() if i in self.online]  # offline: stale
+        cosine = gradient_cosine(trained, self.strategy, r) if tracked else {}
         self.gossip()
         loss = float(np.nanmean(losses)) if losses else float("nan")
         return RoundStats(r, loss, self.transport.take_link_bytes(), cosine)
@@ -174,6 +175,15 @@ class RoundEngine:
             if tuple(held.get(i, agent.held)) != agent.held:
                 agent.set_held(held[i])
             agent.steps = self.local_steps(i, r) if self.local_steps else None
+
+    def replay_schedules(self, rounds: int) -> None:
+        """Resuming after ``rounds`` rounds: the agents hold what they held in the last one,
+        and the engine knows what each had at its last round online (for warm starts)."""
+        for t in range(rounds):
+            self.apply_schedules(t)
+            self._active.update({i: frozenset(self.agents[i].capability().signatures)
+                                 for i in self.online})
+            self._started = True
 
     def capabilities(self, r: int) -> dict[int, Capability]:
         """What the online local agents announce in round ``r``: the components they use with

@@ -303,7 +303,12 @@ class VectorizedExecutor:
         return {"optimizers": [g.optimizer.state_dict() for g in self.groups]}
 
     def load_checkpoint_state(self, state: dict[str, list]) -> None:
-        """Restack the (restored) agents' parameters and load each group's optimizer."""
+        """Restack the (restored) agents' parameters and load each group's optimizer (grouped
+        by the modalities the agents held when saved: the caller applies that round's
+        schedules first)."""
+        if self._held_key() != self._grouped:
+            self.groups = []  # the agents hold the restored values: regroup without a sync
+            self._regroup()
         with torch.no_grad():
             for g, opt in zip(self.groups, state["optimizers"], strict=True):
                 per_agent = [dict(a.model.named_parameters()) for a in g.agents]

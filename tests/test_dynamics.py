@@ -204,3 +204,19 @@ def test_resume_across_a_modality_change_equals_the_whole_run(backend, tmp_path)
     resumed = run_experiment(cfg, tmp_path / "cut", resume=True)
     strip = lambda r: {k: v for k, v in r.items() if k != "wall_time_s"}  # noqa: E731
     assert strip(resumed) == strip(whole)
+
+
+def test_stragglers_steps_per_group_or_drawn_per_agent_and_round():
+    from parsefl.experiments.dynamics import _steps
+
+    groups = [("m1",), ("m2",), ("m1", "m2")]
+    by_group = _steps({"m1+m2": 4}, groups, seed=0)
+    assert [by_group(i, 3) for i in range(3)] == [None, None, 4]
+    drawn = _steps({"min": 1, "max": 3}, groups, seed=0)
+    values = [drawn(i, r) for i in range(3) for r in range(30)]
+    assert set(values) == {1, 2, 3} and values == [_steps({"min": 1, "max": 3}, groups, 0)(i, r)
+                                                    for i in range(3) for r in range(30)]
+    agent = make_agent(0, AB)
+    agent.train_cfg = agent.train_cfg.model_copy(update={"local_steps": 1})
+    agent.steps = 3
+    assert len(agent.batches()) == 3

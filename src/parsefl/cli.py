@@ -83,6 +83,28 @@ def run(
     console.print(f"Results written to {out_dir}/results.json")
 
 
+@app.command()
+def pretrain(
+    config: ConfigArg = None,
+    override: OverrideOpt = None,
+    out: Annotated[Path, typer.Option(help="folder for <modality>.safetensors ({seed}: the "
+                                         "seed)")] = Path(
+        "pretrained"),
+    epochs: Annotated[int, typer.Option(min=1, help="passes over the public split")] = 20,
+) -> None:
+    """Pretrain per-modality encoder trunks on data.public (a split no agent holds)."""
+    from parsefl.config import load_config
+    from parsefl.experiments.pretrain import pretrain as run_pretrain
+
+    cfg = load_config(config, override or [])
+    out = Path(str(out).replace("{seed}", str(cfg.seed)))
+    for m, info in run_pretrain(cfg, out, epochs).items():
+        console.print(f"{m}: {info['samples']} public samples, train accuracy "
+                      f"{info['train_accuracy']:.3f}, test {info['test_accuracy']:.3f}")
+    console.print(f"Trunks written to {out}/ (use -o model.encoder.pretrained={out} "
+                  f"-o data.public={cfg.data.public}, and model.encoder.freeze=true to freeze)")
+
+
 JobsOpt = Annotated[int, typer.Option(help="parallel processes")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="redo finished runs whose config differs (default: refuse)")]

@@ -25,6 +25,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     name: str = "mfeat"
     modalities: list[str] | None = None  # default: the modalities the mix uses
+    # A seeded fraction of the training set that no agent holds (`parsefl pretrain` uses it).
+    public: float = Field(0.0, ge=0, lt=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -52,6 +54,10 @@ class EncoderConfig(_Strict):
     # Architecture heterogeneity: parameter sets assigned round-robin to the agents of each
     # modality group (e.g. [{hidden: [256]}, {hidden: [64]}] gives wide and narrow agents).
     variants: list[dict[str, Any]] | None = None
+    # Pretrained trunks (safetensors: a directory of <modality>.safetensors, or one file with
+    # <modality>. prefixes; `parsefl pretrain` writes them); freeze: not trained, not gossiped.
+    pretrained: str | None = None
+    freeze: bool = False
 
 
 class ModelConfig(_Strict):
@@ -105,6 +111,35 @@ class AggregationConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)  # its constructor keywords
 
 
+class ModalityEvent(_Strict):
+    agent: int = Field(ge=0)
+    modality: str
+    lose: int = Field(ge=0)  # the first round without it
+    regain: int | None = Field(None, ge=1)  # the first round with it again (None: never)
+
+
+class ModalityDynamics(_Strict):
+    events: list[ModalityEvent] = Field(default_factory=list)
+    outage: float = Field(0.0, ge=0, lt=1)  # each (agent, modality) out for a round w.p. this
+
+
+class MembershipDynamics(_Strict):
+    offline: float = Field(0.0, ge=0, lt=1)  # each agent offline for a round w.p. this
+    join: dict[int, int] = Field(default_factory=dict)  # agent -> first round online
+    leave: dict[int, int] = Field(default_factory=dict)  # agent -> first round gone for good
+
+
+class DynamicsConfig(_Strict):
+    """What changes during a run (docs: README, dynamics)."""
+
+    modalities: ModalityDynamics = ModalityDynamics()
+    membership: MembershipDynamics = MembershipDynamics()
+    # Stragglers: local steps per round by group ("a+b": 2) or drawn per agent and round
+    # uniformly from [min, max] ({min: 1, max: 4}); None: train.local_steps for everyone.
+    local_steps: dict[str, int] | None = None
+    seed: int | None = None  # None: the run's seed
+
+
 class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
@@ -126,6 +161,7 @@ class RunConfig(_Strict):
     imperfect: ImperfectConfig = ImperfectConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    dynamics: DynamicsConfig = DynamicsConfig()
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

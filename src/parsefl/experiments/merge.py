@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig
 from parsefl.experiments.build import Experiment
+from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import metrics_row, results_dict
 from parsefl.experiments.rundir import write_csv, write_json
 from parsefl.runtime import Evaluation, RoundStats
@@ -89,6 +90,8 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
         "wire_bytes": dict(wire),
         "resumed_from_round": summaries[min(summaries)]["resumed_from"],
     }
+    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
+        results["dynamics"] = record
     write_json(out / "results.json", results)
     return results
 

@@ -24,6 +24,7 @@ from parsefl.experiments.checkpoint import (
 )
 from parsefl.experiments.divergence import stop_if_diverged
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
+from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import (
     metrics_row,
     results_dict,
@@ -117,6 +118,8 @@ def run_experiment(
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
     results["ablations"] = {"slice_drop": slice_drop(exp)}
+    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
+        results["dynamics"] = record
     write_json(out_dir / "results.json", results)
     return results
 
@@ -134,6 +137,7 @@ def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) ->
                           "rounds, eval_every, device and runtime may change")
     if done > cfg.rounds:
         raise ConfigError("rounds", f"the checkpoint in {folder} is past round {cfg.rounds}")
+    exp.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
     load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER)
     history.restore(meta["history"], cfg)
     if done < cfg.rounds:

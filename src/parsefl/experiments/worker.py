@@ -85,9 +85,7 @@ class Worker:
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
         self.transport = DistributedTransport(rank, self.owner, component_specs(self.local),
                                               self.store, self.timeout_s, peers, self.exp.device)
-        self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
-                                    cfg.overlay.name, cfg.overlay.hops,
-                                    degree=cfg.overlay.degree)
+        self.loop = DistributedLoop.from_engine(self.exp.loop, self.local, self.transport)
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
         log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s",

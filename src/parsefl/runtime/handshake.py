@@ -34,12 +34,17 @@ class GossipPlan:
 
 
 def cap_to_json(cap: Capability) -> dict:
-    return {"agent": cap.agent, "modalities": list(cap.modalities),
-            "signatures": dict(cap.signatures)}
+    out = {"agent": cap.agent, "modalities": list(cap.modalities),
+           "signatures": dict(cap.signatures)}
+    if cap.warming:
+        out["warming"] = list(cap.warming)
+    return out
 
 
 def cap_from_json(data: Mapping) -> Capability:
-    return Capability(int(data["agent"]), tuple(data["modalities"]), dict(data["signatures"]))
+    warming = data.get("warming", [])
+    return Capability(int(data["agent"]), tuple(data["modalities"]), dict(data["signatures"]),
+                      tuple(str(c) for c in warming) if isinstance(warming, list) else ())
 
 
 def overlay_radius(kind: str, hops: int) -> int:

@@ -106,7 +106,9 @@ def run_experiment(
         return history.wall_s + time.perf_counter() - started
 
     def diverged(end: RoundEnd) -> None:  # first: a diverged round is never recorded
-        stop_if_diverged(cfg, exp.agents, end.stats, out_dir)
+        online = getattr(loop, "online", None)  # offline agents did not train this round
+        trained = [a for a in exp.agents if online is None or a.id in online]
+        stop_if_diverged(cfg, trained, end.stats, out_dir)
 
     hooks = [diverged, Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]

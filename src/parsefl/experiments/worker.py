@@ -50,6 +50,8 @@ from parsefl.runtime.distributed import (
     place_agents,
 )
 from parsefl.runtime.handshake import overlay_radius
+from parsefl.runtime.wire import WireError, loads_bounded
+from parsefl.security import FrameAuth, Identities
 
 log = logging.getLogger("parsefl.worker")
 
@@ -74,8 +76,10 @@ class Worker:
         self.marker = f"rank_{rank}.json"
         self.start = time.perf_counter()
         self.owner = place_agents(agent_count(cfg), world, args.placement)
+        mine = [i for i, r in enumerate(self.owner) if r == rank]
+        self.auth = _auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
         # Build before the rendezvous, so that ranks reach their first exchange together.
-        self.exp = build_experiment(cfg, [i for i, r in enumerate(self.owner) if r == rank])
+        self.exp = build_experiment(cfg, mine)
         self.store = connect(rank, world, self.timeout_s)
         self.local, self.slots = self.exp.agents, self.exp.slots
         for agent in self.local:  # the gradient-cosine diagnostic needs every agent's gradients
@@ -84,15 +88,17 @@ class Worker:
         radius = overlay_radius(cfg.overlay.name, cfg.overlay.hops)
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
         self.transport = DistributedTransport(rank, self.owner, component_specs(self.local),
-                                              self.store, self.timeout_s, peers, self.exp.device)
+                                              self.store, self.timeout_s, peers, self.exp.device,
+                                              auth=self.auth)
         self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
                                     cfg.overlay.name, cfg.overlay.hops,
                                     degree=cfg.overlay.degree)
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
-        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s",
+        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s, %s",
                  rank, world, os.getpid(), [a.id for a in self.local],
-                 "all" if peers is None else sorted(peers), self.timeout_s)
+                 "all" if peers is None else sorted(peers), self.timeout_s,
+                 f"signed frames (keys {args.keys})" if self.auth else "unsigned frames")
 
     def run(self, resume: bool) -> None:
         first = self.restore() if resume else 0
@@ -111,13 +117,39 @@ class Worker:
         summary = {"rank": self.rank, "agents": [a.id for a in self.local],
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first}
+                   "resumed_from": first, "authenticated": self.auth is not None,
+                   "world_size": self.world, "placement": self.placement,
+                   "wall_s": time.perf_counter() - self.start}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
-        self.store.set(f"summary/{self.rank}", json.dumps(summary))
+        self.store.set(f"summary/{self.rank}", self.publish(summary))
         if self.rank == 0:
-            summaries = gather(self.store, self.world, summary, self.timeout_s)
+            summaries = gather(self.store, self.world, summary, self.timeout_s, self.out,
+                               self.verify if self.auth else None)
             finish(self.cfg, self.exp, summaries, self.out, self.world,
                    time.perf_counter() - self.start, self.placement)
+
+    def publish(self, summary: dict) -> str:
+        """The store's copy of ``summary``: signed by this rank's first agent when frames are
+        signed (rank 0 takes a summary from the store only if it verifies)."""
+        text = json.dumps(summary, sort_keys=True)
+        if self.auth is None or not self.local:
+            return json.dumps({"summary": text})
+        agent = self.local[0].id
+        return json.dumps({"summary": text, "agent": agent,
+                           "sig": self.auth.sign_blob(agent, text.encode())})
+
+    def verify(self, rank: int, raw: bytes) -> dict | None:
+        """Rank ``rank``'s summary from the store, if signed by one of its agents."""
+        try:
+            note = loads_bounded(raw)
+            agent, text = note["agent"], note["summary"]
+            ok = type(agent) is int and 0 <= agent < len(self.owner) \
+                and self.owner[agent] == rank and self.auth is not None \
+                and self.auth.verify_blob(agent, text.encode(), note["sig"])
+            summary = loads_bounded(text.encode()) if ok else None
+        except (WireError, KeyError, TypeError, AttributeError):
+            return None
+        return summary if isinstance(summary, dict) and summary.get("rank") == rank else None
 
     def record(self, end: RoundEnd) -> None:
         self.history["rounds"].append({
@@ -182,6 +214,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-s", type=float, default=None, help="deadline per exchange")
     p.add_argument("--checkpoint-every", type=int, default=None, help="rounds between saves")
     p.add_argument("--placement", choices=("block", "round_robin"), default="block")
+    p.add_argument("--keys", default=None,
+                   help="keys folder (parsefl keys init): sign and verify every wire message")
     p.add_argument("--plugin", action="append", default=[],
                    help="a Python file or module that registers components (repeatable)")
     return p
@@ -210,6 +244,17 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _auth(cfg: RunConfig, keys: str | None, local: list[int]) -> FrameAuth | None:
+    """Signed frames when a keys folder is given; ``runtime.auth`` without one is an error
+    (never a silent fallback to unsigned frames)."""
+    if keys is None:
+        if cfg.runtime.auth:
+            raise ConfigError("runtime.auth", "true needs a keys folder: --keys DIR "
+                              "(create one with `parsefl keys init DIR --agents N`)")
+        return None
+    return FrameAuth(Identities(keys, local))
 
 
 def _log_to(path: Path, rank: int) -> None:

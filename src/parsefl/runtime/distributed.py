@@ -45,6 +45,7 @@ from parsefl.runtime.wire import (  # noqa: F401  (re-exported: the wire API liv
     frame_limits,
     loads_bounded,
 )
+from parsefl.security.frames import FrameAuth
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class DistributedTransport:
     # (receiving agent, component) -> senders in this round's plans; params from anyone else
     # are refused (None until the engine has planned: the handshake sends no params).
     planned: dict[tuple[int, str], set[int]] | None = None
+    auth: FrameAuth | None = None  # sign what we send, accept only signed messages
 
     @property
     def lost_agents(self) -> set[int]:
@@ -117,7 +119,11 @@ class DistributedTransport:
                 raise RuntimeError(f"message {msg.src}->{msg.dst}: rank {rank} is not a peer")
             else:
                 outgoing[rank].append(msg)
-        frames = {p: (len(outgoing[p]), *encode(outgoing[p])) for p in self._live_peers()}
+        stamp = (lambda head, region: self.auth.stamp(head, region, self.calls)) \
+            if self.auth is not None else None
+        frames = {p: (len(outgoing[p]), *(encode(outgoing[p], stamp) if stamp else
+                                          encode(outgoing[p])))
+                  for p in self._live_peers()}
         sizes = self._announce(frames)
         for peer, (header, payload) in sorted(self._transfer(frames, sizes).items()):
             self._receive(peer, header, payload, inbox)
@@ -215,6 +221,9 @@ class DistributedTransport:
         if not all(0 <= i < n for i in msg.path) or len(set(msg.path)) != len(msg.path) \
                 or self.owner[msg.src] != peer or self.owner[msg.dst] != self.rank:
             raise WireError(f"rank {peer} may not send {msg.src}->{msg.dst} via {msg.path}")
+        if self.auth is not None:  # decode_one has checked the byte range
+            region = payload[head["offset"]:head["offset"] + head["length"]]
+            self.auth.check(head, bytes(region.numpy()), self.calls)
         if msg.kind != "params":
             check_control(msg, self.expected, len(self.owner))
         return msg

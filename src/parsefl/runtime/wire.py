@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -97,8 +97,13 @@ def _utf8(data: Any) -> torch.Tensor:
                             dtype=torch.uint8)
 
 
-def encode(messages: Sequence[Message]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One peer's messages of one call as (header frame, payload frame), both uint8."""
+Stamp = Callable[[dict[str, Any], bytes], dict[str, Any]]  # (header entry, its bytes) -> signed
+
+
+def encode(messages: Sequence[Message], stamp: Stamp | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One peer's messages of one call as (header frame, payload frame), both uint8;
+    ``stamp`` signs each header entry (see :mod:`parsefl.security.frames`)."""
     heads, chunks, offset = [], [], 0
     for msg in messages:
         head = {"src": msg.src, "dst": msg.dst, "kind": msg.kind, "component": msg.component,
@@ -110,7 +115,10 @@ def encode(messages: Sequence[Message]) -> tuple[torch.Tensor, torch.Tensor]:
         else:
             parts = [_utf8(msg.body)]
         length = sum(p.numel() for p in parts)
-        heads.append({**head, "offset": offset, "length": length})
+        head = {**head, "offset": offset, "length": length}
+        if stamp is not None:
+            head = stamp(head, b"".join(bytes(p.numpy()) for p in parts))
+        heads.append(head)
         chunks += parts
         offset += length
     payload = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)

@@ -1,4 +1,4 @@
-"""Cost of signed wire messages: Ed25519 signing and verification (``cryptography``) of the
+"""Cost of signed wire messages: ECDSA P-256 signing and verification (``cryptography``) of the
 header entry plus the SHA-256 of the payload, as :mod:`parsefl.security.frames` does, per MB of
 payload and per message. Usage: ``python benchmarks/signing.py [--mb 8] [--repeat 5]``."""
 

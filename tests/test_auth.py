@@ -129,7 +129,7 @@ def _attack(transport, wire, out: Path, store) -> None:
 
     def as_agent_2(head, region, call):
         head = {**head, "call": call, "seq": 99, "cert": both.fingerprints[2]}
-        return {**head, "sig": both.private[2].sign(_signed_bytes(head, region)).hex()}
+        return {**head, "sig": both.sign(2, _signed_bytes(head, region)).hex()}
 
     both = Identities(out / "keys", [2])
     honest = signed(transport.auth.stamp)

@@ -116,7 +116,7 @@ def keys_init(
     address: Annotated[list[str] | None, typer.Option(
         help="ID=HOST:PORT of an agent's process, for the peers file (repeatable)")] = None,
 ) -> None:
-    """Create a network CA, an Ed25519 key pair and certificate per agent, and peers.json."""
+    """Create a network CA, an ECDSA P-256 key pair and certificate per agent, and peers.json."""
     from parsefl.errors import ConfigError
     from parsefl.security import init_keys
 

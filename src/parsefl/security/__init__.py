@@ -1,4 +1,4 @@
-"""Identities for distributed runs: a network CA, per-agent Ed25519 keys and X.509
+"""Identities for distributed runs: a network CA, per-agent ECDSA P-256 keys and X.509
 certificates, a peers file, and signed wire frames. All cryptography is the ``cryptography``
 library's; nothing here is hand-written crypto."""
 

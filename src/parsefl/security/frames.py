@@ -1,6 +1,6 @@
 """Signed wire messages. Each message of a frame carries its sender agent, the exchange call
 it belongs to, a per-sender sequence number, the fingerprint of the sender's certificate and
-an Ed25519 signature over the header entry and the SHA-256 of its payload bytes.
+an ECDSA P-256 signature over the header entry and the SHA-256 of its payload bytes.
 
 A receiver accepts a message only if the fingerprint is a trusted certificate *of the claimed
 sender*, the signature verifies with that certificate's key, the call is the receiver's
@@ -12,8 +12,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
 
 from parsefl.runtime.wire import WireError
 from parsefl.security.keys import Identities
@@ -40,7 +38,7 @@ class FrameAuth:
         src = head["src"]
         self.sent[src] = seq = self.sent.get(src, 0) + 1
         head = {**head, "call": call, "seq": seq, "cert": self.ids.fingerprints[src]}
-        return {**head, "sig": self.ids.private[src].sign(_signed_bytes(head, region)).hex()}
+        return {**head, "sig": self.ids.sign(src, _signed_bytes(head, region)).hex()}
 
     def check(self, head: Mapping[str, Any], region: bytes, call: int) -> None:
         """Raise :class:`WireError` unless ``head`` is a fresh message signed by its sender."""
@@ -53,9 +51,11 @@ class FrameAuth:
         if owner != src:
             raise WireError(f"certificate of agent {owner} used to claim agent {src}")
         try:
-            self.ids.public[owner].verify(bytes.fromhex(sig), _signed_bytes(head, region))
-        except (ValueError, InvalidSignature):
-            raise WireError(f"bad signature from agent {src}") from None
+            good = self.ids.verify(owner, bytes.fromhex(sig), _signed_bytes(head, region))
+        except ValueError:
+            good = False
+        if not good:
+            raise WireError(f"bad signature from agent {src}")
         if head.get("call") != call or seq <= self.seen.get(src, 0):
             raise WireError(f"replayed message from agent {src} (call {head.get('call')}, "
                             f"sequence {seq}; expected call {call}, sequence > "
@@ -64,11 +64,10 @@ class FrameAuth:
 
     def sign_blob(self, agent: int, data: bytes) -> str:
         """A local agent's signature of ``data`` (hex), e.g. a process's results summary."""
-        return self.ids.private[agent].sign(data).hex()
+        return self.ids.sign(agent, data).hex()
 
     def verify_blob(self, agent: int, data: bytes, sig: str) -> bool:
         try:
-            self.ids.public[agent].verify(bytes.fromhex(sig), data)
-        except (KeyError, ValueError, InvalidSignature):
+            return agent in self.ids.public and self.ids.verify(agent, bytes.fromhex(sig), data)
+        except (ValueError, TypeError):
             return False
-        return True

@@ -1,4 +1,4 @@
-"""``parsefl keys init``: a network CA, one Ed25519 key pair and X.509 certificate per agent,
+"""``parsefl keys init``: a network CA, one ECDSA P-256 key pair and X.509 certificate per agent,
 and a peers file (agent id -> address, certificate fingerprint); and :class:`Identities`,
 which loads them back, trusting a certificate only if the CA issued it, it is valid now, it
 names the agent it is listed for and its fingerprint is the peers file's.
@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from parsefl.errors import ConfigError
@@ -37,8 +37,8 @@ def _name(common: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def _certificate(subject: str, key: ed25519.Ed25519PublicKey, issuer: str,
-                 signer: ed25519.Ed25519PrivateKey, ca: bool) -> x509.Certificate:
+def _certificate(subject: str, key: ec.EllipticCurvePublicKey, issuer: str,
+                 signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
             .public_key(key).serial_number(x509.random_serial_number())
@@ -47,7 +47,7 @@ def _certificate(subject: str, key: ed25519.Ed25519PublicKey, issuer: str,
             .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), True)
             .add_extension(x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.DNSName(subject)]), False)
-            .sign(signer, None))  # Ed25519 takes no separate hash
+            .sign(signer, hashes.SHA256()))
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
@@ -57,7 +57,13 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
         fh.write(data)
 
 
-def _pem_key(key: ed25519.Ed25519PrivateKey) -> bytes:
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    # P-256 rather than Ed25519: gRPC's TLS (BoringSSL) accepts P-256 certificates, so the
+    # same identities authenticate TLS links and sign wire messages.
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -79,13 +85,13 @@ def init_keys(folder: str | Path, n_agents: int,
     if (out / "peers.json").exists():
         raise ConfigError("keys folder", f"{out} already holds keys (peers.json); "
                           "choose an empty folder")
-    ca_key = ed25519.Ed25519PrivateKey.generate()
+    ca_key = _new_key()
     ca = _certificate("parsefl-ca", ca_key.public_key(), "parsefl-ca", ca_key, ca=True)
     _write(out / "ca.key", _pem_key(ca_key), private=True)
     _write(out / "ca.pem", ca.public_bytes(serialization.Encoding.PEM))
     agents = []
     for i in range(n_agents):
-        key = ed25519.Ed25519PrivateKey.generate()
+        key = _new_key()
         cert = _certificate(agent_name(i), key.public_key(), "parsefl-ca", ca_key, ca=False)
         rel = f"certs/agent_{i:04d}.pem"
         _write(out / rel, cert.public_bytes(serialization.Encoding.PEM))
@@ -111,7 +117,7 @@ class Identities:
                               f"({err}); create them with `parsefl keys init`") from None
         if fingerprint(ca) != peers.get("ca"):
             raise ConfigError("keys", f"{self.folder}/ca.pem is not the peers file's CA")
-        self.public: dict[int, ed25519.Ed25519PublicKey] = {}
+        self.public: dict[int, ec.EllipticCurvePublicKey] = {}
         self.by_fingerprint: dict[str, int] = {}
         for entry in peers["agents"]:
             cert = x509.load_pem_x509_certificate((self.folder / entry["certificate"]).read_bytes())
@@ -132,18 +138,33 @@ class Identities:
             raise ConfigError("keys", f"agent {agent}'s certificate does not match the peers "
                               "file (fingerprint, name) or is expired")
         key = cert.public_key()
-        if not isinstance(key, ed25519.Ed25519PublicKey):
-            raise ConfigError("keys", f"agent {agent}'s certificate is not an Ed25519 key")
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise ConfigError("keys", f"agent {agent}'s certificate is not a P-256 key")
         self.public[agent] = key
         self.by_fingerprint[fp] = agent
 
-    def _private(self, agent: int) -> ed25519.Ed25519PrivateKey:
+    def sign(self, agent: int, data: bytes) -> bytes:
+        return self.private[agent].sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def verify(self, agent: int, signature: bytes, data: bytes) -> bool:
+        try:
+            self.public[agent].verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return False
+        return True
+
+    def _private(self, agent: int) -> ec.EllipticCurvePrivateKey:
         path = self.folder / "private" / f"agent_{agent:04d}.key"
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), None)
         except (OSError, ValueError) as err:
             raise ConfigError("keys", f"no private key for agent {agent} ({err})") from None
-        if not isinstance(key, ed25519.Ed25519PrivateKey) or key.public_key().public_bytes_raw() \
-                != self.public[agent].public_bytes_raw():
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or _spki(key.public_key()) \
+                != _spki(self.public[agent]):
             raise ConfigError("keys", f"{path} does not match agent {agent}'s certificate")
         return key
+
+
+def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)

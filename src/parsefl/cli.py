@@ -83,13 +83,20 @@ def launch(
     plugin: PluginOpt = None,
     keys: Annotated[Path | None, typer.Option(
         help="keys folder (parsefl keys init): sign and verify every wire message")] = None,
+    transport: Annotated[str, typer.Option(
+        help="gloo (torch.distributed) or grpc (mutual TLS, peer to peer)")] = "gloo",
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="grpc without TLS: plaintext, unauthenticated (recorded)")] = False,
 ) -> None:
-    """Run one experiment as N processes on this machine (torch.distributed, gloo)."""
+    """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
     from parsefl.experiments.launcher import launch as run_launch
     from parsefl.reporting import print_results
 
+    if insecure:
+        console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
     results = run_launch(config, override or [], nproc, out, resume, method=method,
-                         plugins=plugin or [], keys=keys)
+                         plugins=plugin or [], keys=keys, transport=transport,
+                         insecure=insecure)
     print_results(console, results)
 
 

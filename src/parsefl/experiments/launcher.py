@@ -46,6 +46,8 @@ def launch(
     wall_timeout_s: float | None = None,
     plugins: Sequence[str | Path] = (),
     keys: str | Path | None = None,
+    transport: str = "gloo",
+    insecure: bool = False,
 ) -> dict[str, Any]:
     """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
     merged results dict (also in ``out_dir/results.json``). The resolved config travels to the
@@ -77,10 +79,22 @@ def launch(
     (out / "logs").mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
-    if keys is None and cfg.runtime.auth:  # a throwaway CA for this run, reused on resume
-        keys = out / "keys"
+    if transport not in ("gloo", "grpc"):
+        raise ConfigError("--transport", f"must be gloo or grpc, got {transport!r}")
+    if transport == "grpc" and resume:
+        raise ConfigError("--resume", "needs --transport gloo (resume agrees through its store)")
+    if insecure and transport != "grpc":
+        raise ConfigError("--insecure", "applies to --transport grpc only")
+    if keys is None and (cfg.runtime.auth or (transport == "grpc" and not insecure)):
+        keys = out / "keys"  # a throwaway CA for this run, reused on resume
         if not (keys / "peers.json").is_file():
             init_keys(keys, agent_count(cfg))
+    if transport == "grpc":
+        if insecure:
+            log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
+        return _launch_grpc(out, nproc, keys, insecure, wall_timeout_s,
+                            _worker_argv(out, resume, placement, timeout_s, checkpoint_every,
+                                         plugins))
     store = _loopback_store(max(STARTUP_S, timeout))
     argv = _worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins)
     argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
@@ -99,6 +113,32 @@ def _loopback_store(timeout_s: float) -> dist.TCPStore:
     port = sock.getsockname()[1]
     return dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False,
                          timeout=timedelta(seconds=timeout_s), master_listen_fd=sock.detach())
+
+
+def _launch_grpc(out: Path, nproc: int, keys: str | Path | None, insecure: bool,
+                 wall_timeout_s: float | None, argv: list[str]) -> dict[str, Any]:
+    """Workers over gRPC on 127.0.0.1 (a free port each; no store), then merge their own
+    summaries (:func:`merge_run`)."""
+    ports = []
+    for _ in range(nproc):
+        with socket.socket() as s:  # a free port now; the worker binds it a moment later
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    argv = [*argv, "--transport", "grpc", "--addresses",
+            ",".join(f"127.0.0.1:{p}" for p in ports),
+            *(["--keys", str(Path(keys).resolve())] if keys is not None else []),
+            *(["--insecure"] if insecure else [])]
+    started = time.time()
+    codes = _wait_all([_spawn(rank, nproc, 0, argv, out) for rank in range(nproc)],
+                      wall_timeout_s)
+    for rank, code in enumerate(codes):
+        if code:
+            log.warning("rank %d exited with code %d (see %s)", rank, code,
+                        out / "logs" / f"rank_{rank}.log")
+    for f in (out / "logs").glob("summary_rank_*.json"):
+        if f.stat().st_mtime < started:  # a previous run's
+            f.unlink()
+    return merge_run(out)
 
 
 def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | None,

@@ -113,10 +113,12 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
         "rejected_messages": wire.pop("rejected", 0),
         "wire_bytes": dict(wire),
         "resumed_from_round": summaries[min(summaries)]["resumed_from"],
-        "transport": "gloo",
+        "transport": summaries[min(summaries)].get("transport", "gloo"),
         # Every summary merged came from a process that signed and verified every frame.
         "authenticated": all(s.get("authenticated", False) for s in summaries.values()),
-        "encrypted": False,  # gloo sends plaintext; signatures give integrity, not secrecy
+        # gRPC with mutual TLS; gloo sends plaintext (signatures: integrity, not secrecy).
+        "encrypted": all(s.get("encrypted", False) for s in summaries.values()),
+        "insecure": any(s.get("insecure", False) for s in summaries.values()),
     }
     write_json(out / "results.json", results)
     return results

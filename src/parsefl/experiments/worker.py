@@ -72,7 +72,7 @@ class Worker:
         self.cfg, self.rank, self.world, self.out = cfg, rank, world, Path(args.out)
         self.timeout_s = float(runtime_setting(cfg, "timeout_s", args.timeout_s))
         self.every = int(runtime_setting(cfg, "checkpoint_every", args.checkpoint_every))
-        self.placement = args.placement
+        self.placement, self.insecure = args.placement, args.insecure
         self.marker = f"rank_{rank}.json"
         self.start = time.perf_counter()
         self.owner = place_agents(agent_count(cfg), world, args.placement)
@@ -80,16 +80,17 @@ class Worker:
         self.auth = _auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
         # Build before the rendezvous, so that ranks reach their first exchange together.
         self.exp = build_experiment(cfg, mine)
-        self.store = connect(rank, world, self.timeout_s)
+        self.kind = args.transport
+        self.store = connect(rank, world, self.timeout_s) if self.kind == "gloo" else None
         self.local, self.slots = self.exp.agents, self.exp.slots
         for agent in self.local:  # the gradient-cosine diagnostic needs every agent's gradients
             agent.track_gradients = False
         topo = self.exp.loop.topology
         radius = overlay_radius(cfg.overlay.name, cfg.overlay.hops)
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
-        self.transport = DistributedTransport(rank, self.owner, component_specs(self.local),
-                                              self.store, self.timeout_s, peers, self.exp.device,
-                                              auth=self.auth)
+        self.transport = _transport(args, rank, self.owner, component_specs(self.local),
+                                    self.store, self.timeout_s, peers, self.exp.device,
+                                    self.auth)
         self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
                                     cfg.overlay.name, cfg.overlay.hops,
                                     degree=cfg.overlay.degree)
@@ -117,10 +118,16 @@ class Worker:
         summary = {"rank": self.rank, "agents": [a.id for a in self.local],
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first, "authenticated": self.auth is not None,
+                   "resumed_from": first, "insecure": self.insecure,
+                   "authenticated": self.auth is not None or (self.kind == "grpc"
+                                                              and not self.insecure),
                    "world_size": self.world, "placement": self.placement,
-                   "wall_s": time.perf_counter() - self.start}
+                   "wall_s": time.perf_counter() - self.start, "transport": self.kind,
+                   "encrypted": self.kind == "grpc" and not self.insecure}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
+        if self.store is None:  # gRPC: no store, no rank 0; `parsefl merge` (or launch) merges
+            self.transport.close()
+            return
         self.store.set(f"summary/{self.rank}", self.publish(summary))
         if self.rank == 0:
             summaries = gather(self.store, self.world, summary, self.timeout_s, self.out,
@@ -174,6 +181,9 @@ class Worker:
 
     def restore(self) -> int:
         """Agree with every rank on the latest round all of them checkpointed; load it."""
+        if self.store is None:
+            raise ConfigError("--resume", "needs the gloo transport (it agrees on the round "
+                              "through the store)")
         self.store.set(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
         keys = [f"resume/{k}" for k in range(self.world)]
         self.store.wait(keys, timedelta(seconds=max(self.timeout_s, STARTUP_S)))
@@ -216,6 +226,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--placement", choices=("block", "round_robin"), default="block")
     p.add_argument("--keys", default=None,
                    help="keys folder (parsefl keys init): sign and verify every wire message")
+    p.add_argument("--transport", choices=("gloo", "grpc"), default="gloo",
+                   help="gloo (torch.distributed, a rendezvous store) or grpc (mutual TLS, "
+                        "peer to peer, addresses from the keys' peers file)")
+    p.add_argument("--insecure", action="store_true",
+                   help="grpc without TLS (plaintext, unauthenticated links)")
+    p.add_argument("--addresses", default=None,
+                   help="grpc: HOST:PORT per rank, comma-separated (default: the peers file's "
+                        "address of each rank's first agent)")
     p.add_argument("--plugin", action="append", default=[],
                    help="a Python file or module that registers components (repeatable)")
     return p
@@ -255,6 +273,41 @@ def _auth(cfg: RunConfig, keys: str | None, local: list[int]) -> FrameAuth | Non
                               "(create one with `parsefl keys init DIR --agents N`)")
         return None
     return FrameAuth(Identities(keys, local))
+
+
+def _transport(args: argparse.Namespace, rank: int, owner: list[int], specs: Any,
+               store: Any, timeout_s: float, peers: Any, device: torch.device,
+               auth: FrameAuth | None) -> DistributedTransport:
+    """gloo, or gRPC with mutual TLS from the keys folder (plaintext only with --insecure)."""
+    if args.transport == "gloo":
+        return DistributedTransport(rank, owner, specs, store, timeout_s, peers, device,
+                                    auth=auth)
+    from parsefl.runtime.grpc_transport import GrpcTransport, Tls
+
+    if args.keys is None and not args.insecure:
+        raise ConfigError("--transport grpc", "needs --keys DIR (mutual TLS); plaintext only "
+                          "with an explicit --insecure")
+    if args.insecure:
+        log.warning("INSECURE: gRPC links are plaintext and unauthenticated (--insecure)")
+    world = max(owner) + 1
+    if args.addresses:
+        addresses = dict(enumerate(args.addresses.split(",")))
+    else:
+        table = {a["id"]: a["address"] for a in
+                 json.loads((Path(args.keys) / "peers.json").read_text())["agents"]}
+        addresses = {r: table[owner.index(r)] for r in range(world)}
+    if sorted(addresses) != list(range(world)):
+        raise ConfigError("--addresses", f"need one HOST:PORT per rank ({world})")
+    tls = None
+    if not args.insecure:
+        first, keys = owner.index(rank), Path(args.keys)
+        tls = Tls((keys / "ca.pem").read_bytes(),
+                  (keys / "private" / f"agent_{first:04d}.key").read_bytes(),
+                  (keys / "certs" / f"agent_{first:04d}.pem").read_bytes())
+    transport = GrpcTransport(rank, owner, specs, None, timeout_s, peers, device, auth=auth,
+                              addresses=addresses, tls=tls, startup_s=STARTUP_S)
+    transport.start()
+    return transport
 
 
 def _log_to(path: Path, rank: int) -> None:

@@ -124,8 +124,7 @@ class DistributedTransport:
         frames = {p: (len(outgoing[p]), *(encode(outgoing[p], stamp) if stamp else
                                           encode(outgoing[p])))
                   for p in self._live_peers()}
-        sizes = self._announce(frames)
-        for peer, (header, payload) in sorted(self._transfer(frames, sizes).items()):
+        for peer, (header, payload) in sorted(self._swap(frames).items()):
             self._receive(peer, header, payload, inbox)
         return {i: sorted(msgs, key=lambda m: m.src) for i, msgs in inbox.items()}
 
@@ -140,6 +139,10 @@ class DistributedTransport:
     def _count(self, msg: Message, remote: bool) -> None:
         size = self.meter.record_message(msg)  # a relayed message costs every hop, as simulated
         self.wire["params_bytes"] += size if remote else 0
+
+    def _swap(self, frames: Mapping[int, Frames]) -> dict[int, tuple[bytes, torch.Tensor]]:
+        """Send each live peer its frames, return what each sent us (the transport's part)."""
+        return self._transfer(frames, self._announce(frames))
 
     def _key(self, src: int, dst: int) -> str:
         return f"x/{self.calls}/{src}/{dst}"

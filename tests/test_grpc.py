@@ -50,11 +50,12 @@ def test_insecure_grpc_is_recorded_and_survives_losing_the_first_process(tmp_pat
 
 def test_worker_refuses_grpc_without_certificates(tmp_path):
     from parsefl.errors import ConfigError
-    from parsefl.experiments.worker import _transport, parser
+    from parsefl.experiments.links import make_transport
+    from parsefl.experiments.worker import parser
 
     args = parser().parse_args(["--out", str(tmp_path), "--transport", "grpc"])
     with pytest.raises(ConfigError, match="needs --keys DIR"):
-        _transport(args, 0, [0, 1], {}, None, 1.0, None, torch.device("cpu"), None)
+        make_transport(args, 0, [0, 1], {}, None, 1.0, None, torch.device("cpu"), None)
 
 
 def _port() -> int:

@@ -37,6 +37,7 @@ from parsefl.experiments.checkpoint import (
     save_state,
 )
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
+from parsefl.experiments.links import make_auth, make_transport
 from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.results import save_checkpoints
 from parsefl.experiments.rundir import atomic_write, write_json
@@ -44,14 +45,12 @@ from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import (
     DistributedLoop,
-    DistributedTransport,
     component_specs,
     peer_ranks,
     place_agents,
 )
 from parsefl.runtime.handshake import overlay_radius
 from parsefl.runtime.wire import WireError, loads_bounded
-from parsefl.security import FrameAuth, Identities
 
 log = logging.getLogger("parsefl.worker")
 
@@ -77,7 +76,7 @@ class Worker:
         self.start = time.perf_counter()
         self.owner = place_agents(agent_count(cfg), world, args.placement)
         mine = [i for i, r in enumerate(self.owner) if r == rank]
-        self.auth = _auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
+        self.auth = make_auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
         # Build before the rendezvous, so that ranks reach their first exchange together.
         self.exp = build_experiment(cfg, mine)
         self.kind = args.transport
@@ -88,9 +87,9 @@ class Worker:
         topo = self.exp.loop.topology
         radius = overlay_radius(cfg.overlay.name, cfg.overlay.hops)
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
-        self.transport = _transport(args, rank, self.owner, component_specs(self.local),
-                                    self.store, self.timeout_s, peers, self.exp.device,
-                                    self.auth)
+        self.transport = make_transport(args, rank, self.owner, component_specs(self.local),
+                                        self.store, self.timeout_s, peers, self.exp.device,
+                                        self.auth)
         self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
                                     cfg.overlay.name, cfg.overlay.hops,
                                     degree=cfg.overlay.degree)
@@ -262,52 +261,6 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
-
-
-def _auth(cfg: RunConfig, keys: str | None, local: list[int]) -> FrameAuth | None:
-    """Signed frames when a keys folder is given; ``runtime.auth`` without one is an error
-    (never a silent fallback to unsigned frames)."""
-    if keys is None:
-        if cfg.runtime.auth:
-            raise ConfigError("runtime.auth", "true needs a keys folder: --keys DIR "
-                              "(create one with `parsefl keys init DIR --agents N`)")
-        return None
-    return FrameAuth(Identities(keys, local))
-
-
-def _transport(args: argparse.Namespace, rank: int, owner: list[int], specs: Any,
-               store: Any, timeout_s: float, peers: Any, device: torch.device,
-               auth: FrameAuth | None) -> DistributedTransport:
-    """gloo, or gRPC with mutual TLS from the keys folder (plaintext only with --insecure)."""
-    if args.transport == "gloo":
-        return DistributedTransport(rank, owner, specs, store, timeout_s, peers, device,
-                                    auth=auth)
-    from parsefl.runtime.grpc_transport import GrpcTransport, Tls
-
-    if args.keys is None and not args.insecure:
-        raise ConfigError("--transport grpc", "needs --keys DIR (mutual TLS); plaintext only "
-                          "with an explicit --insecure")
-    if args.insecure:
-        log.warning("INSECURE: gRPC links are plaintext and unauthenticated (--insecure)")
-    world = max(owner) + 1
-    if args.addresses:
-        addresses = dict(enumerate(args.addresses.split(",")))
-    else:
-        table = {a["id"]: a["address"] for a in
-                 json.loads((Path(args.keys) / "peers.json").read_text())["agents"]}
-        addresses = {r: table[owner.index(r)] for r in range(world)}
-    if sorted(addresses) != list(range(world)):
-        raise ConfigError("--addresses", f"need one HOST:PORT per rank ({world})")
-    tls = None
-    if not args.insecure:
-        first, keys = owner.index(rank), Path(args.keys)
-        tls = Tls((keys / "ca.pem").read_bytes(),
-                  (keys / "private" / f"agent_{first:04d}.key").read_bytes(),
-                  (keys / "certs" / f"agent_{first:04d}.pem").read_bytes())
-    transport = GrpcTransport(rank, owner, specs, None, timeout_s, peers, device, auth=auth,
-                              addresses=addresses, tls=tls, startup_s=STARTUP_S)
-    transport.start()
-    return transport
 
 
 def _log_to(path: Path, rank: int) -> None:

@@ -100,6 +100,7 @@ class RuntimeConfig(_Strict):
     threads: int = Field(1, ge=0)
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
+    auth: bool = False  # distributed: sign every wire message, accept only signed ones
 
 
 class DiagnosticsConfig(_Strict):

@@ -142,6 +142,8 @@ def _symmetrize(plans: dict[int, GossipPlan], known: Mapping[int, Known],
     inbox = transport.exchange(msgs)
     for i, plan in plans.items():
         for msg in inbox.get(i, []):
+            if msg.src not in known[i]:  # a link from an agent never discovered: forged
+                continue
             path = tuple(reversed(known[i][msg.src][1]))
             for comp in msg.body:
                 plan.paths.setdefault(comp, {}).setdefault(msg.src, path)

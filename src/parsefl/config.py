@@ -32,6 +32,7 @@ class PartitionConfig(_Strict):
     alpha: float = Field(0.5, gt=0)
     min_samples: int = Field(10, ge=1)
     shuffle: bool = False  # natural: seeded draw of which group goes to which agent
+    strength: float = Field(0.5, ge=0, le=1)  # group_skew: how much labels follow the group
 
 
 class TopologyConfig(_Strict):

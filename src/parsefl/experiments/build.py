@@ -139,7 +139,8 @@ def agent_partition(
     """Each agent's modalities (from the mix) and training indices (from the partition)."""
     groups = agent_groups(cfg, ds)
     parts = partition_indices(cfg.partition.name, ds.train.y, len(groups), cfg.seed,
-                              _partition_params(cfg), groups=ds.train_agent)
+                              _partition_params(cfg), groups=ds.train_agent,
+                              agent_groups=groups)
     return groups, parts
 
 

@@ -75,6 +75,12 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=2)
     local_epochs: int = Field(1, ge=1)
     local_steps: int | None = Field(None, ge=1)  # fixed steps per round (overrides epochs)
+    # Convergence (experiments/convergence.py): each agent's held-out validation share of its
+    # training data (0: none; curves then show test accuracy, as a report only); `rounds: auto`
+    # sets stop: plateau and rounds: max_rounds (stop once every agent's curve plateaued).
+    val_fraction: float = Field(0.0, ge=0, lt=0.5)
+    stop: Literal["fixed", "plateau"] = "fixed"
+    max_rounds: int = Field(300, ge=1)
 
 
 class ImperfectConfig(_Strict):
@@ -175,12 +181,25 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def validate(raw: Mapping[str, Any]) -> RunConfig:
     """Validate types, then registry names and cross-field rules."""
+    raw = _auto_rounds(raw)
     try:
         cfg = RunConfig.model_validate(dict(raw))
     except ValidationError as err:
         raise _first_error(err) from None
     _check_names(cfg)
     return cfg
+
+
+def _auto_rounds(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``rounds: auto``: run until the validation curves plateau, at most train.max_rounds."""
+    if raw.get("rounds") != "auto":
+        return raw
+    train = dict(raw.get("train") or {})
+    if not train.get("val_fraction"):
+        raise ConfigError("train.val_fraction", "rounds: auto stops on validation accuracy; "
+                          "set train.val_fraction > 0 (e.g. 0.1)")
+    train["stop"] = "plateau"
+    return {**raw, "rounds": train.get("max_rounds", TrainConfig().max_rounds), "train": train}
 
 
 def _first_error(err: ValidationError) -> ConfigError:

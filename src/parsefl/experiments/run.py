@@ -22,6 +22,7 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
+from parsefl.experiments.convergence import PlateauStop, Validate
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
 from parsefl.experiments.results import (
     metrics_row,
@@ -103,7 +104,9 @@ def run_experiment(
     def wall() -> float:
         return history.wall_s + time.perf_counter() - started
 
-    hooks = [Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
+    validate = Validate(loop, exp.agents, exp.val, cfg.eval_every)
+    hooks = [Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), validate,
+             *convergence_stop(cfg, loop, validate), history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]
     run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
     if history.last is None:  # resumed at the final round: nothing ran
@@ -112,9 +115,21 @@ def run_experiment(
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
+    results["convergence"] = validate.summary(len(history.bytes_rounds))
     results["ablations"] = {"slice_drop": slice_drop(exp)}
     write_json(out_dir / "results.json", results)
     return results
+
+
+def convergence_stop(cfg: RunConfig, loop: Any, validate: Validate) -> list[PlateauStop]:
+    """The ``rounds: auto`` hook (none for a fixed number of rounds)."""
+    if cfg.train.stop != "plateau":
+        return []
+    if validate.source != "validation":
+        raise ConfigError("train.val_fraction", "train.stop: plateau needs a validation split "
+                          "(train.val_fraction > 0) and a non-pooled method")
+    # At least two windows of evaluations before anything may stop.
+    return [PlateauStop(loop, validate, cfg.eval_every, min_rounds=10 * cfg.eval_every)]
 
 
 def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) -> int:

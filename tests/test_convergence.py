@@ -1,0 +1,73 @@
+"""Convergence: validation split, plateau rule, flag agreement, rounds: auto."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from parsefl.config import load_config
+from parsefl.errors import ConfigError
+from parsefl.experiments.convergence import agree, hold_out, plateau_gain, plateaued
+from parsefl.experiments.driver import RoundEnd, run_rounds
+from parsefl.runtime import InMemoryTransport, RoundStats
+
+
+def test_hold_out_is_stratified_disjoint_and_seeded():
+    y = np.array([0] * 10 + [1] * 5 + [2] * 5)
+    parts = [np.arange(20)]
+    train, val = hold_out(parts, y, 0.2, seed=0)
+    assert len(val[0]) == 4 and len(train[0]) == 16
+    assert sorted(np.bincount(y[val[0]], minlength=3)) == [1, 1, 2]  # 2 of class 0, 1 each
+    assert np.bincount(y[val[0]], minlength=3)[0] == 2
+    assert set(train[0]).isdisjoint(val[0]) and set(train[0]) | set(val[0]) == set(range(20))
+    again = hold_out(parts, y, 0.2, seed=0)[1]
+    assert np.array_equal(again[0], val[0])
+
+
+def test_hold_out_keeps_two_training_samples():
+    y = np.array([0, 1, 1])
+    train, val = hold_out([np.arange(3)], y, 0.49, seed=1)
+    assert len(train[0]) == 2 and len(val[0]) == 1
+
+
+def test_plateau_gain_compares_the_last_two_windows():
+    # 50 rounds: window 10; last window rounds 41..50, the one before 31..40.
+    curve = [(30, 0.5), (35, 0.60), (40, 0.70), (45, 0.71), (50, 0.72)]
+    assert plateau_gain(curve, 50) == pytest.approx(0.715 - 0.65)
+    assert not plateaued(curve, 50)
+    flat = [(30, 0.7), (35, 0.70), (40, 0.70), (45, 0.703), (50, 0.705)]
+    assert plateau_gain(flat, 50) == pytest.approx(0.004)
+    assert plateaued(flat, 50)
+    assert plateau_gain([(50, 0.7)], 50) is None and not plateaued([(50, 0.7)], 50)
+
+
+def test_agents_agree_on_the_and_of_their_flags_by_flooding():
+    path = nx.path_graph(4)  # diameter 3: agent 0 hears agent 3 after three exchanges
+    assert agree({0: True, 1: True, 2: True, 3: True}, path, InMemoryTransport())
+    assert not agree({0: True, 1: True, 2: True, 3: False}, path, InMemoryTransport())
+
+
+def test_a_hook_may_end_the_run_early():
+    class Loop:
+        def step(self, r):
+            return RoundStats(r, 0.0, __import__("collections").Counter())
+
+        def sync(self):
+            pass
+
+    seen: list[int] = []
+
+    def stop_at_3(end: RoundEnd) -> None:
+        seen.append(end.round)
+        end.last = end.round == 3
+
+    run_rounds(Loop(), 10, [stop_at_3])
+    assert seen == [0, 1, 2, 3]
+
+
+def test_rounds_auto_needs_a_validation_split_and_sets_the_maximum():
+    with pytest.raises(ConfigError, match="train.val_fraction"):
+        load_config(None, ["rounds=auto"])
+    cfg = load_config(None, ["rounds=auto", "train.val_fraction=0.1", "train.max_rounds=70"])
+    assert cfg.rounds == 70 and cfg.train.stop == "plateau"

@@ -71,3 +71,15 @@ def test_rounds_auto_needs_a_validation_split_and_sets_the_maximum():
         load_config(None, ["rounds=auto"])
     cfg = load_config(None, ["rounds=auto", "train.val_fraction=0.1", "train.max_rounds=70"])
     assert cfg.rounds == 70 and cfg.train.stop == "plateau"
+
+
+def test_the_warning_names_the_runs_that_had_not_plateaued():
+    from parsefl.experiments.convergence import warn_unconverged
+
+    results = {"parse/seed0": {"convergence": {"converged": True}},
+               "dsgd_full/seed0": {"convergence": {"converged": False}},
+               "old/seed0": {}}
+    note = warn_unconverged(results)
+    assert note is not None and note.startswith("warning: 1 of 3 runs had not plateaued")
+    assert "dsgd_full/seed0" in note and "parse/seed0" not in note
+    assert warn_unconverged({"a": {"convergence": {"converged": True}}}) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import PRESETS, apply_overrides, read_yaml
+from parsefl.experiments.convergence import warn_unconverged
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
 from parsefl.experiments.summary import markdown_report, summarize, tidy_rows
 from parsefl.experiments.sweep import RunSpec, Sweep, load_sweep, run_sweep
@@ -34,6 +35,8 @@ def write_outputs(sweep: Sweep, results: dict[RunSpec, dict], out: Path) -> dict
         write_json(out / "summary.json", summary)
     atomic_write(out / "summary.md", markdown_report(summary, command))
     write_csv(out / "results.csv", tidy_rows(ordered))
+    if note := warn_unconverged(ordered):  # a comparison of unconverged runs says so
+        print(note, file=sys.stderr)
     return summary
 
 

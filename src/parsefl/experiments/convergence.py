@@ -160,3 +160,21 @@ def agree(flags: Mapping[int, bool], graph: nx.Graph, transport: Any) -> bool:
         state = {i: v and all(m.body["plateau"] for m in inbox.get(i, []) if m.kind == FLAG)
                  for i, v in state.items()}
     return all(state.values())
+
+
+def unconverged(results: Mapping[Any, Mapping[str, Any]]) -> list[str]:
+    """The names (``run_id`` of each key, else its str) of runs whose curves had not
+    plateaued (``convergence.converged`` false; runs without the record are skipped)."""
+    return [str(getattr(spec, "run_id", spec)) for spec, res in results.items()
+            if not res.get("convergence", {}).get("converged", True)]
+
+
+def warn_unconverged(results: Mapping[Any, Mapping[str, Any]]) -> str | None:
+    """One warning line naming the runs that had not plateaued (None when all had)."""
+    names = unconverged(results)
+    if not names:
+        return None
+    return (f"warning: {len(names)} of {len(results)} runs had not plateaued (gained >= "
+            f"{100 * MIN_GAIN:g} points over the last {WINDOW:.0%} of rounds), so their "
+            f"numbers measure speed, not what the method reaches: {', '.join(names)} "
+            "(raise rounds, or use rounds: auto with train.val_fraction)")

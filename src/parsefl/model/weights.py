@@ -20,3 +20,5 @@ class LossWeights(BaseModel):
     temperature: float = Field(0.2, gt=0)
     decorrelation: float = Field(0.1, ge=0)
     unimodal_path: float = Field(1.0, ge=0)
+    # parse_proto only: pull unimodal r slices toward the gossiped multimodal class prototypes
+    proto: float = Field(1.0, ge=0)

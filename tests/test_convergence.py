@@ -83,3 +83,29 @@ def test_the_warning_names_the_runs_that_had_not_plateaued():
     assert note is not None and note.startswith("warning: 1 of 3 runs had not plateaued")
     assert "dsgd_full/seed0" in note and "parse/seed0" not in note
     assert warn_unconverged({"a": {"convergence": {"converged": True}}}) is None
+
+
+AUTO = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",
+        "mix={m1: 2, m2: 2, m1+m2: 2}", "partition.name=iid", "model.dim=12",
+        "model.encoder.params.hidden=[16]", "device=cpu", "diagnostics.gradient_cosine=false",
+        "rounds=auto", "train.val_fraction=0.2", "train.max_rounds=100", "eval_every=2"]
+
+
+def test_rounds_auto_stops_at_the_same_round_in_the_simulator_and_under_launch(tmp_path):
+    import torch
+
+    from parsefl.experiments.launcher import launch
+    from parsefl.experiments.run import run_experiment
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sim = run_experiment(load_config(None, AUTO), tmp_path / "sim")
+    finally:
+        torch.set_num_threads(threads)
+    assert 20 <= sim["rounds_completed"] < 100  # stopped by the plateau, not the maximum
+    assert sim["convergence"]["source"] == "validation" and sim["convergence"]["converged"]
+    dist = launch(None, AUTO, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    assert dist["rounds_completed"] == sim["rounds_completed"]
+    assert dist["convergence"] == sim["convergence"]
+    assert dist["final"] == sim["final"]

@@ -97,17 +97,32 @@ class Validate:
             self.curves.setdefault(i, []).append((end.done, acc))
 
     def summary(self, rounds: int) -> dict[str, Any]:
-        """results.json's ``convergence``: per-agent and per-group curves, gains, flags; the
-        run converged when every group's mean curve plateaued."""
-        by_group: dict[str, list[Curve]] = {}
-        for i, curve in self.curves.items():
-            by_group.setdefault(self.groups[i], []).append(curve)
-        groups = {g: _judge(_mean_curve(cs), rounds) for g, cs in sorted(by_group.items())}
-        return {"source": self.source, "window": WINDOW, "min_gain": MIN_GAIN,
-                "rounds": rounds, "converged": bool(groups) and all(
-                    v["converged"] for v in groups.values()),
-                "groups": groups,
-                "agents": {str(i): _judge(c, rounds) for i, c in sorted(self.curves.items())}}
+        return convergence_summary(self.to_json(), rounds)
+
+    def to_json(self) -> dict[str, Any]:
+        """What :func:`convergence_summary` needs (a worker publishes it; rank 0 merges)."""
+        return {"source": self.source, "groups": {str(i): g for i, g in self.groups.items()},
+                "curves": {str(i): [list(p) for p in c] for i, c in self.curves.items()}}
+
+
+def convergence_summary(parts: dict[str, Any] | Sequence[dict[str, Any]],
+                        rounds: int) -> dict[str, Any]:
+    """results.json's ``convergence`` from one or more :meth:`Validate.to_json` records:
+    per-agent and per-group curves, gains and flags; the run converged when every group's
+    mean curve plateaued."""
+    parts = [parts] if isinstance(parts, dict) else list(parts)
+    curves = {int(i): [(int(r), float(a)) for r, a in c]
+              for p in parts for i, c in p["curves"].items()}
+    names = {int(i): g for p in parts for i, g in p["groups"].items()}
+    by_group: dict[str, list[Curve]] = {}
+    for i, curve in curves.items():
+        by_group.setdefault(names[i], []).append(curve)
+    groups = {g: _judge(_mean_curve(cs), rounds) for g, cs in sorted(by_group.items())}
+    return {"source": parts[0]["source"] if parts else "none", "window": WINDOW,
+            "min_gain": MIN_GAIN, "rounds": rounds,
+            "converged": bool(groups) and all(v["converged"] for v in groups.values()),
+            "groups": groups,
+            "agents": {str(i): _judge(c, rounds) for i, c in sorted(curves.items())}}
 
 
 def _mean_curve(curves: Sequence[Curve]) -> Curve:
@@ -125,25 +140,22 @@ def _judge(curve: Curve, rounds: int) -> dict[str, Any]:
 
 
 class PlateauStop:
-    """``rounds: auto``: on evaluation rounds each local agent raises its flag once its own
-    validation curve has plateaued (the flag stays up); the agents then AND the flags by
+    """``rounds: auto``: on evaluation rounds each local agent raises its flag when its own
+    validation curve has plateaued (judged anew each time, so that a stopped run's summary
+    reads converged: the group curves are means of plateaued curves); the agents AND them by
     flooding them over the physical graph (diameter-many control exchanges through the
     transport, the same number in every process), and the run ends when all are up. Put it
     after :class:`Validate`."""
 
     def __init__(self, loop: Any, validate: Validate, every: int, min_rounds: int) -> None:
         self.loop, self.validate, self.every, self.min_rounds = loop, validate, every, min_rounds
-        self.up: set[int] = set()
 
     def __call__(self, end: RoundEnd) -> None:
         if not scheduled(end, self.every) or end.done < self.min_rounds:
             return
-        for i, curve in self.validate.curves.items():
-            if plateaued(curve, end.done):
-                self.up.add(i)
-        local = [a.id for a in self.validate.agents]
-        if agree({i: i in self.up for i in local}, self.loop.topology.at(end.round),
-                 self.loop.transport):
+        curves = self.validate.curves
+        flags = {a.id: plateaued(curves.get(a.id, []), end.done) for a in self.validate.agents}
+        if agree(flags, self.loop.topology.at(end.round), self.loop.transport):
             end.last = True
 
 

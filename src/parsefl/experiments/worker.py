@@ -36,9 +36,11 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
+from parsefl.experiments.convergence import Validate
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
 from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.results import save_checkpoints
+from parsefl.experiments.run import convergence_stop
 from parsefl.experiments.rundir import atomic_write, write_json
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
@@ -99,10 +101,12 @@ class Worker:
         if self.rank == 0:
             atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
         ds = self.exp.dataset
+        validate = Validate(self.loop, self.local, self.exp.val, self.cfg.eval_every)
         hooks = [Evaluate(self.loop, self.cfg.eval_every,
                           lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
                                            ds.n_classes)),
-                 self.record, Checkpoint(self.loop, self.every, self.checkpoint),
+                 validate, *convergence_stop(self.cfg, self.loop, validate), self.record,
+                 Checkpoint(self.loop, self.every, self.checkpoint),
                  lambda end: end.round == first and write_json(
                      self.out / "logs" / f"plans_rank_{self.rank}.json", self.plans()),
                  self.log_round]
@@ -111,7 +115,7 @@ class Worker:
         summary = {"rank": self.rank, "agents": [a.id for a in self.local],
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first}
+                   "resumed_from": first, "validation": validate.to_json()}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
         self.store.set(f"summary/{self.rank}", json.dumps(summary))
         if self.rank == 0:

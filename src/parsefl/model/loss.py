@@ -85,3 +85,22 @@ def prototype_alignment(
     fixed = target.detach()
     return torch.stack([(1 - F.cosine_similarity(v, fixed, dim=-1)).mean()
                         for v in r.values()]).mean()
+
+
+def class_distillation(
+    logits: torch.Tensor, r_logits: dict[str, torch.Tensor], teacher: torch.Tensor,
+    y: torch.Tensor, multimodal: bool,
+) -> torch.Tensor:
+    """The ``parse_distill`` term: cross-modal distillation through the redundant head.
+
+    ``teacher`` (classes x classes) holds, per class, the logits of the multimodal agents'
+    mean prediction. A multimodal agent fits it to its own full prediction, held fixed:
+    mean_i CE(softmax(logits_i), softmax(T[y_i])). A unimodal agent distils it, held fixed,
+    into each redundant-head path: mean_m mean_i KL(softmax(T[y_i]) || softmax(H_r(r_m,i)))."""
+    target = teacher[y]
+    if multimodal:
+        soft = F.softmax(logits.detach(), dim=-1)
+        return -(soft * F.log_softmax(target, dim=-1)).sum(-1).mean()
+    log_q = F.log_softmax(target.detach(), dim=-1)  # written out: vmap has no kl_div rule
+    return torch.stack([(log_q.exp() * (log_q - F.log_softmax(v, dim=-1))).sum(-1).mean()
+                        for v in r_logits.values()]).mean()

@@ -1,6 +1,7 @@
-"""The sliced model with class prototypes of the redundant slice (method ``parse_proto``): a
-``proto_r`` component (classes x d_r) that every agent holds and gossips like ``head_r``, and
-the prototype-alignment loss term (``loss.proto``, see ``model.loss.prototype_alignment``)."""
+"""Sliced models with one extra class-wise component that every agent holds and gossips like
+``head_r``: class prototypes of the redundant slice (``proto_r``, method ``parse_proto``, term
+``loss.proto``) or the multimodal agents' class-wise soft labels (``teacher_r``, method
+``parse_distill``, term ``loss.distill``); see ``model.loss``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from parsefl.errors import ConfigError
-from parsefl.model.loss import prototype_alignment, sliced_loss
+from parsefl.model.loss import class_distillation, prototype_alignment, sliced_loss
 from parsefl.model.sliced import ModelSpec, SlicedModel
 from parsefl.model.weights import LossWeights
 
@@ -49,3 +50,28 @@ class ProtoSlicedModel(SlicedModel):
 
     def component_modules(self) -> dict[str, list[nn.Module]]:
         return {**super().component_modules(), "proto_r": [self.protos]}
+
+
+class DistillSlicedModel(SlicedModel):
+    """PARSE's sliced model plus ``teacher_r`` (classes x classes logits; audience: all)."""
+
+    def __init__(self, modalities: Sequence[str], input_shapes: Mapping[str, Sequence[int]],
+                 spec: ModelSpec) -> None:
+        super().__init__(modalities, input_shapes, spec)
+        if not self.dims["r"]:
+            raise ConfigError("model.split", "parse_distill needs a redundant slice (r > 0)")
+        self.teacher = Prototypes(spec.n_classes, spec.n_classes)
+
+    def loss(self, x, y, cfg: LossWeights, phase: str | None = None):  # noqa: D102
+        out = self(x)
+        total, terms = sliced_loss(out, y, cfg)
+        if cfg.distill and out.r_logits:
+            term = cfg.distill * class_distillation(out.logits, out.r_logits,
+                                                    self.teacher.weight, y,
+                                                    len(self.modalities) > 1)
+            total = total + term
+            terms["distill"] = term.detach()
+        return total, terms
+
+    def component_modules(self) -> dict[str, list[nn.Module]]:
+        return {**super().component_modules(), "teacher_r": [self.teacher]}

@@ -22,3 +22,5 @@ class LossWeights(BaseModel):
     unimodal_path: float = Field(1.0, ge=0)
     # parse_proto only: pull unimodal r slices toward the gossiped multimodal class prototypes
     proto: float = Field(1.0, ge=0)
+    # parse_distill only: distil the multimodal class-wise soft labels into unimodal H_r paths
+    distill: float = Field(1.0, ge=0)

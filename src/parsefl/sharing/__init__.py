@@ -9,6 +9,7 @@ from parsefl.sharing import (  # noqa: F401  (fill the registry)
     harmony,
     local,
     parse,
+    parse_distill,
     parse_proto,
     sliced_hybrid,
 )

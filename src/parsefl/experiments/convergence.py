@@ -99,6 +99,12 @@ class Validate:
     def summary(self, rounds: int) -> dict[str, Any]:
         return convergence_summary(self.to_json(), rounds)
 
+    def load(self, data: dict[str, Any], keep: Any) -> None:
+        """Curves from :meth:`to_json` (a resumed run), only the points ``keep(round)``."""
+        self.curves = {int(i): [(int(r), float(a)) for r, a in c if keep(int(r))]
+                       for i, c in data["curves"].items()}
+        self.groups.update({int(i): g for i, g in data["groups"].items()})
+
     def to_json(self) -> dict[str, Any]:
         """What :func:`convergence_summary` needs (a worker publishes it; rank 0 merges)."""
         return {"source": self.source, "groups": {str(i): g for i, g in self.groups.items()},

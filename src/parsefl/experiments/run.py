@@ -43,8 +43,9 @@ class History:
     """What metrics.csv and results.json need from every round (bytes per link, gradient
     cosines, evaluation rows); a driver hook, saved with each checkpoint."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, validate: Validate | None = None) -> None:
         self.out_dir = out_dir
+        self.validate = validate  # its curves are saved and restored with the history
         self.rows: list[dict[str, Any]] = []
         self.bytes_rounds: list[Counter] = []
         self.cosines: list[dict[str, float]] = []
@@ -63,7 +64,8 @@ class History:
     def to_json(self, wall_s: float) -> dict[str, Any]:
         return {"rows": self.rows, "cosines": self.cosines, "last": self.last,
                 "links": [[[u, v, b] for (u, v), b in sorted(c.items())]
-                          for c in self.bytes_rounds], "wall_s": wall_s}
+                          for c in self.bytes_rounds], "wall_s": wall_s,
+                **({"validation": self.validate.to_json()} if self.validate else {})}
 
     def restore(self, data: dict[str, Any], cfg: RunConfig) -> None:
         """``data`` from :meth:`to_json`, minus a final-round evaluation row of a shorter run
@@ -74,6 +76,9 @@ class History:
         self.bytes_rounds = [Counter({(u, v): b for u, v, b in links})
                              for links in data["links"]]
         write_csv(self.out_dir / "metrics.csv", self.rows)
+        if self.validate and "validation" in data:
+            self.validate.load(data["validation"],
+                               lambda r: r % cfg.eval_every == 0 or r == cfg.rounds)
 
 
 def run_experiment(
@@ -88,7 +93,8 @@ def run_experiment(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     exp = build_experiment(cfg)
-    history = History(out_dir)
+    validate = Validate(exp.loop, exp.agents, exp.val, cfg.eval_every)
+    history = History(out_dir, validate)
     first = restore(out_dir, cfg, exp, history) if resume else 0
     atomic_write(out_dir / "config.yaml", to_yaml(cfg))  # after restore: it may refuse cfg
     loop = exp.loop
@@ -104,7 +110,6 @@ def run_experiment(
     def wall() -> float:
         return history.wall_s + time.perf_counter() - started
 
-    validate = Validate(loop, exp.agents, exp.val, cfg.eval_every)
     hooks = [Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), validate,
              *convergence_stop(cfg, loop, validate), history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]

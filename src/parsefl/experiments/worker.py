@@ -97,11 +97,12 @@ class Worker:
                  "all" if peers is None else sorted(peers), self.timeout_s)
 
     def run(self, resume: bool) -> None:
+        self.validate = validate = Validate(self.loop, self.local, self.exp.val,
+                                            self.cfg.eval_every)
         first = self.restore() if resume else 0
         if self.rank == 0:
             atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
         ds = self.exp.dataset
-        validate = Validate(self.loop, self.local, self.exp.val, self.cfg.eval_every)
         hooks = [Evaluate(self.loop, self.cfg.eval_every,
                           lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
                                            ds.n_classes)),
@@ -142,7 +143,7 @@ class Worker:
         save_state(round_folder(self.out, done), self.local, None, self.marker, {
             "rounds_done": done, "world_size": self.world, "owner": self.owner,
             "fingerprint": fingerprint(self.cfg), "history": self.history,
-            "wire": dict(self.transport.wire)})
+            "wire": dict(self.transport.wire), "validation": self.validate.to_json()})
 
     def restore(self) -> int:
         """Agree with every rank on the latest round all of them checkpointed; load it."""
@@ -161,6 +162,8 @@ class Worker:
                               "process count or config; resume with the same ones")
         load_state(folder, self.local, None, self.marker)
         self.history = meta["history"]
+        if "validation" in meta:
+            self.validate.load(meta["validation"], lambda r: r <= done)
         self.transport.wire.update(meta["wire"])
         log.info("resumed from %s", folder)
         return done

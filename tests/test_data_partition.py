@@ -101,3 +101,40 @@ def test_bad_partition_config(name: str, n_agents: int, params: dict, field: str
     with pytest.raises(ConfigError) as info:
         partition_indices(name, Y, n_agents, 0, params)
     assert info.value.field == field
+
+
+def _group_classes(y, parts, agent_groups):
+    out: dict[tuple, set] = {}
+    for g, part in zip(agent_groups, parts, strict=True):
+        out.setdefault(g, set()).update(int(c) for c in y[part])
+    return out
+
+
+def test_group_skew_strength_one_gives_disjoint_class_blocks_per_group():
+    y = np.repeat(np.arange(4), 10)  # 4 classes x 10 samples
+    groups = [("a",), ("a",), ("b",), ("a", "b")]
+    parts = partition_indices("group_skew", y, 4, seed=3, params={"strength": 1.0,
+                              "min_samples": 1}, agent_groups=groups)
+    seen = _group_classes(y, parts, groups)
+    # 4 classes dealt round-robin over 3 groups: blocks of 2, 1 and 1 classes, disjoint.
+    assert sorted(len(c) for c in seen.values()) == [1, 1, 2]
+    assert set.union(*seen.values()) == {0, 1, 2, 3}
+    assert sum(len(c) for c in seen.values()) == 4
+
+
+def test_group_skew_strength_zero_lets_every_group_see_every_class():
+    y = np.repeat(np.arange(3), 40)
+    groups = [("a",), ("b",), ("a", "b")]
+    parts = partition_indices("group_skew", y, 3, seed=0, params={"strength": 0.0,
+                              "alpha": 1000.0, "min_samples": 1}, agent_groups=groups)
+    assert all(c == {0, 1, 2} for c in _group_classes(y, parts, groups).values())
+    assert [len(p) for p in parts] == [38, 40, 42]  # alpha -> inf: near-equal shares
+
+
+def test_group_skew_needs_the_mix_and_a_strength_in_range():
+    y = np.repeat(np.arange(2), 10)
+    with pytest.raises(ConfigError, match="agent_groups"):
+        partition_indices("group_skew", y, 2, seed=0, params={"min_samples": 1})
+    with pytest.raises(ConfigError, match="partition.strength"):
+        partition_indices("group_skew", y, 2, seed=0, params={"strength": 1.5, "min_samples": 1},
+                          agent_groups=[("a",), ("b",)])

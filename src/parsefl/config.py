@@ -35,6 +35,7 @@ class PartitionConfig(_Strict):
     alpha: float = Field(0.5, gt=0)
     min_samples: int = Field(10, ge=1)
     shuffle: bool = False  # natural: seeded draw of which group goes to which agent
+    strength: float = Field(0.5, ge=0, le=1)  # group_skew: how much labels follow the group
 
 
 class TopologyConfig(_Strict):
@@ -81,6 +82,12 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=2)
     local_epochs: int = Field(1, ge=1)
     local_steps: int | None = Field(None, ge=1)  # fixed steps per round (overrides epochs)
+    # Convergence (experiments/convergence.py): each agent's held-out validation share of its
+    # training data (0: none; curves then show test accuracy, as a report only); `rounds: auto`
+    # sets stop: plateau and rounds: max_rounds (stop once every agent's curve plateaued).
+    val_fraction: float = Field(0.0, ge=0, lt=0.5)
+    stop: Literal["fixed", "plateau"] = "fixed"
+    max_rounds: int = Field(300, ge=1)
 
 
 class ImperfectConfig(_Strict):
@@ -215,6 +222,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def validate(raw: Mapping[str, Any]) -> RunConfig:
     """Validate types, then registry names and cross-field rules, then refuse values that
     cannot be right (booleans for numbers, non-finite or absurd values, sizes beyond memory)."""
+    raw = _auto_rounds(raw)
     check_raw(raw, RunConfig)
     try:
         cfg = RunConfig.model_validate(dict(raw))
@@ -224,6 +232,18 @@ def validate(raw: Mapping[str, Any]) -> RunConfig:
     check_absurd(cfg)
     check_sizes(cfg)
     return cfg
+
+
+def _auto_rounds(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``rounds: auto``: run until the validation curves plateau, at most train.max_rounds."""
+    if raw.get("rounds") != "auto":
+        return raw
+    train = dict(raw.get("train") or {})
+    if not train.get("val_fraction"):
+        raise ConfigError("train.val_fraction", "rounds: auto stops on validation accuracy; "
+                          "set train.val_fraction > 0 (e.g. 0.1)")
+    train["stop"] = "plateau"
+    return {**raw, "rounds": train.get("max_rounds", TrainConfig().max_rounds), "train": train}
 
 
 def _first_error(err: ValidationError) -> ConfigError:

@@ -67,7 +67,8 @@ def split_over_agents(
     """
     groups = parse_mix(mix, dataset.modalities)
     parts = partition_indices(
-        partition, dataset.train.y, len(groups), seed, params, groups=dataset.train_agent
+        partition, dataset.train.y, len(groups), seed, params, groups=dataset.train_agent,
+        agent_groups=groups,
     )
     return groups, parts
 

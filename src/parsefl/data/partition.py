@@ -171,6 +171,7 @@ def partition_indices(
     seed: int,
     params: Mapping[str, object] | None = None,
     groups: np.ndarray | None = None,
+    agent_groups: list[tuple[str, ...]] | None = None,
 ) -> list[np.ndarray]:
     """Split the sample indices of ``y`` over ``n_agents`` with the registered partition.
 
@@ -182,20 +183,89 @@ def partition_indices(
         params: Keyword parameters of the partition (``partition.<key>``).
         groups: The data's natural group id per sample (``dataset.train_agent``), or None;
             given only to partitions that take a ``groups`` keyword.
+        agent_groups: Each agent's modalities (the mix), given only to partitions that take
+            an ``agent_groups`` keyword (``group_skew``).
 
     Returns:
         One sorted index array per agent; disjoint, together covering ``range(len(y))``.
     """
     partition = PARTITIONS.get(name, field="partition.name")
     params = dict(params or {})
-    if "groups" in params:
-        raise ConfigError("partition.groups", "set by the dataset, not by the config")
+    for key in ("groups", "agent_groups"):
+        if key in params:
+            raise ConfigError(f"partition.{key}", "set by the dataset and mix, not the config")
     check_params(partition, params, "partition", skip=3)
     if _accepts_groups(partition):
         params["groups"] = groups
+    if "agent_groups" in inspect.signature(partition).parameters:
+        params["agent_groups"] = agent_groups
     parts = partition(y, n_agents, seed, **params)
     # Cheap guard on the contract, so a faulty new partition fails here and not mid-training.
     merged = np.sort(np.concatenate(parts)) if parts else np.array([], dtype=np.int64)
     if len(parts) != n_agents or not np.array_equal(merged, np.arange(len(y))):
         raise DataError(f"partition {name!r} did not return {n_agents} disjoint covering shares")
     return [np.asarray(part, dtype=np.int64) for part in parts]
+
+
+def _preferences(
+    agent_groups: list[tuple[str, ...]], classes: np.ndarray, strength: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(agents, classes) weights: each modality group prefers its own block of classes (the
+    classes dealt round-robin over the groups in a seeded order); ``strength`` mixes that
+    preference with the uniform one (0: uniform, 1: only the preferred block)."""
+    kinds = sorted(set(agent_groups))
+    prefer = np.zeros((len(kinds), len(classes)))
+    for k, c in enumerate(rng.permutation(len(classes))):
+        prefer[k % len(kinds), c] = 1.0
+    prefer /= prefer.sum(1, keepdims=True).clip(min=1)  # a group may have no class (G > C)
+    weights = (1 - strength) / len(classes) + strength * prefer
+    return np.stack([weights[kinds.index(g)] for g in agent_groups])
+
+
+@PARTITIONS.register("group_skew", "Label skew correlated with the modality group "
+                                   "(strength 0: dirichlet, 1: disjoint class blocks)")
+def group_skew(
+    y: np.ndarray, n_agents: int, seed: int, strength: float = 0.5, alpha: float = 0.5,
+    min_samples: int = 10, *, agent_groups: list[tuple[str, ...]] | None = None,
+) -> list[np.ndarray]:
+    """Label distributions that differ by modality group: each class's samples go to agents
+    in proportion to Dirichlet(alpha) draws (as ``dirichlet``) times the agent's group
+    preference for the class (see :func:`_preferences`). With ``strength`` 0 the groups do
+    not matter (a ``dirichlet`` partition); with 1 each group sees only its own classes, so
+    unimodal and multimodal agents learn from disjoint label sets.
+
+    Args:
+        y: Labels of the samples to partition.
+        n_agents: Number of agents.
+        seed: Seed of all draws.
+        strength: How strongly the label distribution follows the modality group, in [0, 1].
+        alpha: Dirichlet concentration of the spread within the preference, > 0.
+        min_samples: Fewest samples any agent may get (draws repeat until met).
+        agent_groups: Each agent's modalities (from the mix; passed by the builder).
+    """
+    y = _check_common(y, n_agents, seed, min_samples)
+    strength = check_float("partition.strength", strength, 0.0, 1.0, low_open=False,
+                           high_open=False)
+    alpha = check_float("partition.alpha", alpha, 0.0)
+    if agent_groups is None or len(agent_groups) != n_agents:
+        raise ConfigError("partition.name", "'group_skew' needs each agent's modality group "
+                          "(the mix); call it through partition_indices with agent_groups")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    pref = _preferences([tuple(g) for g in agent_groups], classes, strength, rng)
+    for _ in range(MAX_DIRICHLET_TRIES):
+        shards: list[list[np.ndarray]] = [[] for _ in range(n_agents)]
+        for k, label in enumerate(classes):
+            members = rng.permutation(np.flatnonzero(y == label))
+            share = rng.dirichlet(np.full(n_agents, alpha)) * pref[:, k]
+            share = share / share.sum() if share.sum() > 0 else np.full(n_agents, 1 / n_agents)
+            cuts = (np.cumsum(share)[:-1] * len(members)).astype(np.int64)
+            for agent, piece in enumerate(np.split(members, cuts)):
+                shards[agent].append(piece)
+        parts = [np.sort(np.concatenate(p)) for p in shards]
+        if min(len(p) for p in parts) >= min_samples:
+            return parts
+    raise ConfigError("partition.min_samples", f"no group_skew draw in {MAX_DIRICHLET_TRIES} "
+                      f"tries gave each agent >= {min_samples} samples; lower "
+                      "partition.min_samples or partition.strength, or raise partition.alpha")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_i
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
 from parsefl.data.mix import RATIO_KEYS, default_mix
 from parsefl.errors import ConfigError
+from parsefl.experiments.convergence import hold_out
 from parsefl.experiments.dynamics import build_schedules
 from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
@@ -37,6 +38,8 @@ class Experiment:
     test_y: torch.Tensor
     device: torch.device
     n_train: list[int]  # training samples of every place of the mix, built here or not
+    # agent -> (x, y) of its validation split (train.val_fraction; built, non-pooled agents)
+    val: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,6 +73,9 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
     aggregator = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
     full = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
     groups, parts = agent_partition(cfg, full)
+    held: list[np.ndarray] = []
+    if cfg.train.val_fraction:  # held out before anything trains, the pooled agent included
+        parts, held = hold_out(parts, full.train.y, cfg.train.val_fraction, cfg.seed)
     used = cfg.data.modalities or [m for m in full.modalities if any(m in g for g in groups)]
     missing = sorted({m for g in groups for m in g} - set(used))
     if missing:
@@ -99,8 +105,12 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
     test_y = torch.as_tensor(ds.test.y, device=device)
+    val = {} if strategy.centralized or not held else {
+        a.id: ({m: torch.as_tensor(ds.train.x[m][held[a.id]], device=device)
+                for m in a.modalities}, torch.as_tensor(ds.train.y[held[a.id]], device=device))
+        for a in agents}
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
-                      [len(p) for p in parts])
+                      [len(p) for p in parts], val)
 
 
 def _wanted(i: int, agent_ids: Collection[int] | None) -> bool:
@@ -146,7 +156,8 @@ def agent_partition(
     private = private_indices(cfg, len(ds.train.y))
     natural = None if ds.train_agent is None else np.asarray(ds.train_agent)[private]
     parts = partition_indices(cfg.partition.name, ds.train.y[private], len(groups), cfg.seed,
-                              _partition_params(cfg), groups=natural)
+                              _partition_params(cfg), groups=natural,
+                              agent_groups=groups)
     return groups, [private[p] for p in parts]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import PRESETS, apply_overrides, read_yaml
+from parsefl.experiments.convergence import warn_unconverged
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
 from parsefl.experiments.summary import diverged_note, markdown_report, summarize, tidy_rows
 from parsefl.experiments.sweep import RunSpec, Sweep, load_sweep, run_sweep
@@ -36,6 +37,8 @@ def write_outputs(sweep: Sweep, results: dict[RunSpec, dict], out: Path) -> dict
     atomic_write(out / "summary.md", markdown_report(summary, command, resolved_header(sweep))
                  + (f"\n**{note}**\n" if note else ""))
     write_csv(out / "results.csv", tidy_rows(ordered))
+    if note := warn_unconverged(ordered):  # a comparison of unconverged runs says so
+        print(note, file=sys.stderr)
     return summary
 
 

@@ -40,11 +40,14 @@ class Engine(Protocol):
 
 
 def run_rounds(loop: Engine, rounds: int, hooks: Sequence[Hook], start: int = 0) -> None:
-    """Rounds ``start .. rounds-1`` of ``loop``, each followed by every hook in order."""
+    """Rounds ``start .. rounds-1`` of ``loop``, each followed by every hook in order. A hook
+    may end the run early by setting ``end.last`` (the hooks after it see a final round)."""
     for r in range(start, rounds):
         end = RoundEnd(r, loop.step(r), r == rounds - 1)
         for hook in hooks:
             hook(end)
+        if end.last:
+            break
 
 
 def scheduled(end: RoundEnd, every: int) -> bool:

@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig
 from parsefl.experiments.build import Experiment
+from parsefl.experiments.convergence import convergence_summary
 from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import metrics_row, results_dict
 from parsefl.experiments.rundir import write_csv, write_json
@@ -83,6 +84,9 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
            world: int, wall: float, placement: str) -> dict[str, Any]:
     """Merge the summaries into the simulator's metrics.csv and results.json (plus a
     ``distributed`` section: placement, missing agents, lost peers, bytes on the wire)."""
+    ran = 1 + max((rec["round"] for s in summaries.values() for rec in s["history"]["rounds"]),
+                  default=cfg.rounds - 1)
+    cfg = cfg.model_copy(update={"rounds": ran})  # rounds: auto may have stopped early
     bytes_rounds = [Counter() for _ in range(cfg.rounds)]
     losses: list[dict[int, float]] = [{} for _ in range(cfg.rounds)]
     evals: dict[int, list[dict]] = {}
@@ -105,6 +109,8 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
     wire = sum((Counter(s["wire"]) for s in summaries.values()), Counter())
     results["diagnostics"] = {"gradient_cosine": None}  # not gathered across processes
     results["ablations"] = {"slice_drop": None}  # needs every agent's model in one place
+    results["convergence"] = convergence_summary(
+        [s["validation"] for s in summaries.values() if "validation" in s], ran)
     results["distributed"] = {
         "world_size": world, "placement": placement,
         "missing_ranks": missing,

@@ -22,6 +22,7 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
+from parsefl.experiments.convergence import PlateauStop, Validate
 from parsefl.experiments.divergence import stop_if_diverged
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
 from parsefl.experiments.dynamics import dynamics_record
@@ -44,8 +45,9 @@ class History:
     """What metrics.csv and results.json need from every round (bytes per link, gradient
     cosines, evaluation rows); a driver hook, saved with each checkpoint."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, validate: Validate | None = None) -> None:
         self.out_dir = out_dir
+        self.validate = validate  # its curves are saved and restored with the history
         self.rows: list[dict[str, Any]] = []
         self.bytes_rounds: list[Counter] = []
         self.cosines: list[dict[str, float]] = []
@@ -64,7 +66,8 @@ class History:
     def to_json(self, wall_s: float) -> dict[str, Any]:
         return {"rows": self.rows, "cosines": self.cosines, "last": self.last,
                 "links": [[[u, v, b] for (u, v), b in sorted(c.items())]
-                          for c in self.bytes_rounds], "wall_s": wall_s}
+                          for c in self.bytes_rounds], "wall_s": wall_s,
+                **({"validation": self.validate.to_json()} if self.validate else {})}
 
     def restore(self, data: dict[str, Any], cfg: RunConfig) -> None:
         """``data`` from :meth:`to_json`, minus a final-round evaluation row of a shorter run
@@ -75,6 +78,9 @@ class History:
         self.bytes_rounds = [Counter({(u, v): b for u, v, b in links})
                              for links in data["links"]]
         write_csv(self.out_dir / "metrics.csv", self.rows)
+        if self.validate and "validation" in data:
+            self.validate.load(data["validation"],
+                               lambda r: r % cfg.eval_every == 0 or r == cfg.rounds)
 
 
 def run_experiment(
@@ -89,7 +95,8 @@ def run_experiment(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     exp = build_experiment(cfg)
-    history = History(out_dir)
+    validate = Validate(exp.loop, exp.agents, exp.val, cfg.eval_every)
+    history = History(out_dir, validate)
     first = restore(out_dir, cfg, exp, history) if resume else 0
     atomic_write(out_dir / "config.yaml", to_yaml(cfg))  # after restore: it may refuse cfg
     loop = exp.loop
@@ -110,7 +117,8 @@ def run_experiment(
         trained = [a for a in exp.agents if online is None or a.id in online]
         stop_if_diverged(cfg, trained, end.stats, out_dir)
 
-    hooks = [diverged, Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
+    hooks = [diverged, Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), validate,
+             *convergence_stop(cfg, loop, validate), history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]
     run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
     if history.last is None:  # resumed at the final round: nothing ran
@@ -119,11 +127,23 @@ def run_experiment(
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
+    results["convergence"] = validate.summary(len(history.bytes_rounds))
     results["ablations"] = {"slice_drop": slice_drop(exp)}
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
         results["dynamics"] = record
     write_json(out_dir / "results.json", results)
     return results
+
+
+def convergence_stop(cfg: RunConfig, loop: Any, validate: Validate) -> list[PlateauStop]:
+    """The ``rounds: auto`` hook (none for a fixed number of rounds)."""
+    if cfg.train.stop != "plateau":
+        return []
+    if validate.source != "validation":
+        raise ConfigError("train.val_fraction", "train.stop: plateau needs a validation split "
+                          "(train.val_fraction > 0) and a non-pooled method")
+    # At least two windows of evaluations before anything may stop.
+    return [PlateauStop(loop, validate, cfg.eval_every, min_rounds=10 * cfg.eval_every)]
 
 
 def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) -> int:

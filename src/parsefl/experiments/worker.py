@@ -36,10 +36,12 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
+from parsefl.experiments.convergence import Validate
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
 from parsefl.experiments.links import make_auth, make_transport
 from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.results import save_checkpoints
+from parsefl.experiments.run import convergence_stop
 from parsefl.experiments.rundir import atomic_write, write_json
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
@@ -99,6 +101,8 @@ class Worker:
                  f"signed frames (keys {args.keys})" if self.auth else "unsigned frames")
 
     def run(self, resume: bool) -> None:
+        self.validate = validate = Validate(self.loop, self.local, self.exp.val,
+                                            self.cfg.eval_every)
         first = self.restore() if resume else 0
         if self.rank == 0:
             atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
@@ -106,7 +110,8 @@ class Worker:
         hooks = [Evaluate(self.loop, self.cfg.eval_every,
                           lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
                                            ds.n_classes)),
-                 self.record, Checkpoint(self.loop, self.every, self.checkpoint),
+                 validate, *convergence_stop(self.cfg, self.loop, validate), self.record,
+                 Checkpoint(self.loop, self.every, self.checkpoint),
                  lambda end: end.round == first and write_json(
                      self.out / "logs" / f"plans_rank_{self.rank}.json", self.plans()),
                  self.log_round]
@@ -115,7 +120,8 @@ class Worker:
         summary = {"rank": self.rank, "agents": [a.id for a in self.local],
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first, "insecure": self.insecure,
+                   "resumed_from": first, "validation": validate.to_json(),
+                   "insecure": self.insecure,
                    "authenticated": self.auth is not None or (self.kind == "grpc"
                                                               and not self.insecure),
                    "world_size": self.world, "placement": self.placement,
@@ -174,7 +180,7 @@ class Worker:
         save_state(round_folder(self.out, done), self.local, None, self.marker, {
             "rounds_done": done, "world_size": self.world, "owner": self.owner,
             "fingerprint": fingerprint(self.cfg), "history": self.history,
-            "wire": dict(self.transport.wire)})
+            "wire": dict(self.transport.wire), "validation": self.validate.to_json()})
 
     def restore(self) -> int:
         """Agree with every rank on the latest round all of them checkpointed; load it."""
@@ -196,6 +202,8 @@ class Worker:
                               "process count or config; resume with the same ones")
         load_state(folder, self.local, None, self.marker)
         self.history = meta["history"]
+        if "validation" in meta:
+            self.validate.load(meta["validation"], lambda r: r <= done)
         self.transport.wire.update(meta["wire"])
         log.info("resumed from %s", folder)
         return done

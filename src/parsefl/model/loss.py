@@ -66,3 +66,41 @@ def cross_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = (a - a.mean(0)) / (a.std(0, unbiased=False) + 1e-5)
     b = (b - b.mean(0)) / (b.std(0, unbiased=False) + 1e-5)
     return ((a.T @ b) / a.shape[0]).pow(2).mean()
+
+
+def prototype_alignment(
+    r: dict[str, torch.Tensor], protos: torch.Tensor, y: torch.Tensor, multimodal: bool
+) -> torch.Tensor:
+    """The ``parse_proto`` term (cosine, so the scale of r does not matter).
+
+    A multimodal agent fits the class prototypes ``protos`` (classes x d_r) to its mean r
+    slice over its modalities, held fixed: mean_i 1 - cos(P[y_i], mean_m r_m,i). A unimodal
+    agent pulls each r slice toward the (gossiped, held fixed) prototype of its label:
+    mean_m mean_i 1 - cos(r_m,i, P[y_i]). Gradients reach the prototypes only from
+    multimodal agents, so gossip spreads their class geometry of the r space to everyone."""
+    target = protos[y]
+    if multimodal:
+        mean_r = torch.stack(list(r.values())).mean(0).detach()
+        return (1 - F.cosine_similarity(target, mean_r, dim=-1)).mean()
+    fixed = target.detach()
+    return torch.stack([(1 - F.cosine_similarity(v, fixed, dim=-1)).mean()
+                        for v in r.values()]).mean()
+
+
+def class_distillation(
+    logits: torch.Tensor, r_logits: dict[str, torch.Tensor], teacher: torch.Tensor,
+    y: torch.Tensor, multimodal: bool,
+) -> torch.Tensor:
+    """The ``parse_distill`` term: cross-modal distillation through the redundant head.
+
+    ``teacher`` (classes x classes) holds, per class, the logits of the multimodal agents'
+    mean prediction. A multimodal agent fits it to its own full prediction, held fixed:
+    mean_i CE(softmax(logits_i), softmax(T[y_i])). A unimodal agent distils it, held fixed,
+    into each redundant-head path: mean_m mean_i KL(softmax(T[y_i]) || softmax(H_r(r_m,i)))."""
+    target = teacher[y]
+    if multimodal:
+        soft = F.softmax(logits.detach(), dim=-1)
+        return -(soft * F.log_softmax(target, dim=-1)).sum(-1).mean()
+    log_q = F.log_softmax(target.detach(), dim=-1)  # written out: vmap has no kl_div rule
+    return torch.stack([(log_q.exp() * (log_q - F.log_softmax(v, dim=-1))).sum(-1).mean()
+                        for v in r_logits.values()]).mean()

@@ -20,3 +20,7 @@ class LossWeights(BaseModel):
     temperature: float = Field(0.2, gt=0)
     decorrelation: float = Field(0.1, ge=0)
     unimodal_path: float = Field(1.0, ge=0)
+    # parse_proto only: pull unimodal r slices toward the gossiped multimodal class prototypes
+    proto: float = Field(1.0, ge=0)
+    # parse_distill only: distil the multimodal class-wise soft labels into unimodal H_r paths
+    distill: float = Field(1.0, ge=0)

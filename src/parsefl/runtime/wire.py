@@ -16,7 +16,7 @@ from parsefl.runtime.agent import Agent
 from parsefl.runtime.transport import Message
 
 WIRE_VERSION = 1
-KINDS = ("params", "caps", "degree", "link")
+KINDS = ("params", "caps", "degree", "link", "flag")
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16,
     torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool,
@@ -153,6 +153,8 @@ def check_control(msg: Message, expected: ComponentSpecs | None = None,
     if msg.kind == "degree":
         ok = isinstance(body, dict) and all(type(v) is int and 1 <= v <= n for v in body.values())
         ok = ok and (held is None or set(body) <= held)
+    elif msg.kind == "flag":  # the rounds: auto stop flag (experiments.convergence)
+        ok = isinstance(body, dict) and set(body) == {"plateau"} and body["plateau"] in (0, 1)
     elif msg.kind == "link":
         ok = isinstance(body, list) and all(isinstance(c, str) for c in body)
         ok = ok and (held is None or set(body) <= held)

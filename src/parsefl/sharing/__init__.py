@@ -9,6 +9,8 @@ from parsefl.sharing import (  # noqa: F401  (fill the registry)
     harmony,
     local,
     parse,
+    parse_distill,
+    parse_proto,
     sliced_hybrid,
 )
 from parsefl.sharing.base import Capability, SharingStrategy

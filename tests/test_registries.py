@@ -35,8 +35,9 @@ def _labels() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("name", PARTITIONS.names())
 def test_every_partition_deals_each_sample_once_and_is_seeded(name):
     y, groups = _labels()
-    parts = partition_indices(name, y, 6, seed=3, groups=groups)
-    again = partition_indices(name, y, 6, seed=3, groups=groups)
+    mods = [("a",), ("a",), ("b",), ("b",), ("a", "b"), ("a", "b")]  # for group-aware ones
+    parts = partition_indices(name, y, 6, seed=3, groups=groups, agent_groups=mods)
+    again = partition_indices(name, y, 6, seed=3, groups=groups, agent_groups=mods)
     assert len(parts) == 6 and all(len(p) > 0 for p in parts)
     everything = np.concatenate(parts)
     assert sorted(everything.tolist()) == list(range(len(y)))  # disjoint and covering

@@ -198,6 +198,8 @@ class DistributedTransport:
 
     def _receive(self, peer: int, header: bytes, payload: torch.Tensor,
                  inbox: dict[int, list[Message]]) -> None:
+        if not header and not len(payload):  # the peer had nothing for us in this call
+            return
         try:
             frame = loads_bounded(header)
             heads = frame["messages"] if isinstance(frame, dict) else None

@@ -89,6 +89,8 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
         "wire_bytes": dict(wire),
         "resumed_from_round": summaries[min(summaries)]["resumed_from"],
     }
+    results["rejected_messages"] = dict(sum((Counter(s.get("rejected", {}))
+                                             for s in summaries.values()), Counter()))
     write_json(out / "results.json", results)
     return results
 

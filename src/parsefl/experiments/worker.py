@@ -87,7 +87,10 @@ class Worker:
                                               self.store, self.timeout_s, peers, self.exp.device)
         self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
                                     cfg.overlay.name, cfg.overlay.hops,
-                                    degree=cfg.overlay.degree)
+                                    degree=cfg.overlay.degree, aggregator=self.exp.loop.aggregator,
+                                    checks=self.exp.loop.checks,
+                                    adversary=self.exp.loop.adversary)
+        self.transport.checks = self.loop.checks  # one count per reason, wire and merge
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
         log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s",
@@ -111,7 +114,7 @@ class Worker:
         summary = {"rank": self.rank, "agents": [a.id for a in self.local],
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first}
+                   "resumed_from": first, "rejected": self.loop.checks.counts}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
         self.store.set(f"summary/{self.rank}", json.dumps(summary))
         if self.rank == 0:

@@ -26,6 +26,7 @@ import networkx as nx
 import torch
 import torch.distributed as dist
 
+from parsefl.runtime.checks import DETAIL, ReceiveChecks
 from parsefl.runtime.loop import RoundEngine
 from parsefl.runtime.meter import LinkMeter
 from parsefl.runtime.transport import Message
@@ -90,6 +91,7 @@ class DistributedTransport:
     wire: Counter = field(default_factory=Counter)
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
     calls: int = 0
+    checks: ReceiveChecks = field(default_factory=ReceiveChecks)  # runtime/checks.py
 
     @property
     def lost_agents(self) -> set[int]:
@@ -203,10 +205,9 @@ class DistributedTransport:
 
     def _accept(self, msg: Message, inbox: dict[int, list[Message]], origin: str) -> None:
         if msg.kind == "params":
-            try:
-                check_params(msg, self.expected)
-            except WireError as err:
-                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", str(err))
+            reason = self.checks.check_message(msg, self.expected)  # names/shape/dtype/values
+            if reason:
+                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", DETAIL[reason])
                 return
         inbox[msg.dst].append(msg)
 

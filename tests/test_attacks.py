@@ -131,3 +131,30 @@ def test_nan_is_rejected_and_its_weight_goes_back(vectorized):
 def test_attack_waits_for_from_round(vectorized):
     got, _ = _path("mean", vectorized, "sign_flip", from_round=1)
     assert got == [{1.0}, {3.0}, {5.0}]
+
+
+@pytest.mark.parametrize(("aggregator", "attack"), [
+    ("clipped", "alie"), ("trimmed_mean", "dissensus"), ("median", "ipm"),
+    ("geomed", "gaussian"), ("mean", "free_rider"), ("clipped", "nan"),
+])
+def test_vectorized_equals_reference_under_attack_on_a_full_build(aggregator, attack):
+    from parsefl.experiments.build import build_experiment
+
+    base = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
+            "mix={m1: 2, m2: 2, m1+m2: 3}", "model.dim=12", "model.encoder.params={hidden: [8]}",
+            "train.local_steps=2", "topology.name=ring", "overlay.name=relay",
+            f"aggregation.name={aggregator}", "diagnostics.gradient_cosine=false",
+            f"adversary={{agents: [1, 4], attack: {attack}}}"]
+    runs = {}
+    for backend in ("reference", "vectorized"):
+        exp = build_experiment(load_config(None, [*base, f"runtime.backend={backend}"]))
+        for r in range(2):
+            exp.loop.step(r)
+        exp.loop.sync()
+        runs[backend] = exp
+    ref, vec = runs["reference"], runs["vectorized"]
+    assert isinstance(vec.loop.executor, VectorizedExecutor)
+    assert ref.loop.checks.counts == vec.loop.checks.counts
+    for a, b in zip(ref.agents, vec.agents, strict=True):
+        for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            assert torch.allclose(p, q, atol=1e-5)

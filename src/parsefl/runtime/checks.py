@@ -46,6 +46,7 @@ class ReceiveChecks:
         self.max_ratio = max_ratio
         self._counts: Counter = Counter()
         self._pending: dict[str, torch.Tensor] = {}  # stacked counts not yet read (no sync)
+        self._seen: set[tuple[str, str]] = set()
 
     # -- one copy (reference runtime, wire) ------------------------------------------------
     def reason(self, own: Tensors, copy: Tensors) -> str | None:
@@ -86,7 +87,11 @@ class ReceiveChecks:
 
     def reject(self, why: str, what: str) -> None:
         self._counts[why] += 1
-        log.warning("rejected %s: %s (%s)", what, why, DETAIL[why])
+        # Every rejection is counted; the first per (what, why) is a warning, repeats of the
+        # same sender/component are logged at INFO so that an attacker cannot flood the log.
+        level = logging.INFO if (what, why) in self._seen else logging.WARNING
+        self._seen.add((what, why))
+        log.log(level, "rejected %s: %s (%s)", what, why, DETAIL[why])
 
     def check_message(self, msg, expected: Mapping) -> str | None:  # noqa: ANN001
         """The wire path: ``msg`` (kind "params") against the receiver's expected tensor specs

@@ -34,7 +34,7 @@ class TrimmedMean(StackedAggregator):
                 weights: torch.Tensor) -> torch.Tensor:
         ordered, n = sorted_copies(values, mask)
         b = torch.minimum(torch.floor(self.beta * n), (n - 1) // 2)
-        pos = torch.arange(values.shape[1], device=values.device).view(1, -1, 1)
+        pos = torch.arange(values.shape[1], device=values.device).view(1, 1, -1)
         keep = (pos >= b) & (pos < n - b)
-        total = torch.where(keep, ordered, torch.zeros_like(ordered)).sum(dim=1)
+        total = torch.where(keep, ordered, torch.zeros_like(ordered)).sum(dim=2)
         return total / (n - 2 * b).view(-1, 1).to(values.dtype)

@@ -158,3 +158,21 @@ def test_vectorized_equals_reference_under_attack_on_a_full_build(aggregator, at
     for a, b in zip(ref.agents, vec.agents, strict=True):
         for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
             assert torch.allclose(p, q, atol=1e-5)
+
+
+def test_choosing_the_attackers():
+    from parsefl.attacks.select import choose_adversaries
+    from parsefl.config import AdversaryConfig
+
+    groups = [("a",), ("a",), ("b",), ("b",), ("a", "b"), ("a", "b")]
+    assert choose_adversaries(AdversaryConfig(agents=[4, 1, 4]), groups, 0) == [1, 4]
+    two = choose_adversaries(AdversaryConfig(count=2), groups, 0)
+    assert len(two) == 2 and two == choose_adversaries(AdversaryConfig(count=2), groups, 0)
+    per = choose_adversaries(AdversaryConfig(per_group={"b": 1, "a+b": 2}), groups, 0)
+    assert per[-2:] == [4, 5] and per[0] in (2, 3) and len(per) == 3
+    with pytest.raises(ConfigError) as err:
+        choose_adversaries(AdversaryConfig(per_group={"c": 1}), groups, 0)
+    assert err.value.field == "adversary.per_group.c" and "a+b" in err.value.problem
+    with pytest.raises(ConfigError) as err:
+        choose_adversaries(AdversaryConfig(agents=[6]), groups, 0)
+    assert err.value.field == "adversary.agents"

@@ -120,8 +120,10 @@ class ReceiveChecks:
     def stacked_valid(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(H, K)``: which real copies of a padded ``(H, K, numel)`` stack pass (the own
         copies at ``[:, 0]`` always do); the rejected ones are counted without a host sync."""
-        finite = torch.isfinite(values).all(dim=2)
-        norm = torch.linalg.vector_norm(torch.where(finite[..., None], values, 0.0), dim=2)
+        # One pass: a non-finite entry makes the norm NaN or inf (an entry above ~1e19 in
+        # float32 overflows the norm too: rejected either way, counted as non_finite).
+        norm = torch.linalg.vector_norm(values, dim=2)
+        finite = torch.isfinite(norm)
         ok_norm = norm <= self.max_norm
         if self.max_ratio is not None:
             ok_norm &= norm <= self.max_ratio * norm[:, :1].clamp_min(1.0)

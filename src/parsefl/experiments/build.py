@@ -108,9 +108,8 @@ def build_adversary(cfg: RunConfig, groups: list[tuple[str, ...]], agents: list[
                     n_classes: int) -> Adversary | None:
     """The configured adversary (None: nobody attacks); a data-poisoning attack relabels its
     (built) agents' training data here."""
-    if cfg.adversary is None or len(agents) and agents[0].views is not None \
-            and SHARING.get(cfg.method).centralized:
-        return None
+    if cfg.adversary is None or SHARING.get(cfg.method, field="method").centralized:
+        return None  # the pooled (centralized) baseline has no neighbours to attack
     adv = cfg.adversary
     attack = build_attack(adv.attack, adv.params)
     ids = choose_adversaries(adv, groups, cfg.seed)

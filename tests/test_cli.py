@@ -87,3 +87,49 @@ def test_cli_pid_json_on_the_mixed_synthetic_data():
     assert out["unique"]["m1"] == pytest.approx(1, abs=0.15)
     assert out["unique"]["m2"] == pytest.approx(0, abs=0.15)
     assert out["synergy"] == pytest.approx(1, abs=0.15)
+
+
+@pytest.mark.parametrize("overrides,field,hint", [
+    (["train.lr=.inf"], "train.lr", "finite number, got inf"),
+    (["train.lr=1.0e30"], "train.lr", "at most 10.0"),
+    (["rounds=true"], "rounds", "got a boolean"),
+    (["model.split=[1, .nan, 1]"], "model.split.1", "finite"),
+    (["data.params={noise: -.inf}"], "data.params.noise", "finite"),
+    (["imperfect.missing_labels=1.0"], "imperfect.missing_labels", "less than 1"),
+    (["mix={fou: 2, fou: 3}"], "fou", "duplicate key"),
+    (["seed=-1"], "seed", "greater than or equal to 0"),
+])
+def test_values_that_cannot_be_right_are_refused(overrides, field, hint):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert err.value.field == field and hint in str(err.value)
+
+
+def test_sizes_beyond_memory_are_refused_with_the_estimate(monkeypatch):
+    import parsefl.config_checks as checks
+
+    monkeypatch.setattr(checks, "available_memory", lambda: 2**30)
+    # 16 B (weight, gradient, 2 Adam moments) x 12 agents x 32 (the least hidden width
+    # assumed when none is given) x 10^6 = 5.7 GiB
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model.dim=1000000"])
+    assert err.value.field == "model.dim" and "about 5.7 GiB" in str(err.value)
+    assert "1.0 GiB available" in str(err.value)
+    with pytest.raises(ConfigError) as err:  # 32 B x 16 features x 10^7 samples = 4.8 GiB
+        load_config(None, ["data.name=synthetic_pid", "data.params={n_samples: 10000000}"])
+    assert err.value.field == "data.params.n_samples" and "about 4.8 GiB" in str(err.value)
+    load_config(None, ["model.dim=1000"])  # 23 MiB: fine
+
+
+def test_duplicate_key_in_a_yaml_file(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("rounds: 2\ntrain:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.field == "lr" and "line 4" in str(err.value)
+
+
+def test_one_torch_thread_by_default():
+    # benchmarks/threads.py: one thread per core spun against other processes (up to 17x
+    # slower); one thread never lost
+    assert load_config(None).runtime.threads == 1

@@ -83,3 +83,39 @@ def test_bad_inputs() -> None:
         noisy_labels(np.array([0.0, 1.0]), 2, 0.5, _rng())
     with pytest.raises(ConfigError, match="single class"):
         noisy_labels(np.zeros(4, dtype=int), 1, 0.5, _rng())
+
+
+SMALL_RUN = ["data.name=synthetic_pid", "mix={m1+m2: 2}", "partition.name=iid", "model.dim=9",
+             "model.encoder.params={hidden: [8]}", "train.local_steps=2", "rounds=2"]
+
+
+@pytest.mark.parametrize("rate,labelled", [(0.0, 800), (0.5, 400), (0.99, 8)])
+def test_missing_labels_leave_exactly_the_labelled_samples(rate, labelled) -> None:
+    from parsefl.config import load_config
+    from parsefl.experiments.build import build_experiment
+
+    agent = build_experiment(load_config(None, [
+        *SMALL_RUN, f"imperfect.missing_labels={rate}"])).agents[0]
+    assert agent.n_samples == 800  # 1600 training samples over 2 agents
+    assert sum(len(idx) for _, idx in agent.views) == labelled
+    used = {int(k) for _, idx in agent.batches() for k in idx}
+    assert used <= {int(k) for _, idx in agent.views for k in idx}
+
+
+def test_missing_labels_leaving_one_label_train_nothing() -> None:
+    # 100 samples at 0.99: one labelled sample, too few for a batch; it was trained on all
+    # 100 labels before (an empty view list was read as "no views").
+    from parsefl.config import load_config
+    from parsefl.experiments.build import build_experiment
+
+    agent = build_experiment(load_config(None, [
+        *SMALL_RUN, "data.params={n_samples: 250}", "imperfect.missing_labels=0.99"])).agents[0]
+    assert agent.n_samples == 100 and agent.views == [] and agent.batches() == []
+
+
+def test_missing_all_labels_is_a_config_error() -> None:
+    from parsefl.config import load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [*SMALL_RUN, "imperfect.missing_labels=1.0"])
+    assert info.value.field == "imperfect.missing_labels" and "less than 1" in str(info.value)

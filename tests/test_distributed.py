@@ -144,6 +144,21 @@ def test_killed_process_is_marked_missing_and_resume_matches_the_simulator(tmp_p
     assert _strip(resumed) == _strip(_simulate(tmp_path / "sim", LONG))
 
 
+def test_killed_first_process_the_others_finish_and_merge(tmp_path):
+    out = tmp_path / "run"
+    box: dict = {}
+    overrides = [*BASE, "rounds=8", "eval_every=4"]
+    runner = threading.Thread(target=lambda: box.update(r=launch(
+        None, overrides, nproc=2, out_dir=out, timeout_s=3.0, wall_timeout_s=BOUND_S)))
+    runner.start()
+    os.kill(_wait_for_round(out / "logs" / "rank_0.log", 2), signal.SIGKILL)
+    runner.join(BOUND_S)
+    info = box["r"]["distributed"]  # merged by the launcher from rank 1's own summary
+    assert info["missing_ranks"] == [0] and info["missing_agents"] == [0, 1, 2]
+    assert [a["id"] for a in box["r"]["agents"]] == [3, 4, 5]
+    assert "lost rank 0" in (out / "logs" / "rank_1.log").read_text()
+
+
 class _Gone(Exception):
     """Raised in the thread of a rank that "dies"."""
 

@@ -41,6 +41,28 @@ def test_the_worked_example_runs_through_the_console_script(tmp_path):
     assert "parse_heads" in listed.stdout and "encoders stay private" in listed.stdout
 
 
+def test_the_example_aggregator_runs_by_name_with_hand_computed_weights(tmp_path):
+    load_plugin(str(EXAMPLE))
+    from parsefl.aggregation import build_aggregator
+
+    lazy = build_aggregator("lazy_mean", {"keep": 0.5})
+    # MH row (own 0.4, peers 1: 0.3, 2: 0.3); peer 2's copy is missing -> own 0.7, then
+    # lazy: 0.5 + 0.5 * 0.7 = 0.85 own, 0.5 * 0.3 = 0.15 for peer 1.
+    assert lazy.mixing_weights(0.4, {1: 0.3, 2: 0.3}, {1}) == (0.85, {1: 0.15})
+    import torch
+
+    merged = lazy.merge({"w": torch.tensor([1.0, 2.0])}, {1: {"w": torch.tensor([3.0, 6.0])}},
+                        0.4, {1: 0.3, 2: 0.3})
+    assert torch.allclose(merged["w"], torch.tensor([0.85 + 0.45, 1.7 + 0.9]))
+    args = [a for o in [*SMALL, "rounds=2", "method=parse", "aggregation.name=lazy_mean",
+                        "aggregation.params={keep: 0.7}"] for a in ("-o", o)]
+    done = _console("run", "--plugin", str(EXAMPLE), *args, "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "aggregation:\n  name: lazy_mean" in (tmp_path / "config.yaml").read_text()
+    listed = _console("list", "aggregation", "--plugin", str(EXAMPLE))
+    assert "lazy_mean" in listed.stdout and "mean" in listed.stdout
+
+
 def test_launch_passes_the_plugin_to_every_worker(tmp_path):
     args = [a for o in [*SMALL, "rounds=1"] for a in ("-o", o)]
     done = _console("launch", "--nproc", "2", "--plugin", str(EXAMPLE), *args,

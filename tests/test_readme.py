@@ -13,9 +13,17 @@ def _readme_commands() -> list[str]:
 
 def test_ci_runs_the_readme_test_command():
     install_run, install_test = _readme_commands()
-    assert install_run == "pip install -e . && parsefl run"
+    assert install_run == "pip install -e . -c constraints.txt && parsefl run"
+    assert install_test == 'pip install -e ".[dev]" -c constraints.txt && pytest'
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert install_test in ci
+
+
+def test_constraints_pin_every_dependency():
+    pinned = {line.split("==")[0].lower() for line in (ROOT / "constraints.txt").read_text()
+              .splitlines() if "==" in line and not line.startswith("#")}
+    for name in ("torch", "typer", "rich", "pydantic", "numpy", "pytest", "ruff", "matplotlib"):
+        assert name in pinned
 
 
 def test_quickstart_preset_is_shipped_and_linked():

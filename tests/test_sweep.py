@@ -75,3 +75,55 @@ def test_bad_sweep_inputs(tmp_path):
     path.write_text("grid: {rounds: [1]}\nmethods: [parse]\nsede: [1]\n")
     with pytest.raises(ConfigError, match="sede"):
         load_sweep(path)
+
+
+def test_finished_runs_are_reused_only_with_the_identical_config(tmp_path):
+    run_and_summarize(compare_sweep(None, ["local"], [0], QUICK), tmp_path, jobs=1)
+    first = (tmp_path / "runs" / "local" / "seed0" / "results.json").stat().st_mtime_ns
+    seen = []
+    # the thread count changes speed, never numbers: still reused
+    run_and_summarize(compare_sweep(None, ["local"], [0], [*QUICK, "runtime.threads=1"]),
+                      tmp_path, 1, lambda s, r, cached: seen.append(cached))
+    assert seen == [True]
+    other = compare_sweep(None, ["local"], [0], [*QUICK, "rounds=2", "model.dim=12"])
+    with pytest.raises(ConfigError) as err:
+        run_and_summarize(other, tmp_path, jobs=1)
+    assert err.value.field == "--out" and "--overwrite" in str(err.value)
+    assert "model.dim: 9 -> 12; rounds: 1 -> 2" in str(err.value)
+    assert (tmp_path / "runs" / "local" / "seed0" / "results.json").stat().st_mtime_ns == first
+    run_and_summarize(other, tmp_path, jobs=1, overwrite=True)
+    redone = json.loads((tmp_path / "runs" / "local" / "seed0" / "results.json").read_text())
+    assert redone["rounds_completed"] == 2
+    md = (tmp_path / "summary.md").read_text()
+    assert "Resolved config of the first run (fingerprint" in md and "rounds: 2" in md
+
+
+def _stat(mean, n=1, std=0.0):
+    return {"mean": mean, "std": std, "n": n}
+
+
+def _method(a, b, overall, n=1):
+    return {"accuracy": {"overall": _stat(overall, n), "groups": {"a": _stat(a, n),
+                                                                 "a+b": _stat(b, n)}},
+            "macro_f1": {"overall": _stat(overall, n), "groups": {}},
+            "bytes_per_link_per_round": 10.0, "gradient_cosine": None}
+
+
+def test_tables_mark_the_best_non_ceiling_value_and_drop_the_std_of_one_seed():
+    from rich.console import Console
+
+    from parsefl.experiments.summary import markdown_table
+    from parsefl.reporting import print_summary
+
+    methods = {"local": _method(0.5, 0.9, 0.7), "parse": _method(0.8, 0.85, 0.82),
+               "centralized": _method(0.99, 0.99, 0.99)}
+    md = markdown_table(methods).splitlines()
+    assert md[2] == "| local | 0.500 | **0.900** | 0.700 | 10 | – |"
+    assert md[3] == "| parse | **0.800** | 0.850 | **0.820** | 10 | – |"
+    assert md[4] == "| centralized (ceiling) | 0.990 | 0.990 | 0.990 | 10 | – |"
+    console = Console(record=True, width=200)
+    print_summary(console, {"-": methods})
+    text = console.export_text()
+    assert "±" not in text and "a+b" in text and "0.8000" in text and "(ceiling)" in text
+    with_seeds = {"parse": _method(0.8, 0.85, 0.82, n=3)}
+    assert "0.800 ± 0.000" in markdown_table(with_seeds)

@@ -3,18 +3,23 @@
 * ``blobs2``, a dataset: Gaussian class blobs seen through two modalities, ``left`` (weak)
   and ``right`` (strong);
 * ``parse_heads``, a sharing strategy: PARSE's partial alignment for the heads only; every
-  encoder stays private to its agent.
+  encoder stays private to its agent;
+* ``lazy_mean``, an aggregator: the gossip average, but each agent keeps a fixed share
+  ``keep`` of its own copy (lazy Metropolis–Hastings gossip).
 
 Use it by name:  parsefl run --plugin docs/examples/my_methods.py -o method=parse_heads
--o data.name=blobs2
+-o data.name=blobs2 -o aggregation.name=lazy_mean -o 'aggregation.params={keep: 0.5}'
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import numpy as np
 
+from parsefl.aggregation import LinearAggregator, fold_missing
 from parsefl.data.base import MultimodalDataset, Split, standardize
-from parsefl.registry import DATASETS, SHARING
+from parsefl.registry import AGGREGATION, DATASETS, SHARING
 from parsefl.sharing.base import Capability
 from parsefl.sharing.parse import Parse
 
@@ -44,3 +49,22 @@ class ParseHeads(Parse):
     def offered(self, me: Capability, round: int) -> set[str]:
         # What an agent offers may depend on its capability and the phase, nothing else.
         return {c for c in me.signatures if c.startswith("head")}
+
+
+@AGGREGATION.register("lazy_mean", "gossip average that keeps a fixed share of the own copy")
+class LazyMean(LinearAggregator):
+    """``keep * own + (1 - keep) * (MH average)``: slower mixing, steadier copies. Linear, so
+    the vectorized backend turns these weights into its mixing matrix; nothing else to write."""
+
+    name = "lazy_mean"
+
+    def __init__(self, keep: float = 0.5) -> None:
+        if not 0.0 <= keep <= 1.0:
+            raise ValueError(f"keep must be in [0, 1], got {keep}")
+        self.keep = keep
+
+    def mixing_weights(self, self_weight: float, weights: Mapping[int, float],
+                       arrived: Collection[int]) -> tuple[float, dict[int, float]]:
+        own, peers = fold_missing(self_weight, weights, arrived)  # a lost copy's weight stays home
+        rest = 1.0 - self.keep
+        return self.keep + rest * own, {j: rest * w for j, w in peers.items()}

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml, yaml_problem
 from parsefl.errors import ConfigError
 from parsefl.model.weights import LossWeights
 
@@ -24,6 +25,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     name: str = "mfeat"
     modalities: list[str] | None = None  # default: the modalities the mix uses
+    # A seeded fraction of the training set that no agent holds (`parsefl pretrain` uses it).
+    public: float = Field(0.0, ge=0, lt=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -51,6 +54,10 @@ class EncoderConfig(_Strict):
     # Architecture heterogeneity: parameter sets assigned round-robin to the agents of each
     # modality group (e.g. [{hidden: [256]}, {hidden: [64]}] gives wide and narrow agents).
     variants: list[dict[str, Any]] | None = None
+    # Pretrained trunks (safetensors: a directory of <modality>.safetensors, or one file with
+    # <modality>. prefixes; `parsefl pretrain` writes them); freeze: not trained, not gossiped.
+    pretrained: str | None = None
+    freeze: bool = False
 
 
 class ModelConfig(_Strict):
@@ -79,18 +86,21 @@ class TrainConfig(_Strict):
 class ImperfectConfig(_Strict):
     missing_modality: float = Field(0.0, ge=0, le=1)  # multimodal agents: per-sample rate
     label_noise: float = Field(0.0, ge=0, le=1)  # fraction of training labels flipped
-    missing_labels: float = Field(0.0, ge=0, le=1)  # fraction of training samples unlabelled
+    missing_labels: float = Field(0.0, ge=0, lt=1)  # fraction of training samples unlabelled
 
 
 class RuntimeConfig(_Strict):
     # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized",
     # needs train.local_steps), or "auto" (vectorized whenever it can run).
     backend: Literal["auto", "reference", "vectorized"] = "auto"
-    # torch CPU threads for this process (0: torch's default). Small models on a busy machine
-    # run far faster with 1 than with one per core (measured up to 5-200x in benchmarks/peers).
-    threads: int = Field(0, ge=0)
+    # torch CPU threads for this process (0: torch's default, one per core). 1 by default:
+    # with one thread per core, torch's workers spin against any other busy process, and the
+    # quickstart took 765 s instead of 44 s on a loaded 2-core machine (benchmarks/threads.py,
+    # RESULTS.md); sweeps with --jobs already run one process per core.
+    threads: int = Field(1, ge=0)
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
+    auth: bool = False  # distributed: sign every wire message, accept only signed ones
 
 
 class DiagnosticsConfig(_Strict):
@@ -119,11 +129,40 @@ class AdversaryConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class ModalityEvent(_Strict):
+    agent: int = Field(ge=0)
+    modality: str
+    lose: int = Field(ge=0)  # the first round without it
+    regain: int | None = Field(None, ge=1)  # the first round with it again (None: never)
+
+
+class ModalityDynamics(_Strict):
+    events: list[ModalityEvent] = Field(default_factory=list)
+    outage: float = Field(0.0, ge=0, lt=1)  # each (agent, modality) out for a round w.p. this
+
+
+class MembershipDynamics(_Strict):
+    offline: float = Field(0.0, ge=0, lt=1)  # each agent offline for a round w.p. this
+    join: dict[int, int] = Field(default_factory=dict)  # agent -> first round online
+    leave: dict[int, int] = Field(default_factory=dict)  # agent -> first round gone for good
+
+
+class DynamicsConfig(_Strict):
+    """What changes during a run (docs: README, dynamics)."""
+
+    modalities: ModalityDynamics = ModalityDynamics()
+    membership: MembershipDynamics = MembershipDynamics()
+    # Stragglers: local steps per round by group ("a+b": 2) or drawn per agent and round
+    # uniformly from [min, max] ({min: 1, max: 4}); None: train.local_steps for everyone.
+    local_steps: dict[str, int] | None = None
+    seed: int | None = None  # None: the run's seed
+
+
 class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
     aggregation: AggregationConfig = AggregationConfig()  # how received copies are merged
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
     device: str = "auto"
@@ -142,6 +181,7 @@ class RunConfig(_Strict):
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     checks: ChecksConfig = ChecksConfig()
     adversary: AdversaryConfig | None = None  # Byzantine agents (none by default)
+    dynamics: DynamicsConfig = DynamicsConfig()
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -152,9 +192,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not sep or not key.strip():
             raise ConfigError("-o", f"expected key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError as err:
-            raise ConfigError(key, f"cannot parse value {text!r}: {err}") from None
+            raise ConfigError(key, f"cannot parse value {text!r}: {yaml_problem(err)}") from None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -181,9 +221,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("CONFIG", f"no such file: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(str(path), f"not valid YAML: {err}") from None
+        raise ConfigError(str(path), f"not valid YAML: {yaml_problem(err)}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -192,12 +232,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def validate(raw: Mapping[str, Any]) -> RunConfig:
-    """Validate types, then registry names and cross-field rules."""
+    """Validate types, then registry names and cross-field rules, then refuse values that
+    cannot be right (booleans for numbers, non-finite or absurd values, sizes beyond memory)."""
+    check_raw(raw, RunConfig)
     try:
         cfg = RunConfig.model_validate(dict(raw))
     except ValidationError as err:
         raise _first_error(err) from None
     _check_names(cfg)
+    check_absurd(cfg)
+    check_sizes(cfg)
     return cfg
 
 

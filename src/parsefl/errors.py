@@ -18,3 +18,7 @@ class ConfigError(ParseflError, ValueError):
 
 class DataError(ParseflError, ValueError):
     """A data file or array is malformed or cannot be obtained: the message names it."""
+
+
+class Interrupted(ParseflError):
+    """The user interrupted (Ctrl-C / SIGINT): the message says what was kept. Exit code 130."""

@@ -66,23 +66,31 @@ def sweep_progress(console: Console, total: int) -> Iterator[Callable[..., None]
         task = progress.add_task("runs", total=total, info="")
 
         def on_done(spec: Any, result: dict[str, Any], cached: bool) -> None:
-            acc = result["final"]["accuracy"]["overall"]
             note = " (already done)" if cached else ""
-            progress.update(task, advance=1,
-                            info=f"{spec.method} seed {spec.seed}: acc {acc:.3f}{note}")
+            what = ("diverged" if result.get("diverged") else
+                    f"acc {result['final']['accuracy']['overall']:.3f}")
+            progress.update(task, advance=1, info=f"{spec.method} seed {spec.seed}: {what}{note}")
 
         yield on_done
 
 
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
-    """Overall accuracy per method (mean ± std over seeds) for each grid point."""
+    """Per grid point, accuracy per group and overall per method (mean ± std over seeds; the
+    mean alone for one seed), macro-F1 overall and bytes; the best non-ceiling value of each
+    accuracy column in bold."""
+    from parsefl.experiments.summary import CEILING, best_methods, fmt_stat, group_columns
+
     for point, methods in summary.items():
-        table = Table(title=None if point == "-" else point)
-        for col in ("method", "accuracy", "macro-F1", "bytes/link/round"):
+        groups = group_columns(methods, "accuracy")
+        best = best_methods(methods, "accuracy")
+        table = Table(title="accuracy" + ("" if point == "-" else f" ({point})"))
+        for col in ("method", *groups, "overall", "macro-F1", "bytes/link/round"):
             table.add_column(col, justify="left" if col == "method" else "right")
         for name, s in methods.items():
-            acc, f1 = s["accuracy"]["overall"], s["macro_f1"]["overall"]
-            table.add_row(name, f"{acc['mean']:.4f} ± {acc['std']:.4f}",
-                          f"{f1['mean']:.4f} ± {f1['std']:.4f}",
+            acc = [*(s["accuracy"]["groups"].get(g) for g in groups), s["accuracy"]["overall"]]
+            cells = [f"[bold]{fmt_stat(v, 4)}[/]" if best.get(col) == name and v else
+                     fmt_stat(v, 4) for col, v in zip([*groups, "overall"], acc, strict=True)]
+            label = f"{name} (ceiling)" if name in CEILING else name
+            table.add_row(label, *cells, fmt_stat(s["macro_f1"]["overall"], 4),
                           f"{s['bytes_per_link_per_round']:,.0f}")
         console.print(table)

@@ -177,8 +177,11 @@ def resolve_dataset(name: str) -> DatasetFactory:
     if not isinstance(name, str):
         raise ConfigError("data.name", f"expected a dataset name, got {name!r}")
     scheme, sep, argument = name.partition(":")
-    if not sep or name in DATASETS:
+    if name in DATASETS:
         return DATASETS.get(name, field="data.name")
+    if not sep:
+        raise ConfigError("data.name", f"unknown dataset {name!r}; choose one of: "
+                          f"{', '.join(DATASETS.names())}, or npz:PATH (your own .npz file)")
     if scheme not in SCHEMES:
         choices = ", ".join(f"{s}:PATH" for s in sorted(SCHEMES)) or "(none)"
         raise ConfigError("data.name", f"unknown dataset scheme {scheme!r}; allowed: {choices}")

@@ -14,7 +14,6 @@ import subprocess  # noqa: F401  (kept as mfeat.subprocess: callers patch its ru
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from parsefl.data import wheels
 from parsefl.data._checks import check_float, check_int
@@ -128,6 +127,8 @@ def mfeat(seed: int, test_fraction: float = 0.2) -> MultimodalDataset:
             f"use a value in [{N_CLASSES / N_SAMPLES}, {1 - N_CLASSES / N_SAMPLES}]",
         )
     features, labels = _read_views(str(fetch_mfeat()))
+    from sklearn.model_selection import train_test_split  # lazy: `parsefl list` stays fast
+
     train_idx, test_idx = train_test_split(
         np.arange(N_SAMPLES), test_size=n_test, stratify=labels, random_state=seed
     )

@@ -32,11 +32,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from parsefl.data._checks import check_float, check_int
 from parsefl.data.base import SCHEMES, DatasetFactory, MultimodalDataset, Split
 from parsefl.data.base import standardize as standardize_features
+from parsefl.data.npz_checks import check_members
 from parsefl.errors import ConfigError, DataError
 
 RESERVED: frozenset[str] = frozenset({"ratio", "n_agents", "modalities"})
@@ -56,8 +56,14 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(4)
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (this user cannot read the file)") from None
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path}: not a .npz file (not a zip archive); write it with np.savez")
+    check_members(path, _READ_ERRORS)
     try:
         archive = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:
@@ -138,6 +144,9 @@ def _labels(y: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
         raise DataError(f"{where}: array 'y' has dtype {y.dtype}; expected integers or strings")
     if y.min() < 0:
         raise DataError(f"{where}: array 'y' has negative labels (e.g. {int(y.min())})")
+    if y.max() >= len(y):  # every class must occur, so C <= n; checked before counting
+        raise DataError(f"{where}: array 'y' has label {int(y.max())} but only {len(y)} "
+                        f"samples; integer labels must be 0..C-1 with every class present")
     n_classes = int(y.max()) + 1
     missing = np.setdiff1d(np.arange(n_classes), y)
     if len(missing):
@@ -185,6 +194,8 @@ def _drawn_split(
         raise ConfigError("data.params.test_fraction",
                           f"{fraction} leaves fewer than {n_classes} (the number of classes) "
                           f"of the {n} samples of {where} in one split")
+    from sklearn.model_selection import train_test_split  # lazy: `parsefl list` stays fast
+
     _, test_idx = train_test_split(np.arange(n), test_size=n_test, stratify=y, random_state=seed)
     is_train = np.ones(n, dtype=bool)
     is_train[test_idx] = False

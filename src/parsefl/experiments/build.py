@@ -17,8 +17,10 @@ from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_i
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
 from parsefl.data.mix import RATIO_KEYS, default_mix
 from parsefl.errors import ConfigError
+from parsefl.experiments.dynamics import build_schedules
 from parsefl.experiments.pid_split import agree_splits
 from parsefl.model import ModelSpec
+from parsefl.model.pretrained import load_trunks
 from parsefl.registry import PARTITIONS, SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
 from parsefl.runtime.checks import ReceiveChecks
@@ -92,10 +94,13 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
     adversary = build_adversary(cfg, groups, agents, ds.n_classes)
+    mods, membership, steps = build_schedules(cfg, groups)
     loop = RoundEngine(agents, strategy, topology, InMemoryTransport(), cfg.overlay.name,
                        cfg.overlay.hops, degree=cfg.overlay.degree, aggregator=aggregator,
+                       modalities=mods, membership=membership,
                        checks=ReceiveChecks(cfg.checks.max_norm, cfg.checks.max_ratio),
                        adversary=adversary)
+    loop.local_steps = steps
     if _use_vectorized(cfg, agents, aggregator):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
@@ -159,9 +164,32 @@ def agent_partition(
 ) -> tuple[list[tuple[str, ...]], list[np.ndarray]]:
     """Each agent's modalities (from the mix) and training indices (from the partition)."""
     groups = agent_groups(cfg, ds)
-    parts = partition_indices(cfg.partition.name, ds.train.y, len(groups), cfg.seed,
-                              _partition_params(cfg), groups=ds.train_agent)
-    return groups, parts
+    private = private_indices(cfg, len(ds.train.y))
+    natural = None if ds.train_agent is None else np.asarray(ds.train_agent)[private]
+    parts = partition_indices(cfg.partition.name, ds.train.y[private], len(groups), cfg.seed,
+                              _partition_params(cfg), groups=natural)
+    return groups, [private[p] for p in parts]
+
+
+def pretrained_path(cfg: RunConfig) -> str:
+    """``model.encoder.pretrained`` with ``{seed}`` replaced by the run's seed."""
+    return str(cfg.model.encoder.pretrained).replace("{seed}", str(cfg.seed))
+
+
+def pretrain_meta(cfg: RunConfig) -> dict[str, str]:
+    """What a pretrained file records and a run must match (the data split depends on it)."""
+    return {"parsefl.dataset": cfg.data.name, "parsefl.seed": str(cfg.seed),
+            "parsefl.public": str(cfg.data.public)}
+
+
+def private_indices(cfg: RunConfig, n: int, public: bool = False) -> np.ndarray:
+    """The training samples the agents share out (``public=True``: those set aside by
+    ``data.public`` for pretraining, which no agent holds); seeded by the run's seed."""
+    if not cfg.data.public:
+        return np.arange(n) if not public else np.arange(0)
+    order = np.random.default_rng([cfg.seed, 29]).permutation(n)
+    k = int(round(cfg.data.public * n))
+    return np.sort(order[:k] if public else order[k:])
 
 
 def encoder_name(cfg: RunConfig, ds: MultimodalDataset) -> str:
@@ -212,6 +240,12 @@ def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
     )
     model = strategy.build_model(mods, {m: ds.input_shape(m) for m in ds.modalities}, spec)
     model.reset_components(cfg.seed)
+    enc = cfg.model.encoder
+    if enc.freeze and not enc.pretrained:
+        raise ConfigError("model.encoder.freeze", "freezes pretrained trunks: set "
+                          "model.encoder.pretrained (parsefl pretrain writes them)")
+    if enc.pretrained and hasattr(model, "trunks"):
+        load_trunks(model.trunks, pretrained_path(cfg), enc.freeze, pretrain_meta(cfg))
     return model.to(device)
 
 
@@ -221,7 +255,9 @@ def _make_agent(i, mods, idx, encoder_params, *, cfg, ds, strategy, device, spli
     x = {m: torch.as_tensor(v, device=device) for m, v in part.x.items()}
     y, views = _imperfect(cfg, i, mods, part.y, ds.n_classes)
     y_t = torch.as_tensor(y, device=device)
-    views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] if views else None
+    # An empty list is a real answer (no labelled sample left to train on), not "no views".
+    views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] \
+        if views is not None else None
     return Agent(i, model, x, y_t, cfg.train, cfg.loss, cfg.seed, views=views_t)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from parsefl.config import PRESETS, apply_overrides, read_yaml
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
-from parsefl.experiments.summary import markdown_report, summarize, tidy_rows
+from parsefl.experiments.summary import diverged_note, markdown_report, summarize, tidy_rows
 from parsefl.experiments.sweep import RunSpec, Sweep, load_sweep, run_sweep
 
 OnDone = Callable[[RunSpec, dict[str, Any], bool], None]
@@ -32,14 +32,30 @@ def write_outputs(sweep: Sweep, results: dict[RunSpec, dict], out: Path) -> dict
         write_json(out / "summary.json", summary["-"])
     else:
         write_json(out / "summary.json", summary)
-    atomic_write(out / "summary.md", markdown_report(summary, command))
+    note = diverged_note(ordered)
+    atomic_write(out / "summary.md", markdown_report(summary, command, resolved_header(sweep))
+                 + (f"\n**{note}**\n" if note else ""))
     write_csv(out / "results.csv", tidy_rows(ordered))
     return summary
 
 
-def run_and_summarize(sweep: Sweep, out: Path, jobs: int, on_done: OnDone | None = None):
+def resolved_header(sweep: Sweep) -> str:
+    """The resolved config of the first run, as summary.md states it: every run shares it but
+    for its method, seed and grid keys."""
+    from parsefl.config import to_yaml, validate
+    from parsefl.experiments.sweep import fingerprint
+
+    cfg = validate(sweep.raw_config(sweep.specs()[0]))
+    varied = ", ".join(["method", "seed", *sweep.grid])
+    return (f"Resolved config of the first run (fingerprint "
+            f"`{fingerprint(cfg.model_dump(mode='json'))}`); the runs differ only in {varied}:"
+            f"\n\n```yaml\n{to_yaml(cfg)}```\n")
+
+
+def run_and_summarize(sweep: Sweep, out: Path, jobs: int, on_done: OnDone | None = None,
+                      overwrite: bool = False):
     out.mkdir(parents=True, exist_ok=True)
-    results = run_sweep(sweep, out, jobs, on_done)
+    results = run_sweep(sweep, out, jobs, on_done, overwrite=overwrite)
     return write_outputs(sweep, results, out)
 
 

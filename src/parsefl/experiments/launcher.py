@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,11 +22,12 @@ from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError
 from parsefl.experiments.build import agent_count
-from parsefl.experiments.merge import STARTUP_S
+from parsefl.experiments.merge import STARTUP_S, merge_run
 from parsefl.experiments.rundir import atomic_write, default_run_dir
 from parsefl.experiments.worker import runtime_setting
 from parsefl.plugins import load_plugins
 from parsefl.runtime.distributed import place_agents
+from parsefl.security import init_keys
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,16 @@ def launch(
     placement: str = "block",
     wall_timeout_s: float | None = None,
     plugins: Sequence[str | Path] = (),
+    keys: str | Path | None = None,
+    transport: str = "gloo",
+    insecure: bool = False,
 ) -> dict[str, Any]:
     """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
     merged results dict (also in ``out_dir/results.json``). The resolved config travels to the
     workers as ``out_dir/config.yaml``; ``plugins`` are imported here and by every worker.
+    ``keys`` (a ``parsefl keys init`` folder) makes every process sign and verify every wire
+    message; with ``runtime.auth: true`` and no ``keys``, a throwaway CA is made in
+    ``out_dir/keys``.
 
     Workers are started directly, with torchrun's environment, rather than by torchrun: its
     agent stops every worker as soon as one fails, and a lost process must not end the run.
@@ -55,7 +63,8 @@ def launch(
     Raises:
         ConfigError: bad config, ``nproc`` outside 1..agents, or ``resume`` with no state.
         TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
-        RuntimeError: no fresh results.json (rank 0 failed; see ``out_dir/logs``).
+        RuntimeError: no fresh results.json and no process's summary (see ``out_dir/logs``);
+            when only rank 0 failed, the others' summaries are merged instead.
     """
     load_plugins(plugins)
     cfg = load_config(config, overrides, method)
@@ -70,12 +79,72 @@ def launch(
     (out / "logs").mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
-    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
-                          timeout=timedelta(seconds=max(STARTUP_S, timeout)))
+    if transport not in ("gloo", "grpc"):
+        raise ConfigError("--transport", f"must be gloo or grpc, got {transport!r}")
+    if transport == "grpc" and resume:
+        raise ConfigError("--resume", "needs --transport gloo (resume agrees through its store)")
+    if insecure and transport != "grpc":
+        raise ConfigError("--insecure", "applies to --transport grpc only")
+    if keys is None and (cfg.runtime.auth or (transport == "grpc" and not insecure)):
+        keys = out / "keys"  # a throwaway CA for this run, reused on resume
+        if not (keys / "peers.json").is_file():
+            init_keys(keys, agent_count(cfg))
+    if transport == "grpc":
+        if insecure:
+            log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
+        return _launch_grpc(out, nproc, keys, insecure, wall_timeout_s,
+                            _worker_argv(out, resume, placement, timeout_s, checkpoint_every,
+                                         plugins))
+    store = _loopback_store(max(STARTUP_S, timeout))
     argv = _worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins)
+    argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
     started = time.time()
     procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
-    return _collect(out, _wait_all(procs, wall_timeout_s), started)
+    try:
+        codes = _wait_all(procs, wall_timeout_s)
+    except KeyboardInterrupt:
+        from parsefl.experiments.interrupt import launch_interrupted
+
+        raise launch_interrupted(out) from None
+    return _collect(out, codes, started)
+
+
+def _loopback_store(timeout_s: float) -> dist.TCPStore:
+    """A TCPStore that listens on 127.0.0.1 only. Given a host, torch's TCPStore (2.13) still
+    listens on every interface (``*:port``); handed an already bound socket
+    (``master_listen_fd``) it listens on that one, and owns (closes) it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    return dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False,
+                         timeout=timedelta(seconds=timeout_s), master_listen_fd=sock.detach())
+
+
+def _launch_grpc(out: Path, nproc: int, keys: str | Path | None, insecure: bool,
+                 wall_timeout_s: float | None, argv: list[str]) -> dict[str, Any]:
+    """Workers over gRPC on 127.0.0.1 (a free port each; no store), then merge their own
+    summaries (:func:`merge_run`)."""
+    ports = []
+    for _ in range(nproc):
+        with socket.socket() as s:  # a free port now; the worker binds it a moment later
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    argv = [*argv, "--transport", "grpc", "--addresses",
+            ",".join(f"127.0.0.1:{p}" for p in ports),
+            *(["--keys", str(Path(keys).resolve())] if keys is not None else []),
+            *(["--insecure"] if insecure else [])]
+    started = time.time()
+    codes = _wait_all([_spawn(rank, nproc, 0, argv, out) for rank in range(nproc)],
+                      wall_timeout_s)
+    for rank, code in enumerate(codes):
+        if code:
+            log.warning("rank %d exited with code %d (see %s)", rank, code,
+                        out / "logs" / f"rank_{rank}.log")
+    for f in (out / "logs").glob("summary_rank_*.json"):
+        if f.stat().st_mtime < started:  # a previous run's
+            f.unlink()
+    return merge_run(out)
 
 
 def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | None,
@@ -96,9 +165,17 @@ def _collect(out: Path, codes: list[int], started: float) -> dict[str, Any]:
             log.warning("rank %d exited with code %d (see %s)", rank, code,
                         out / "logs" / f"rank_{rank}.log")
     path = out / "results.json"
-    if not path.is_file() or path.stat().st_mtime < started:
+    if path.is_file() and path.stat().st_mtime >= started:
+        return json.loads(path.read_text())
+    # Rank 0 died: merge the survivors' own summaries here (those written by this launch).
+    fresh = [f for f in (out / "logs").glob("summary_rank_*.json") if f.stat().st_mtime >= started]
+    if not fresh:
         raise RuntimeError(f"no results: rank 0 exited with {codes[0]}; see {out / 'logs'}")
-    return json.loads(path.read_text())
+    for f in (out / "logs").glob("summary_rank_*.json"):
+        if f not in fresh:  # a previous run's: not this one's
+            f.unlink()
+    log.warning("rank 0 exited with %d: merging the other ranks' summaries", codes[0])
+    return merge_run(out)
 
 
 def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subprocess.Popen:
@@ -107,6 +184,9 @@ def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subp
            "MASTER_PORT": str(port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
     # torchrun's default too: N processes with all cores each would oversubscribe the CPU.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
+    loopback = [n for _, n in socket.if_nameindex() if n in ("lo", "lo0")]
+    if loopback:  # gloo's own listening sockets: on the loopback interface only
+        env.setdefault("GLOO_SOCKET_IFNAME", loopback[0])
     with open(out / "logs" / f"rank_{rank}.out", "ab") as fh:  # tracebacks, C++ warnings
         return subprocess.Popen([sys.executable, "-m", "parsefl.experiments.worker", *argv],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -122,6 +202,28 @@ def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None) -> li
             proc.kill()
             proc.wait()
         raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed") from None
+    except KeyboardInterrupt:
+        _forward_interrupt(procs)
+        raise
     return [proc.returncode for proc in procs]
+
+
+def _forward_interrupt(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:
+    """SIGINT may reach only this process (kill -INT): pass it on to every worker and wait for
+    them, so that none is left failing on the store that dies with us; a second Ctrl-C, or
+    the grace period, kills them."""
+    import signal
+
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    try:
+        for proc in procs:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 

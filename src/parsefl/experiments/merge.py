@@ -4,10 +4,11 @@ merging the summaries into the simulator's ``results.json`` and ``metrics.csv``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig
 from parsefl.experiments.build import Experiment
+from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import metrics_row, results_dict
 from parsefl.experiments.rundir import write_csv, write_json
 from parsefl.runtime import Evaluation, RoundStats
 from parsefl.runtime.evaluate import summarize_groups
+
+log = logging.getLogger(__name__)
 
 STARTUP_S = 120.0  # how long processes wait for each other to start (rendezvous, resume)
 
@@ -38,19 +42,41 @@ def connect(rank: int, world: int, timeout_s: float) -> dist.Store:
     return dist.PrefixStore(f"parsefl/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
-def gather(store: dist.Store, world: int, own: dict, timeout_s: float) -> dict[int, dict]:
+def gather(store: dist.Store, world: int, own: dict, timeout_s: float, out: Path,
+           verify: Callable[[int, bytes], dict | None] | None = None) -> dict[int, dict]:
     """Every rank's summary that arrives before the deadline. Stops waiting early for ranks
-    that some survivor reported lost (a killed process never publishes)."""
-    got, deadline = {own["rank"]: own}, time.monotonic() + timeout_s
+    that some survivor reported lost (a killed process never publishes).
+
+    The store only says *that* rank k has finished: anyone who reaches it could write there.
+    The summary itself is read from ``out/logs/summary_rank_k.json`` (the run folder: one
+    machine, or a shared file system), else taken from the store only if ``verify`` accepts
+    its signature (``verify(k, raw) -> summary or None``); an unsigned store copy is ignored."""
+    got, deadline, refused = {own["rank"]: own}, time.monotonic() + timeout_s, set()
     while time.monotonic() < deadline:
-        for k in set(range(world)) - set(got):
+        for k in set(range(world)) - set(got) - refused:
             if store.check([f"summary/{k}"]):
-                got[k] = json.loads(store.get(f"summary/{k}"))
+                summary = _summary(k, out, store, verify)
+                if summary is None:
+                    refused.add(k)
+                    log.warning("rank %d's summary is neither in %s nor signed: ignored (copy "
+                                "the logs/summary_rank_*.json files into one folder and run "
+                                "`parsefl merge`)", k, out / "logs")
+                else:
+                    got[k] = summary
         lost = {int(p) for s in got.values() for p in s["lost"]}
-        if not set(range(world)) - set(got) - lost:
+        if not set(range(world)) - set(got) - lost - refused:
             break
         time.sleep(0.05)
     return got
+
+
+def _summary(rank: int, out: Path, store: dist.Store,
+             verify: Callable[[int, bytes], dict | None] | None) -> dict | None:
+    path = out / "logs" / f"summary_rank_{rank}.json"
+    if path.is_file():
+        summary = json.loads(path.read_text())
+        return summary if summary.get("rank") == rank else None
+    return verify(rank, store.get(f"summary/{rank}")) if verify is not None else None
 
 
 def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: Path,
@@ -88,9 +114,17 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
         "rejected_messages": wire.pop("rejected", 0),
         "wire_bytes": dict(wire),
         "resumed_from_round": summaries[min(summaries)]["resumed_from"],
+        "transport": summaries[min(summaries)].get("transport", "gloo"),
+        # Every summary merged came from a process that signed and verified every frame.
+        "authenticated": all(s.get("authenticated", False) for s in summaries.values()),
+        # gRPC with mutual TLS; gloo sends plaintext (signatures: integrity, not secrecy).
+        "encrypted": all(s.get("encrypted", False) for s in summaries.values()),
+        "insecure": any(s.get("insecure", False) for s in summaries.values()),
     }
     results["rejected_messages"] = dict(sum((Counter(s.get("rejected", {}))
                                              for s in summaries.values()), Counter()))
+    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
+        results["dynamics"] = record
     write_json(out / "results.json", results)
     return results
 
@@ -99,3 +133,31 @@ def _evaluation(rows: list[dict]) -> Evaluation:
     rows = sorted(rows, key=lambda row: row["id"])
     overall = {k: float(np.mean([row[k] for row in rows])) for k in ("accuracy", "macro_f1")}
     return Evaluation(rows, summarize_groups(rows), overall)
+
+
+def merge_run(folder: str | Path) -> dict[str, Any]:
+    """``parsefl merge RUN_DIR``: rebuild ``results.json`` and ``metrics.csv`` from the
+    ``logs/summary_rank_*.json`` files in ``folder`` (e.g. copied there from every machine of a
+    run without a shared folder, or after rank 0 died). Ranks whose file is absent are listed
+    as missing, as rank 0 would list them."""
+    from parsefl.config import load_config
+    from parsefl.errors import ConfigError
+    from parsefl.experiments.build import build_experiment
+    from parsefl.runtime.wire import WireError, loads_bounded
+
+    out = Path(folder)
+    summaries = {}
+    for path in sorted((out / "logs").glob("summary_rank_*.json")):
+        try:
+            data = loads_bounded(path.read_bytes())
+            summaries[int(data["rank"])] = data
+        except (WireError, KeyError, TypeError, ValueError) as err:
+            raise ConfigError("RUN_DIR", f"{path} is not a parsefl summary ({err})") from None
+    if not summaries or not (out / "config.yaml").is_file():
+        raise ConfigError("RUN_DIR", f"{out} has no config.yaml or logs/summary_rank_*.json")
+    cfg = load_config(out / "config.yaml")
+    first = summaries[min(summaries)]
+    world = int(first.get("world_size", max(summaries) + 1))
+    return finish(cfg, build_experiment(cfg, []), summaries, out, world,
+                  max(float(s.get("wall_s", 0.0)) for s in summaries.values()),
+                  str(first.get("placement", "block")))

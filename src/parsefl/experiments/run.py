@@ -22,7 +22,9 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
+from parsefl.experiments.divergence import stop_if_diverged
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
+from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import (
     metrics_row,
     results_dict,
@@ -103,7 +105,12 @@ def run_experiment(
     def wall() -> float:
         return history.wall_s + time.perf_counter() - started
 
-    hooks = [Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
+    def diverged(end: RoundEnd) -> None:  # first: a diverged round is never recorded
+        online = getattr(loop, "online", None)  # offline agents did not train this round
+        trained = [a for a in exp.agents if online is None or a.id in online]
+        stop_if_diverged(cfg, trained, end.stats, out_dir)
+
+    hooks = [diverged, Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]
     run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
     if history.last is None:  # resumed at the final round: nothing ran
@@ -113,6 +120,8 @@ def run_experiment(
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
     results["ablations"] = {"slice_drop": slice_drop(exp)}
+    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
+        results["dynamics"] = record
     write_json(out_dir / "results.json", results)
     return results
 
@@ -130,6 +139,7 @@ def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) ->
                           "rounds, eval_every, device and runtime may change")
     if done > cfg.rounds:
         raise ConfigError("rounds", f"the checkpoint in {folder} is past round {cfg.rounds}")
+    exp.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
     load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER)
     history.restore(meta["history"], cfg)
     if done < cfg.rounds:

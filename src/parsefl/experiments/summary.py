@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from parsefl.experiments.divergence import is_diverged
 from parsefl.experiments.sweep import RunSpec, flow_yaml, point_label
 
 CEILING = {"centralized"}  # reference ceilings, never peers: marked in every table
@@ -41,9 +42,12 @@ def summarize_method(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def summarize(results: Mapping[RunSpec, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Grid-point label -> method -> summarize_method over its seeds (grid order kept)."""
+    """Grid-point label -> method -> summarize_method over its seeds (grid order kept).
+    Diverged runs are left out (see diverged_note); a method whose every run diverged too."""
     by_point: dict[str, dict[str, list]] = {}
     for spec, res in results.items():
+        if is_diverged(res):
+            continue
         by_point.setdefault(point_label(spec.point), {}).setdefault(spec.method, []).append(res)
     return {p: {m: summarize_method(rs) for m, rs in methods.items()}
             for p, methods in by_point.items()}
@@ -53,6 +57,8 @@ def tidy_rows(results: Mapping[RunSpec, Mapping[str, Any]]) -> list[dict[str, An
     """One row per run and scope (overall, then each group)."""
     rows = []
     for spec, res in results.items():
+        if is_diverged(res):
+            continue
         base = {**{k: _cell(v) for k, v in spec.point}, "method": spec.method, "seed": spec.seed}
         comm = res["communication"]["bytes_per_link_per_round_mean"]
         cos = res.get("diagnostics", {}).get("gradient_cosine", {}).get("overall_mean")
@@ -66,34 +72,75 @@ def tidy_rows(results: Mapping[RunSpec, Mapping[str, Any]]) -> list[dict[str, An
     return rows
 
 
+def diverged_note(results: Mapping[RunSpec, Mapping[str, Any]]) -> str:
+    """One line naming the diverged runs (left out of every table), or ""."""
+    runs = [f"{s.method} seed {s.seed}" + (f" ({point_label(s.point)})" if s.point else "")
+            + f" at round {r['diverged_round']}" for s, r in results.items() if is_diverged(r)]
+    return f"Diverged (non-finite loss; left out of the tables): {'; '.join(runs)}" if runs else ""
+
+
 def _cell(value: Any) -> Any:
     return value if isinstance(value, int | float | str) else flow_yaml(value)
 
 
-def _fmt(stat: Mapping[str, float] | None) -> str:
-    return "–" if stat is None else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+def fmt_stat(stat: Mapping[str, float] | None, digits: int = 3) -> str:
+    """``mean ± std``, or the mean alone for a single seed (a std of one value says nothing)."""
+    if stat is None:
+        return "–"
+    if stat.get("n", 2) <= 1:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+_fmt = fmt_stat
+
+
+def group_columns(methods: Mapping[str, Mapping[str, Any]], metric: str) -> list[str]:
+    """The groups of every method, unimodal first, then by name."""
+    return sorted({g for s in methods.values() for g in s[metric]["groups"]},
+                  key=lambda g: (g.count("+"), g))
+
+
+def best_methods(methods: Mapping[str, Mapping[str, Any]], metric: str) -> dict[str, str]:
+    """Column (group or "overall") -> the non-ceiling method with the highest mean."""
+    best: dict[str, str] = {}
+    for col in [*group_columns(methods, metric), "overall"]:
+        scores = {name: (s[metric]["overall"] if col == "overall" else
+                         s[metric]["groups"].get(col, {"mean": float("-inf")}))["mean"]
+                  for name, s in methods.items() if name not in CEILING}
+        if scores:
+            best[col] = max(scores, key=scores.__getitem__)
+    return best
 
 
 def markdown_table(methods: Mapping[str, Mapping[str, Any]], metric: str = "accuracy") -> str:
-    """One markdown table: a row per method, a column per group, overall, bytes, cosine."""
-    groups = sorted({g for s in methods.values() for g in s[metric]["groups"]},
-                    key=lambda g: (g.count("+"), g))
+    """One markdown table: a row per method, a column per group, overall, bytes, cosine; the
+    best non-ceiling value of each accuracy column in bold."""
+    groups = group_columns(methods, metric)
+    best = best_methods(methods, metric)
     head = ["method", *groups, "overall", "bytes/link/round", "grad cos"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in methods.items():
         label = f"{name} (ceiling)" if name in CEILING else name
-        cells = [_fmt(s[metric]["groups"].get(g)) for g in groups]
-        cells += [_fmt(s[metric]["overall"]), f"{s['bytes_per_link_per_round']:,.0f}",
-                  _fmt(s["gradient_cosine"])]
+        stats = [*(s[metric]["groups"].get(g) for g in groups), s[metric]["overall"]]
+        cells = [f"**{_fmt(v)}**" if best.get(col) == name and v is not None else _fmt(v)
+                 for col, v in zip([*groups, "overall"], stats, strict=True)]
+        cells += [f"{s['bytes_per_link_per_round']:,.0f}", _fmt(s["gradient_cosine"])]
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines)
 
 
-def markdown_report(summary: Mapping[str, Mapping[str, Any]], command: str) -> str:
-    """Every grid point's accuracy and macro-F1 tables, with the command that made them."""
-    parts = [f"Generated by `{command}`. Mean ± std over seeds; "
+def markdown_report(
+    summary: Mapping[str, Mapping[str, Any]], command: str, resolved: str = ""
+) -> str:
+    """Every grid point's accuracy and macro-F1 tables, with the command that made them and
+    (``resolved``) the resolved config they ran."""
+    parts = [f"Generated by `{command}`. Mean ± std over seeds (bold: the best method of a "
+             "column, ceilings aside); "
              "bytes = mean payload bytes per physical link per round; grad cos = mean cosine "
              "between unimodal and multimodal gradients on shared components.\n"]
+    if resolved:
+        parts.append(resolved)
     for point, methods in summary.items():
         if point != "-":
             parts.append(f"### {point}\n")

@@ -112,27 +112,79 @@ def load_sweep(path: Path, overrides: Iterable[str] = ()) -> Sweep:
 def _run_one(raw: dict[str, Any], out_dir: str, threads: int) -> dict[str, Any]:
     import torch
 
+    from parsefl.experiments.divergence import Diverged
     from parsefl.experiments.run import run_experiment
 
     torch.set_num_threads(threads)
-    return run_experiment(validate(raw), Path(out_dir))
+    try:
+        return run_experiment(validate(raw), Path(out_dir))
+    except Diverged:  # recorded in its results.json; the other runs go on
+        return json.loads((Path(out_dir) / "results.json").read_text())
+
+
+# Keys that change how fast a run goes, never its numbers: a finished run is reused across them.
+NOT_FINGERPRINTED = ("runtime.threads",)
+
+
+def flat_config(resolved: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A resolved config as dotted key -> value (the part that decides a run's numbers)."""
+    out: dict[str, Any] = {}
+    for key, value in resolved.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flat_config(value, f"{prefix}{key}."))
+        elif f"{prefix}{key}" not in NOT_FINGERPRINTED:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def fingerprint(resolved: Mapping[str, Any]) -> str:
+    """A short hash of a resolved config: equal fingerprints, equal runs."""
+    text = json.dumps(flat_config(resolved), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for every key whose value differs (missing keys shown as -)."""
+    a, b = flat_config(old), flat_config(new)
+    return [f"{k}: {flow_yaml(a.get(k, '-'))} -> {flow_yaml(b.get(k, '-'))}"
+            for k in sorted(set(a) | set(b)) if a.get(k, "-") != b.get(k, "-")]
+
+
+def _finished(run_dir: Path, resolved: dict[str, Any], overwrite: bool) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``resolved``; a finished run of other
+    settings is refused (ConfigError naming the differing keys) unless ``overwrite``."""
+    if not (run_dir / "results.json").is_file():
+        return False
+    saved = run_dir / "config.yaml"
+    old = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+    diff = config_diff(old if isinstance(old, dict) else {}, resolved)
+    if not diff:
+        return True
+    if overwrite:
+        return False
+    shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+    raise ConfigError("--out", f"{run_dir} holds a finished run made with other settings "
+                      f"({shown}); use another --out, or --overwrite to redo it")
 
 
 def run_sweep(
     sweep: Sweep, out: Path, jobs: int = 1,
     on_done: Callable[[RunSpec, dict[str, Any], bool], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[RunSpec, dict[str, Any]]:
-    """Run every spec whose ``results.json`` is not already in ``out/runs``; returns all
-    results. Every config is validated before anything runs."""
+    """Run every spec that has no finished run of the identical resolved config in
+    ``out/runs``; returns all results. Every config is validated, and every finished run
+    checked against it, before anything runs."""
     specs = sweep.specs()
     raws = {spec: sweep.raw_config(spec) for spec in specs}
-    for raw in raws.values():
-        validate(raw)
+    resolved = {spec: validate(raw).model_dump(mode="json") for spec, raw in raws.items()}
+    reuse = {spec: _finished(out / "runs" / spec.run_id, resolved[spec], overwrite)
+             for spec in specs}
     results: dict[RunSpec, dict[str, Any]] = {}
     todo = []
     for spec in specs:
         done = out / "runs" / spec.run_id / "results.json"
-        if done.is_file():
+        if reuse[spec]:
             results[spec] = json.loads(done.read_text())
             if on_done:
                 on_done(spec, results[spec], True)

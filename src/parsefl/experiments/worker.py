@@ -37,6 +37,7 @@ from parsefl.experiments.checkpoint import (
     save_state,
 )
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
+from parsefl.experiments.links import make_auth, make_transport
 from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.results import save_checkpoints
 from parsefl.experiments.rundir import atomic_write, write_json
@@ -44,12 +45,12 @@ from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import (
     DistributedLoop,
-    DistributedTransport,
     component_specs,
     peer_ranks,
     place_agents,
 )
 from parsefl.runtime.handshake import overlay_radius
+from parsefl.runtime.wire import WireError, loads_bounded
 
 log = logging.getLogger("parsefl.worker")
 
@@ -70,32 +71,33 @@ class Worker:
         self.cfg, self.rank, self.world, self.out = cfg, rank, world, Path(args.out)
         self.timeout_s = float(runtime_setting(cfg, "timeout_s", args.timeout_s))
         self.every = int(runtime_setting(cfg, "checkpoint_every", args.checkpoint_every))
-        self.placement = args.placement
+        self.placement, self.insecure = args.placement, args.insecure
         self.marker = f"rank_{rank}.json"
         self.start = time.perf_counter()
         self.owner = place_agents(agent_count(cfg), world, args.placement)
+        mine = [i for i, r in enumerate(self.owner) if r == rank]
+        self.auth = make_auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
         # Build before the rendezvous, so that ranks reach their first exchange together.
-        self.exp = build_experiment(cfg, [i for i, r in enumerate(self.owner) if r == rank])
-        self.store = connect(rank, world, self.timeout_s)
+        self.exp = build_experiment(cfg, mine)
+        self.kind = args.transport
+        self.store = connect(rank, world, self.timeout_s) if self.kind == "gloo" else None
         self.local, self.slots = self.exp.agents, self.exp.slots
         for agent in self.local:  # the gradient-cosine diagnostic needs every agent's gradients
             agent.track_gradients = False
         topo = self.exp.loop.topology
         radius = overlay_radius(cfg.overlay.name, cfg.overlay.hops)
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
-        self.transport = DistributedTransport(rank, self.owner, component_specs(self.local),
-                                              self.store, self.timeout_s, peers, self.exp.device)
-        self.loop = DistributedLoop(self.local, self.exp.loop.strategy, topo, self.transport,
-                                    cfg.overlay.name, cfg.overlay.hops,
-                                    degree=cfg.overlay.degree, aggregator=self.exp.loop.aggregator,
-                                    checks=self.exp.loop.checks,
-                                    adversary=self.exp.loop.adversary)
+        self.transport = make_transport(args, rank, self.owner, component_specs(self.local),
+                                        self.store, self.timeout_s, peers, self.exp.device,
+                                        self.auth)
+        self.loop = DistributedLoop.from_engine(self.exp.loop, self.local, self.transport)
         self.transport.checks = self.loop.checks  # one count per reason, wire and merge
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
-        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s",
+        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s, %s",
                  rank, world, os.getpid(), [a.id for a in self.local],
-                 "all" if peers is None else sorted(peers), self.timeout_s)
+                 "all" if peers is None else sorted(peers), self.timeout_s,
+                 f"signed frames (keys {args.keys})" if self.auth else "unsigned frames")
 
     def run(self, resume: bool) -> None:
         first = self.restore() if resume else 0
@@ -114,13 +116,46 @@ class Worker:
         summary = {"rank": self.rank, "agents": [a.id for a in self.local],
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first, "rejected": self.loop.checks.counts}
+                   "resumed_from": first, "insecure": self.insecure,
+                   "rejected": self.loop.checks.counts,
+                   "authenticated": self.auth is not None or (self.kind == "grpc"
+                                                              and not self.insecure),
+                   "world_size": self.world, "placement": self.placement,
+                   "wall_s": time.perf_counter() - self.start, "transport": self.kind,
+                   "encrypted": self.kind == "grpc" and not self.insecure}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
-        self.store.set(f"summary/{self.rank}", json.dumps(summary))
+        if self.store is None:  # gRPC: no store, no rank 0; `parsefl merge` (or launch) merges
+            self.transport.close()
+            return
+        self.store.set(f"summary/{self.rank}", self.publish(summary))
         if self.rank == 0:
-            summaries = gather(self.store, self.world, summary, self.timeout_s)
+            summaries = gather(self.store, self.world, summary, self.timeout_s, self.out,
+                               self.verify if self.auth else None)
             finish(self.cfg, self.exp, summaries, self.out, self.world,
                    time.perf_counter() - self.start, self.placement)
+
+    def publish(self, summary: dict) -> str:
+        """The store's copy of ``summary``: signed by this rank's first agent when frames are
+        signed (rank 0 takes a summary from the store only if it verifies)."""
+        text = json.dumps(summary, sort_keys=True)
+        if self.auth is None or not self.local:
+            return json.dumps({"summary": text})
+        agent = self.local[0].id
+        return json.dumps({"summary": text, "agent": agent,
+                           "sig": self.auth.sign_blob(agent, text.encode())})
+
+    def verify(self, rank: int, raw: bytes) -> dict | None:
+        """Rank ``rank``'s summary from the store, if signed by one of its agents."""
+        try:
+            note = loads_bounded(raw)
+            agent, text = note["agent"], note["summary"]
+            ok = type(agent) is int and 0 <= agent < len(self.owner) \
+                and self.owner[agent] == rank and self.auth is not None \
+                and self.auth.verify_blob(agent, text.encode(), note["sig"])
+            summary = loads_bounded(text.encode()) if ok else None
+        except (WireError, KeyError, TypeError, AttributeError):
+            return None
+        return summary if isinstance(summary, dict) and summary.get("rank") == rank else None
 
     def record(self, end: RoundEnd) -> None:
         self.history["rounds"].append({
@@ -145,6 +180,9 @@ class Worker:
 
     def restore(self) -> int:
         """Agree with every rank on the latest round all of them checkpointed; load it."""
+        if self.store is None:
+            raise ConfigError("--resume", "needs the gloo transport (it agrees on the round "
+                              "through the store)")
         self.store.set(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
         keys = [f"resume/{k}" for k in range(self.world)]
         self.store.wait(keys, timedelta(seconds=max(self.timeout_s, STARTUP_S)))
@@ -185,6 +223,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-s", type=float, default=None, help="deadline per exchange")
     p.add_argument("--checkpoint-every", type=int, default=None, help="rounds between saves")
     p.add_argument("--placement", choices=("block", "round_robin"), default="block")
+    p.add_argument("--keys", default=None,
+                   help="keys folder (parsefl keys init): sign and verify every wire message")
+    p.add_argument("--transport", choices=("gloo", "grpc"), default="gloo",
+                   help="gloo (torch.distributed, a rendezvous store) or grpc (mutual TLS, "
+                        "peer to peer, addresses from the keys' peers file)")
+    p.add_argument("--insecure", action="store_true",
+                   help="grpc without TLS (plaintext, unauthenticated links)")
+    p.add_argument("--addresses", default=None,
+                   help="grpc: HOST:PORT per rank, comma-separated (default: the peers file's "
+                        "address of each rank's first agent)")
     p.add_argument("--plugin", action="append", default=[],
                    help="a Python file or module that registers components (repeatable)")
     return p

@@ -33,6 +33,11 @@ class AgentModel(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
+    def active_components(self, held: Collection[str]) -> set[str]:
+        """The components an agent holding only ``held`` (of its modalities) uses, trains and
+        offers. Default: all of them (a model that zero-fills missing inputs)."""
+        return set(self.component_modules())
+
     def components(self) -> dict[str, list[str]]:
         """Component name -> the names of the parameters it owns."""
         owner = {id(p): c for c, mods in self.component_modules().items()

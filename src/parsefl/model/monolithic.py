@@ -15,6 +15,7 @@ from torch import nn
 
 from parsefl.model.base import AgentModel
 from parsefl.model.encoders import build_trunks
+from parsefl.model.pretrained import frozen
 from parsefl.model.sliced import ModelSpec
 from parsefl.model.weights import LossWeights
 
@@ -85,9 +86,13 @@ class MonolithicModel(AgentModel):
         return loss, {"unimodal": loss.detach()}
 
     def component_modules(self) -> dict[str, list[nn.Module]]:
-        comps: dict[str, list[nn.Module]] = {
-            f"enc.{m}": [self.trunks[m], self.proj[m]] for m in self.encoded
-        }
+        comps: dict[str, list[nn.Module]] = {}
+        for m in self.encoded:
+            if frozen(self.trunks[m]):  # a frozen pretrained trunk never travels
+                comps[f"trunk.{m}"] = [self.trunks[m]]
+                comps[f"enc.{m}"] = [self.proj[m]]
+            else:
+                comps[f"enc.{m}"] = [self.trunks[m], self.proj[m]]
         if self.fusion is not None:
             comps["fusion." + "+".join(self.encoded)] = [self.fusion]
         if self.classifier is not None:

@@ -17,6 +17,7 @@ from parsefl.model.base import AgentModel
 from parsefl.model.encoders import build_trunks
 from parsefl.model.fusion import build_fusion
 from parsefl.model.loss import sliced_loss
+from parsefl.model.pretrained import frozen
 from parsefl.model.weights import LossWeights
 
 SLICES = ("r", "u", "s")
@@ -134,10 +135,25 @@ class SlicedModel(AgentModel):
     def loss(self, x, y, cfg: LossWeights, phase: str | None = None):  # noqa: D102
         return sliced_loss(self(x), y, cfg)
 
+    def active_components(self, held: Collection[str]) -> set[str]:
+        """A lost modality's trunk, rows and unique head, and the synergy path (s rows,
+        fusion, synergy head: used only when every modality is there) are kept but idle."""
+        comps = set(self.component_modules())
+        lost = set(self.modalities) - set(held)
+        if not lost:
+            return comps
+        idle = {f"{kind}.{m}" for m in lost for kind in ("enc", "head_u", "trunk")}
+        return {c for c in comps if c not in idle
+                and c.partition(".")[0] not in ("enc_s", "synergy")}
+
     def component_modules(self) -> dict[str, list[nn.Module]]:
         comps: dict[str, list[nn.Module]] = {}
         for m in self.modalities:
-            comps[f"enc.{m}"] = [self.trunks[m]] + [
+            # A frozen (pretrained) trunk is a component of its own that never travels.
+            trunk = [] if frozen(self.trunks[m]) else [self.trunks[m]]
+            if not trunk:
+                comps[f"trunk.{m}"] = [self.trunks[m]]
+            comps[f"enc.{m}"] = trunk + [
                 rows[m] for rows in (self.out_r, self.out_u) if m in rows
             ]
             if m in self.out_s:

@@ -27,7 +27,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
 from parsefl.errors import ConfigError, DataError
@@ -79,6 +78,8 @@ def as_features(x: object, name: str) -> np.ndarray:
 
 def _inertia(x: np.ndarray, k: int, seed: int) -> tuple[float, np.ndarray]:
     """Within-cluster sum of squares of the seeded k-means fit, and its codes."""
+    from sklearn.cluster import KMeans  # lazy: `parsefl list` stays fast
+
     model = KMeans(n_clusters=k, n_init=_N_INIT, random_state=seed).fit(x)
     return float(model.inertia_), model.labels_.astype(np.int64)
 

@@ -57,7 +57,8 @@ def write_report(path: Path, out: Path | None = None) -> Path:
                 else plot_sweep(data, Path(tmp), ["png"]))
         figures = [_figure(p) for p in [*pngs, *sorted((path / "figures").glob("tsne-*.png"))]]
     top, bottom = run_body(data) if isinstance(data, RunData) else sweep_body(data)
-    kind = "run" if isinstance(data, RunData) else "sweep"
+    kind = "run" if isinstance(data, RunData) else \
+        "compare" if all(r.point == "-" for r in data.runs) else "sweep"
     sections = [*top, "<h2>Figures</h2>", *(figures or ["<p>No figures yet.</p>"]), *bottom]
     atomic_write(out, page(f"parsefl {kind} report: {path.resolve().name}", sections))
     out.chmod(0o644)  # a page to share: atomic_write's temp file is private (0600)

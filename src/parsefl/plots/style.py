@@ -60,8 +60,14 @@ def method_colours(methods: Sequence[str]) -> dict[str, Any]:
     return {m: cmap(k % cmap.N) for k, m in enumerate(methods)}
 
 
+# Per-method dashes and markers: methods with near-identical curves (parse and sliced_hybrid)
+# stay distinguishable where one would hide the other under the same solid line.
+DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
 def band(ax: Axes, x: np.ndarray, stack: np.ndarray, label: str, colour: Any,
-         emphasis: bool | None = None) -> None:
+         emphasis: bool | None = None, style: int | None = None) -> None:
     """Mean line over the rows of ``stack`` (seeds) with a ± std band when there are two or
     more finite values; NaN points are left as gaps. ``emphasis`` True draws a thick line on
     top, False a thin one without band (context for the emphasised methods), None the
@@ -69,8 +75,14 @@ def band(ax: Axes, x: np.ndarray, stack: np.ndarray, label: str, colour: Any,
     mean = nanmean_rows(stack)
     n = (~np.isnan(stack)).sum(axis=0)
     width, alpha, z = {True: (2.6, 1.0, 3), False: (1.2, 0.7, 2), None: (1.8, 1.0, 2)}[emphasis]
-    ax.plot(x, mean, color=colour, label=label, lw=width, alpha=alpha, zorder=z,
-            marker="o" if len(x) <= 12 else None, ms=3)
+    if style is None:
+        ax.plot(x, mean, color=colour, label=label, lw=width, alpha=alpha, zorder=z,
+                marker="o" if len(x) <= 12 else None, ms=3)
+    else:  # markers staggered per method so that coinciding curves show both
+        every = max(1, len(x) // 8)
+        ax.plot(x, mean, color=colour, label=label, lw=width, alpha=alpha, zorder=z,
+                ls=DASHES[style % len(DASHES)], marker=MARKERS[style % len(MARKERS)], ms=4,
+                markevery=(style % every, every))
     if stack.shape[0] > 1 and np.any(n > 1) and emphasis is not False:
         centred = np.where(np.isnan(stack), 0.0, stack - np.nan_to_num(mean))
         std = np.sqrt((centred ** 2).sum(axis=0) / np.maximum(n - 1, 1))

@@ -93,12 +93,14 @@ def plot_sweep_accuracy(runs: Sequence[RunData], point: str, colours: Mapping[st
     if not runs:
         return []
     scopes = ["overall", *order_groups(g for r in runs for g in r.groups)]
-    fig, axes = new_figure(len(scopes))
+    fig, axes = new_figure(len(scopes), width=6.4, height=4.2, max_cols=2)  # page-wide panels
+    order = list(colours)
     for ax, scope in zip(axes, scopes, strict=True):
-        for method, group in _by_method(runs, list(colours)).items():
+        for method, group in _by_method(runs, order).items():
             rounds, stack = _stack(group, _column(f"accuracy.{scope}"))
             if not np.all(np.isnan(stack)):
-                band(ax, rounds, stack, f"{method} (n={len(group)})", colours[method])
+                band(ax, rounds, stack, f"{method} (n={len(group)})", colours[method],
+                     style=order.index(method))
         ax.set(ylabel="test accuracy", title=scope)
         round_axis(ax, [x for r in runs for x in r.metrics["round"]])
     finish(fig, axes, _title(point, "Test accuracy per evaluation round "

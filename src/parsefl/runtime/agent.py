@@ -45,11 +45,19 @@ class Agent:
         self.optimizer = make_optimizer(model, train)
         # Each agent draws its own batches from its own generator: deterministic per seed.
         self.generator = torch.Generator().manual_seed(seed * 100_003 + agent_id)
-        self.stream = BatchStream(self.n_samples, self.generator)
+        # local_steps draw from the one view's indices, which may be fewer than the samples.
+        one_view = len(self.views[0][1]) if len(self.views) == 1 else self.n_samples
+        self.stream = BatchStream(one_view, self.generator)
         self.component_params = model.components()
         self._params = dict(model.named_parameters())  # updated in place, never replaced
-        sigs = {c: signature(model, names) for c, names in self.component_params.items()}
+        # A component that does not train (a frozen pretrained trunk) is never offered.
+        trains = {n for n, p in self._params.items() if p.requires_grad}
+        sigs = {c: signature(model, names) for c, names in self.component_params.items()
+                if trains & set(names)}
+        self._signatures = sigs
         self._capability = Capability(agent_id, self.modalities, sigs)
+        self.held = self.modalities  # what it holds now (a modality schedule changes it)
+        self.steps: int | None = None  # local steps this round (stragglers); None: train_cfg
         self.phase: str | None = None  # set by the round engine from the sharing strategy
         self.track_gradients = False
         self.grad_sum: dict[str, torch.Tensor] = {}
@@ -64,8 +72,16 @@ class Agent:
         return int(self.y.shape[0])
 
     def capability(self) -> Capability:
-        """What the agent announces (fixed: its architecture does not change)."""
+        """What the agent announces: the components it uses with the modalities it holds."""
         return self._capability
+
+    def set_held(self, held: Sequence[str]) -> None:
+        """Hold only ``held`` (of its modalities) from now on: a lost modality's components
+        keep their values but are neither trained, offered nor used to predict."""
+        self.held = tuple(m for m in self.modalities if m in held)
+        active = self.model.active_components(self.held)
+        self._capability = Capability(self.id, self.held, {
+            c: s for c, s in self._signatures.items() if c in active})
 
     def get_component(self, name: str) -> dict[str, torch.Tensor]:
         return {p: self._params[p].detach().clone() for p in self.component_params[name]}
@@ -79,7 +95,7 @@ class Agent:
         """(modalities, indices) batches for one round: ``local_steps`` fixed-size batches from
         the agent's batch stream, or ``local_epochs`` passes over every view, in a seeded
         random order."""
-        steps, epochs = self.train_cfg.local_steps, self.train_cfg.local_epochs
+        steps, epochs = self.steps or self.train_cfg.local_steps, self.train_cfg.local_epochs
         if steps is not None and len(self.views) == 1:
             mods, idx = self.views[0]
             b = self.train_cfg.batch_size
@@ -108,6 +124,10 @@ class Agent:
         if self.track_gradients:
             self.grad_sum = {}
         for mods, idx in self.batches():
+            mods = tuple(m for m in mods if m in self.held) if self.held != self.modalities \
+                else mods
+            if not mods:
+                continue
             loss, _ = self.model.loss({m: self.x[m][idx] for m in mods}, self.y[idx],
                                       self.loss_cfg, self.phase)
             self.optimizer.zero_grad(set_to_none=True)
@@ -137,9 +157,9 @@ class Agent:
         self, x: Mapping[str, torch.Tensor], modalities: Sequence[str] | None = None,
         batch: int = 2048, drop: Sequence[str] = (),
     ) -> torch.Tensor:
-        """Class predictions from ``modalities`` (default: all the agent holds)."""
+        """Class predictions from ``modalities`` (default: those the agent holds now)."""
         self.model.eval()
-        mods = tuple(modalities or self.modalities)
+        mods = tuple(modalities or self.held)
         n = next(iter(x.values())).shape[0]
         preds = [
             self.model.logits({m: x[m][k : k + batch] for m in mods}, drop).argmax(-1)

@@ -13,7 +13,6 @@ Protocol and limits: docs/distributed.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -44,7 +43,10 @@ from parsefl.runtime.wire import (  # noqa: F401  (re-exported: the wire API liv
     component_specs,
     decode_one,
     encode,
+    frame_limits,
+    loads_bounded,
 )
+from parsefl.security.frames import FrameAuth
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class DistributedTransport:
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
     calls: int = 0
     checks: ReceiveChecks = field(default_factory=ReceiveChecks)  # runtime/checks.py
+    # (receiving agent, component) -> senders in this round's plans; params from anyone else
+    # are refused (None until the engine has planned: the handshake sends no params).
+    planned: dict[tuple[int, str], set[int]] | None = None
+    auth: FrameAuth | None = None  # sign what we send, accept only signed messages
 
     @property
     def lost_agents(self) -> set[int]:
@@ -115,9 +121,12 @@ class DistributedTransport:
                 raise RuntimeError(f"message {msg.src}->{msg.dst}: rank {rank} is not a peer")
             else:
                 outgoing[rank].append(msg)
-        frames = {p: (len(outgoing[p]), *encode(outgoing[p])) for p in self._live_peers()}
-        sizes = self._announce(frames)
-        for peer, (header, payload) in sorted(self._transfer(frames, sizes).items()):
+        stamp = (lambda head, region: self.auth.stamp(head, region, self.calls)) \
+            if self.auth is not None else None
+        frames = {p: (len(outgoing[p]), *(encode(outgoing[p], stamp) if stamp else
+                                          encode(outgoing[p])))
+                  for p in self._live_peers()}
+        for peer, (header, payload) in sorted(self._swap(frames).items()):
             self._receive(peer, header, payload, inbox)
         return {i: sorted(msgs, key=lambda m: m.src) for i, msgs in inbox.items()}
 
@@ -132,6 +141,10 @@ class DistributedTransport:
     def _count(self, msg: Message, remote: bool) -> None:
         size = self.meter.record_message(msg)  # a relayed message costs every hop, as simulated
         self.wire["params_bytes"] += size if remote else 0
+
+    def _swap(self, frames: Mapping[int, Frames]) -> dict[int, tuple[bytes, torch.Tensor]]:
+        """Send each live peer its frames, return what each sent us (the transport's part)."""
+        return self._transfer(frames, self._announce(frames))
 
     def _key(self, src: int, dst: int) -> str:
         return f"x/{self.calls}/{src}/{dst}"
@@ -154,8 +167,13 @@ class DistributedTransport:
             except (RuntimeError, ValueError) as err:
                 self._lose(p, f"no valid announcement within {self.timeout_s:g} s ({err})")
                 continue
-            if not (0 <= hlen < MAX_FRAME and 0 <= plen < MAX_FRAME):
-                self._lose(p, f"announced impossible frame sizes {hlen}, {plen}")
+            most = frame_limits(self.expected, len(self.owner), self.owner.count(p))
+            if not all(0 <= got <= cap for got, cap in zip((n, hlen, plen), most, strict=True)):
+                # Refused unread: its bytes would stay queued on the channel, so the peer
+                # cannot be resynchronized and is dropped (a counted rejection too).
+                self._reject(f"rank {p}", "announcement", f"(messages, header, payload) = "
+                             f"{(n, hlen, plen)} exceeds this receiver's bound {most}")
+                self._lose(p, "announced an oversized frame")
                 continue
             sizes[p] = (n, hlen, plen)
         return sizes
@@ -183,31 +201,49 @@ class DistributedTransport:
     def _receive(self, peer: int, header: bytes, payload: torch.Tensor,
                  inbox: dict[int, list[Message]]) -> None:
         try:
-            frame = json.loads(header.decode())
-            heads = frame["messages"]
+            frame = loads_bounded(header)
+            heads = frame["messages"] if isinstance(frame, dict) else None
             if frame.get("v") != WIRE_VERSION or not isinstance(heads, list):
-                raise ValueError(f"wire version {frame.get('v')!r}")
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+                raise WireError(f"wire version {frame.get('v')!r} or no message list")
+        except (WireError, KeyError, TypeError, AttributeError) as err:
             self._reject(f"rank {peer}", "header frame", f"malformed: {err}")
             return
         for head in heads:
             try:
-                msg = decode_one(head, payload, self.device)
-                if not (0 <= msg.src < len(self.owner) and 0 <= msg.dst < len(self.owner)) \
-                        or self.owner[msg.src] != peer or self.owner[msg.dst] != self.rank:
-                    raise WireError(f"rank {peer} may not send {msg.src}->{msg.dst}")
-                if msg.kind != "params":
-                    check_control(msg)
+                msg = self._decode(peer, head, payload)
             except WireError as err:
                 self._reject(f"rank {peer}", "message", str(err))
                 continue
+            except Exception as err:  # noqa: BLE001  (untrusted bytes: never stop the process)
+                self._reject(f"rank {peer}", "message", f"undecodable ({type(err).__name__}: "
+                             f"{str(err)[:200]})")
+                continue
             self._accept(msg, inbox, f"rank {peer}")
+
+    def _decode(self, peer: int, head: Any, payload: torch.Tensor) -> Message:
+        """One header entry from ``peer`` as a checked message (raises :class:`WireError`)."""
+        msg, n = decode_one(head, payload, self.device), len(self.owner)
+        if not all(0 <= i < n for i in msg.path) or len(set(msg.path)) != len(msg.path) \
+                or self.owner[msg.src] != peer or self.owner[msg.dst] != self.rank:
+            raise WireError(f"rank {peer} may not send {msg.src}->{msg.dst} via {msg.path}")
+        if self.auth is not None:  # decode_one has checked the byte range
+            region = payload[head["offset"]:head["offset"] + head["length"]]
+            self.auth.check(head, bytes(region.numpy()), self.calls)
+        if msg.kind != "params":
+            check_control(msg, self.expected, len(self.owner))
+        return msg
 
     def _accept(self, msg: Message, inbox: dict[int, list[Message]], origin: str) -> None:
         if msg.kind == "params":
             reason = self.checks.check_message(msg, self.expected)  # names/shape/dtype/values
             if reason:
                 self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", DETAIL[reason])
+                return
+            if self.planned is not None and \
+                    msg.src not in self.planned.get((msg.dst, msg.component), ()):
+                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}",
+                             f"{msg.src} is not a planned peer of {msg.dst} for "
+                             f"{msg.component!r}")
                 return
         inbox[msg.dst].append(msg)
 
@@ -233,6 +269,9 @@ class DistributedEngine(RoundEngine):
         # itself (its degree never arrives); here we forget those lost in earlier rounds.
         self._forget_lost()
         super().prepare(r)
+        # Only planned neighbours, over their planned paths, may send parameters this round.
+        self.transport.planned = {(i, c): set(peers) for i, plan in self.plans.items()
+                                  for c, peers in plan.paths.items()}
 
     def _forget_lost(self) -> None:
         gone = self.transport.lost_agents

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
 from parsefl.runtime.agent import Agent
 
@@ -42,11 +41,15 @@ def evaluate(
     slots: Sequence[Slot], x: Mapping[str, torch.Tensor], y: torch.Tensor, n_classes: int,
     drop: Sequence[str] = (),
 ) -> Evaluation:
-    """Each slot on the whole test set, using only its modalities."""
+    """Each slot on the whole test set, using only its modalities (those it still holds, when
+    a modality schedule took some away)."""
+    from sklearn.metrics import f1_score  # lazy: `parsefl list` stays fast
+
     y_np = y.cpu().numpy()
     rows = []
     for slot in slots:
-        pred = slot.agent.predict(x, slot.modalities, drop=drop).cpu().numpy()
+        mods = tuple(m for m in slot.modalities if m in slot.agent.held) or slot.modalities
+        pred = slot.agent.predict(x, mods, drop=drop).cpu().numpy()
         rows.append({
             "id": slot.id,
             "group": slot.group,

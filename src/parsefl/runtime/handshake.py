@@ -34,12 +34,17 @@ class GossipPlan:
 
 
 def cap_to_json(cap: Capability) -> dict:
-    return {"agent": cap.agent, "modalities": list(cap.modalities),
-            "signatures": dict(cap.signatures)}
+    out = {"agent": cap.agent, "modalities": list(cap.modalities),
+           "signatures": dict(cap.signatures)}
+    if cap.warming:
+        out["warming"] = list(cap.warming)
+    return out
 
 
 def cap_from_json(data: Mapping) -> Capability:
-    return Capability(int(data["agent"]), tuple(data["modalities"]), dict(data["signatures"]))
+    warming = data.get("warming", [])
+    return Capability(int(data["agent"]), tuple(data["modalities"]), dict(data["signatures"]),
+                      tuple(str(c) for c in warming) if isinstance(warming, list) else ())
 
 
 def overlay_radius(kind: str, hops: int) -> int:
@@ -137,6 +142,8 @@ def _symmetrize(plans: dict[int, GossipPlan], known: Mapping[int, Known],
     inbox = transport.exchange(msgs)
     for i, plan in plans.items():
         for msg in inbox.get(i, []):
+            if msg.src not in known[i]:  # a link from an agent never discovered: forged
+                continue
             path = tuple(reversed(known[i][msg.src][1]))
             for comp in msg.body:
                 plan.paths.setdefault(comp, {}).setdefault(msg.src, path)

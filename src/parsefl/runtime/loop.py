@@ -8,8 +8,8 @@ in the vectorized backend). The loop over rounds belongs to the caller (the run 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -56,6 +56,9 @@ class Executor(Protocol):
 
     def sync(self) -> None:
         """Make every Agent object's model current (before evaluation or checkpoints)."""
+
+    def reload(self, ids: Sequence[int]) -> None:
+        """Agents ``ids`` were changed from outside (a warm start): take their values."""
 
 
 class RoundEngine:
@@ -117,16 +120,23 @@ class RoundEngine:
         self._plan_key: Hashable = None
         self.plans: dict[int, GossipPlan] = {}
         self.plan_version = 0  # bumped whenever the plans are rebuilt
+        self.online: frozenset[int] = frozenset(self.agents)  # local agents online this round
+        # Stragglers: (agent, round) -> local steps (None: the training config's).
+        self.local_steps: Callable[[int, int], int | None] | None = None
+        self._active: dict[int, frozenset[str]] = {}  # components at each agent's last round
+        self._started = False
 
     @classmethod
     def from_engine(cls, template: RoundEngine, agents: Sequence[Agent],
                     transport: Transport) -> RoundEngine:
         """An engine with ``template``'s strategy, graph, overlay, aggregator and schedules
         over other ``agents`` and ``transport`` (e.g. one process's share of a built run)."""
-        return cls(agents, template.strategy, template.topology, transport, template.overlay,
-                   aggregator=template.aggregator, modalities=template.modalities,
-                   membership=template.membership, checks=template.checks,
-                   adversary=template.adversary)
+        engine = cls(agents, template.strategy, template.topology, transport, template.overlay,
+                     aggregator=template.aggregator, modalities=template.modalities,
+                     membership=template.membership, checks=template.checks,
+                     adversary=template.adversary)
+        engine.local_steps = template.local_steps
+        return engine
 
     @property
     def attackers(self) -> frozenset[int]:
@@ -145,7 +155,8 @@ class RoundEngine:
         self.round = r
         losses = self.executor.train(self.strategy.phase(r))
         tracked = any(a.track_gradients for a in self.agents.values())
-        cosine = gradient_cosine(self.agents.values(), self.strategy, r) if tracked else {}
+        trained = [a for i, a in self.agents.items() if i in self.online]  # offline: stale
+        cosine = gradient_cosine(trained, self.strategy, r) if tracked else {}
         self.gossip()
         loss = float(np.nanmean(losses)) if losses else float("nan")
         return RoundStats(r, loss, self.transport.take_link_bytes(), cosine)
@@ -160,6 +171,7 @@ class RoundEngine:
         """Handshake for round ``r``: discovery when the handshake key changed, then the gossip
         plans when it or the strategy's plan key changed (the strategy's answers depend on
         nothing else, so plans are reused otherwise)."""
+        self.apply_schedules(r)
         caps = self.capabilities(r)
         hkey = self.handshake_key(r)
         new = self._known is None or hkey != self._handshake_key
@@ -172,13 +184,40 @@ class RoundEngine:
                                      self.overlay)
             self._plan_key = key
             self.plan_version += 1
+        if new:  # every process sees the same keys: this exchange runs in lockstep
+            warm_start(self, caps)
+        self._active.update({i: frozenset(c.signatures) for i, c in caps.items()})
+        self._started = True
+
+    def apply_schedules(self, r: int) -> None:
+        """Round ``r``'s modalities, online agents and local steps, onto the local agents."""
+        held = self.modalities.at(r)
+        self.online = self.membership.at(r) & frozenset(self.agents)
+        for i, agent in self.agents.items():
+            if tuple(held.get(i, agent.held)) != agent.held:
+                agent.set_held(held[i])
+            agent.steps = self.local_steps(i, r) if self.local_steps else None
+
+    def replay_schedules(self, rounds: int) -> None:
+        """Resuming after ``rounds`` rounds: the agents hold what they held in the last one,
+        and the engine knows what each had at its last round online (for warm starts)."""
+        for t in range(rounds):
+            self.apply_schedules(t)
+            self._active.update({i: frozenset(self.agents[i].capability().signatures)
+                                 for i in self.online})
+            self._started = True
 
     def capabilities(self, r: int) -> dict[int, Capability]:
-        """What the online local agents announce in round ``r``. (An agent's capability is
-        fixed by its model today; a modality schedule that changes what an agent holds
-        changes it here.)"""
-        online = self.membership.at(r)
-        return {i: a.capability() for i, a in self.agents.items() if i in online}
+        """What the online local agents announce in round ``r``: the components they use with
+        the modalities they hold, and which of them are new since their last round online
+        (``warming``; an agent not online in the engine's first round is new entirely)."""
+        caps = {}
+        for i in sorted(self.membership.at(r) & frozenset(self.agents)):
+            cap = self.agents[i].capability()
+            before = self._active.get(i, frozenset() if self._started else None)
+            warm = tuple(sorted(set(cap.signatures) - before)) if before is not None else ()
+            caps[i] = replace(cap, warming=warm) if warm else cap
+        return caps
 
     def gossip(self) -> None:
         """Exchange and merge the planned components (see ``prepare``)."""
@@ -200,6 +239,8 @@ class ReferenceExecutor:
     def train(self, phase: str | None) -> list[float]:
         losses = []
         for agent in self.loop.agents.values():
+            if agent.id not in self.loop.online:  # offline agents neither train nor gossip
+                continue
             agent.phase = phase
             losses.append(agent.train_local())
         return losses
@@ -239,3 +280,37 @@ class ReferenceExecutor:
 
     def sync(self) -> None:
         """Agents are always current here."""
+
+    def reload(self, ids: Sequence[int]) -> None:
+        """Agents are the only copy here: nothing to reload."""
+
+
+def warm_start(engine: RoundEngine, caps: dict[int, Capability]) -> None:
+    """Each agent's newly gained components (``Capability.warming``) start from its planned
+    peers' copies, sent through the transport and averaged with its MH weights renormalised
+    over the copies that arrived (no peer: it keeps its own initial copy)."""
+    plans, known, agents = engine.plans, engine._known or {}, engine.agents
+    wanted = [(j, i, c, path) for j, plan in plans.items() for c, peers in plan.paths.items()
+              for i, path in peers.items() if c in known[j][i][0].warming]
+    if wanted or any(cap.warming for cap in caps.values()):
+        engine.sync()  # a stacked backend's copies are the current ones
+    msgs = [Message(j, i, "params", agents[j].get_component(c), path, c)
+            for j, i, c, path in wanted]
+    inbox = engine.transport.exchange(msgs)
+    changed = []
+    for i, cap in caps.items():
+        got: dict[str, dict[int, dict]] = {}
+        for msg in inbox.get(i, []):
+            got.setdefault(msg.component, {})[msg.src] = msg.body
+        for c in cap.warming:
+            w = plans[i].weights.get(c, {})
+            arrived = {j: w[j] for j in sorted(got.get(c, {})) if j in w}
+            total = sum(arrived.values())
+            if not arrived or total <= 0:
+                continue
+            names = agents[i].component_params[c]
+            agents[i].set_component(c, {n: sum(wj / total * got[c][j][n]
+                                               for j, wj in arrived.items()) for n in names})
+            changed.append(i)
+    if changed and hasattr(engine.executor, "reload"):
+        engine.executor.reload(sorted(set(changed)))

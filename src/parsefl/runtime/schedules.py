@@ -60,3 +60,65 @@ class AlwaysOnline(MembershipSchedule):
 
     def key(self, round: int) -> Hashable:
         return 0
+
+
+def draw(seed: int, *key: int) -> float:
+    """A uniform draw in [0, 1) that depends only on (seed, key): the same in every process
+    and for every round order, so that schedules need no shared state."""
+    import numpy as np
+
+    return float(np.random.default_rng([seed & 0xFFFFFFFF, *key]).random())
+
+
+class ScheduledModalities(ModalitySchedule):
+    """Modalities that come and go: ``events`` (agent, modality, lose, regain) remove a
+    modality from round ``lose`` until round ``regain`` (None: for good), and each (agent,
+    modality) is also out for a round with probability ``outage`` (seeded per round). A random
+    outage never takes an agent's last modality (the one drawn least out stays)."""
+
+    def __init__(self, base: Mapping[int, Iterable[str]],
+                 events: Iterable[tuple[int, str, int, int | None]] = (),
+                 outage: float = 0.0, seed: int = 0) -> None:
+        self._base = {i: tuple(m) for i, m in base.items()}
+        self._events = list(events)
+        self._outage, self._seed = float(outage), seed
+        self._memo: dict[int, dict[int, tuple[str, ...]]] = {}
+
+    def at(self, round: int) -> Mapping[int, tuple[str, ...]]:
+        if round not in self._memo:
+            self._memo[round] = {i: self._held(i, mods, round) for i, mods in self._base.items()}
+        return self._memo[round]
+
+    def _held(self, i: int, mods: tuple[str, ...], r: int) -> tuple[str, ...]:
+        out = {m for (a, m, lose, back) in self._events
+               if a == i and lose <= r and (back is None or r < back)}
+        held = tuple(m for m in mods if m not in out)
+        if not self._outage or not held:
+            return held
+        draws = {m: draw(self._seed, 1, i, k, r) for k, m in enumerate(mods) if m in held}
+        kept = tuple(m for m in held if draws[m] >= self._outage)
+        return kept or (max(draws, key=draws.__getitem__),)
+
+
+class ScheduledMembership(MembershipSchedule):
+    """Agents that come and go: ``join[i] = t`` (offline before round t, warm-started from its
+    neighbours when it joins), ``leave[i] = t`` (offline from round t on, for good), and every
+    agent offline for a round with probability ``offline`` (seeded per round)."""
+
+    def __init__(self, agents: Iterable[int], offline: float = 0.0,
+                 join: Mapping[int, int] | None = None, leave: Mapping[int, int] | None = None,
+                 seed: int = 0) -> None:
+        self._agents = sorted(agents)
+        self._offline, self._seed = float(offline), seed
+        self._join, self._leave = dict(join or {}), dict(leave or {})
+        self._memo: dict[int, frozenset[int]] = {}
+
+    def at(self, round: int) -> frozenset[int]:
+        if round not in self._memo:
+            self._memo[round] = frozenset(i for i in self._agents if self._online(i, round))
+        return self._memo[round]
+
+    def _online(self, i: int, r: int) -> bool:
+        if r < self._join.get(i, 0) or r >= self._leave.get(i, 1 << 62):
+            return False
+        return not self._offline or draw(self._seed, 2, i, r) >= self._offline

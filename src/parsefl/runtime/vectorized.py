@@ -56,6 +56,9 @@ def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
     if any(len(a.views) > 1 for a in agents):
         return Blocker("imperfect", "an agent trains on several modality views (pooled data "
                        "or missing modalities)")
+    if any(not a.views or len(a.views[0][1]) != a.n_samples for a in agents):
+        return Blocker("imperfect.missing_labels", "an agent trains on a subset of its samples "
+                       "(missing labels)")
     if not isinstance(aggregator, LinearAggregator | StackedAggregator):
         return Blocker("aggregation.name", f"aggregator {aggregator.name!r} gives neither "
                        "mixing weights nor a stacked combine")
@@ -89,11 +92,11 @@ class _Group:
         self.wrapper = _LossOf(first.model, first.loss_cfg)
         self.names = [n for n, _ in first.model.named_parameters()]
         per_agent = [dict(a.model.named_parameters()) for a in agents]
-        self.params = {n: torch.stack([p[n].detach() for p in per_agent]).requires_grad_(True)
-                       for n in self.names}
+        self.params = {n: torch.stack([p[n].detach() for p in per_agent]).requires_grad_(
+            per_agent[0][n].requires_grad) for n in self.names}  # frozen trunks stay frozen
         self.optimizer = make_optimizer(list(self.params.values()), train)
         n_max = max(a.n_samples for a in agents)
-        self.x = {m: _pad([a.x[m] for a in agents], n_max) for m in first.modalities}
+        self.x = {m: _pad([a.x[m] for a in agents], n_max) for m in first.held}
         self.y = _pad([a.y for a in agents], n_max)
         self.rows = torch.arange(len(agents), device=self.y.device)[:, None]
         self.loss = torch.vmap(self._one, randomness="different")
@@ -103,14 +106,22 @@ class _Group:
         return functional_call(self.wrapper, {"model." + k: v for k, v in params.items()},
                                (x, y))
 
-    def train(self, phase: str | None, steps: int, batch: int, track: bool) -> torch.Tensor:
+    def train(self, phase: str | None, steps: list[int], batch: int,
+              track: bool) -> torch.Tensor:
+        """``max(steps)`` stacked steps, agent k taking part in its first ``steps[k]`` (0:
+        offline): in a step an agent sits out, it draws no batch and its parameters and
+        optimizer moments are put back afterwards (its row is masked out)."""
         self.wrapper.phase = phase
         self.wrapper.train()  # evaluation leaves the model in eval mode (dropout off)
-        idx = torch.stack([torch.stack([a.stream.take(batch) for a in self.agents])
-                           for _ in range(steps)]).to(self.y.device)  # (steps, G, B), one copy
+        zero = torch.zeros(batch, dtype=torch.long)
+        idx = torch.stack([torch.stack([a.stream.take(batch) if k < steps[j] else zero
+                                        for j, a in enumerate(self.agents)])
+                           for k in range(max(steps))]).to(self.y.device)  # (steps, G, B)
         total = torch.zeros(len(self.agents), device=self.y.device)
         self.grad_sum = {}
-        for k in range(steps):
+        for k in range(max(steps)):
+            off = [j for j, n in enumerate(steps) if n <= k]
+            saved = self._rows(off) if off else None
             xb = {m: v[self.rows, idx[k]] for m, v in self.x.items()}
             losses = self.loss(self.params, xb, self.y[self.rows, idx[k]])
             self.optimizer.zero_grad(set_to_none=True)
@@ -121,8 +132,56 @@ class _Group:
                         prev = self.grad_sum.get(n)
                         self.grad_sum[n] = p.grad.clone() if prev is None else prev + p.grad
             self.optimizer.step()
-            total += losses.detach()
-        return total / max(1, steps)
+            if saved is not None:
+                self._restore(off, saved)
+            live = torch.tensor([n > k for n in steps], device=self.y.device)
+            total += torch.where(live, losses.detach(), 0.0)
+        return total / torch.tensor([max(1, n) for n in steps], device=self.y.device)
+
+    def _rows(self, rows: list[int]) -> dict[str, tuple[torch.Tensor, dict]]:
+        """Copies of ``rows`` of every stacked parameter and its per-agent optimizer tensors
+        (a shared step counter has no rows: with Adam, a sitting-out agent's bias correction
+        still advances with its group)."""
+        out = {}
+        for n, p in self.params.items():
+            state = self.optimizer.state.get(p, {})
+            out[n] = (p[rows].detach().clone(), {key: v[rows].clone() for key, v in state.items()
+                                                 if self._per_agent(v)})
+        return out
+
+    def _per_agent(self, v: object) -> bool:
+        return torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == len(self.agents)
+
+    def _restore(self, rows: list[int], saved: dict[str, tuple[torch.Tensor, dict]]) -> None:
+        index = torch.tensor(rows, device=self.y.device)
+        with torch.no_grad():
+            for n, p in self.params.items():
+                values, moments = saved[n]
+                p.index_copy_(0, index, values)
+                for key, v in self.optimizer.state.get(p, {}).items():
+                    if self._per_agent(v):  # a moment created in this step starts at zero
+                        v.index_copy_(0, index, moments.get(key, torch.zeros_like(v[rows])))
+
+
+def _carry_optimizer(group: _Group, rows: list[tuple[_Group, int]]) -> None:
+    """Restack the optimizer state of ``group``'s agents from their rows in old groups (a row
+    without state yet starts from zero moments; a shared step counter takes the largest)."""
+    for n in group.names:
+        olds = [(src.optimizer.state.get(src.params[n], {}), src, k) for src, k in rows]
+        template = next((st for st, _, _ in olds if st), None)
+        if template is None:
+            continue
+        state = {}
+        for key, first in template.items():
+            per_row = [st.get(key) for st, _, _ in olds]
+            if torch.is_tensor(first) and first.dim():
+                state[key] = torch.stack([
+                    v[k] if v is not None and src._per_agent(v) else torch.zeros_like(first[0])
+                    for v, (_, src, k) in zip(per_row, olds, strict=True)])
+            else:
+                state[key] = max((v for v in per_row if v is not None), key=float)
+                state[key] = state[key].clone() if torch.is_tensor(state[key]) else state[key]
+        group.optimizer.state[group.params[n]] = state
 
 
 def _pad(tensors: list[torch.Tensor], n: int) -> torch.Tensor:
@@ -142,24 +201,61 @@ class VectorizedExecutor:
         if blocker:
             raise ConfigError("runtime.backend", f"vectorized backend unavailable: {blocker}")
         self.loop, self.train_cfg = loop, train
-        by_key: dict[tuple, list[Agent]] = {}
-        for agent in agents:
-            names = [n for n, _ in agent.model.named_parameters()]
-            key = (type(agent.model).__name__, agent.modalities, signature(agent.model, names))
-            by_key.setdefault(key, []).append(agent)
-        self.groups = [_Group(members, train) for members in by_key.values()]
-        self.where = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
+        self.groups: list[_Group] = []
         self._cache: tuple[int, list[StackedMix], Counter] | None = None
+        self._regroup()
+
+    def _held_key(self) -> tuple:
+        return tuple(a.held for a in self.loop.agents.values())
+
+    def _regroup(self) -> None:
+        """Stack the agents with identical models *and* held modalities (an agent that lost
+        a modality trains without it, so it leaves its group); per-agent optimizer state
+        travels with each agent into its new group."""
+        rows = {}
+        if self.groups:
+            self.sync()
+            rows = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
+        by_key: dict[tuple, list[Agent]] = {}
+        for agent in self.loop.agents.values():
+            names = [n for n, _ in agent.model.named_parameters()]
+            key = (type(agent.model).__name__, agent.modalities, agent.held,
+                   signature(agent.model, names))
+            by_key.setdefault(key, []).append(agent)
+        self.groups = [_Group(members, self.train_cfg) for members in by_key.values()]
+        for g in self.groups:
+            if rows:
+                _carry_optimizer(g, [rows[a.id] for a in g.agents])
+        self.where = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
+        self._grouped = self._held_key()
+        self._cache = None
+
+    def reload(self, ids: Sequence[int]) -> None:
+        """Take agents ``ids``' parameters (changed from outside: a warm start)."""
+        with torch.no_grad():
+            for i in ids:
+                g, k = self.where[i]
+                params = dict(self.loop.agents[i].model.named_parameters())
+                for n in g.names:
+                    g.params[n][k] = params[n]
 
     def train(self, phase: str | None) -> list[float]:
+        if self._held_key() != self._grouped:
+            self._regroup()
         track = any(a.track_gradients for a in self.loop.agents.values())
-        steps, batch = self.train_cfg.local_steps or 1, self.train_cfg.batch_size
+        batch, online = self.train_cfg.batch_size, self.loop.online
         losses: list[float] = []
         for g in self.groups:
-            per_agent = g.train(phase, steps, batch, track).tolist()  # one host sync per group
+            live = [a for a in g.agents if a.id in online]
+            if not live:
+                continue
+            default = self.train_cfg.local_steps or 1
+            steps = [(a.steps or default) if a.id in online else 0 for a in g.agents]
+            per_agent = g.train(phase, steps, batch, track).tolist()
             for k, agent in enumerate(g.agents):
-                agent.record_training(per_agent[k], {n: v[k] for n, v in g.grad_sum.items()})
-            losses += per_agent
+                if agent.id in online:
+                    agent.record_training(per_agent[k], {n: v[k] for n, v in g.grad_sum.items()})
+                    losses.append(per_agent[k])
         return losses
 
     def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
@@ -212,7 +308,12 @@ class VectorizedExecutor:
         return {"optimizers": [g.optimizer.state_dict() for g in self.groups]}
 
     def load_checkpoint_state(self, state: dict[str, list]) -> None:
-        """Restack the (restored) agents' parameters and load each group's optimizer."""
+        """Restack the (restored) agents' parameters and load each group's optimizer (grouped
+        by the modalities the agents held when saved: the caller applies that round's
+        schedules first)."""
+        if self._held_key() != self._grouped:
+            self.groups = []  # the agents hold the restored values: regroup without a sync
+            self._regroup()
         with torch.no_grad():
             for g, opt in zip(self.groups, state["optimizers"], strict=True):
                 per_agent = [dict(a.model.named_parameters()) for a in g.agents]

@@ -5,7 +5,9 @@ a payload is raw tensor bytes whose dtype and shape the header declares."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -20,6 +22,13 @@ DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool,
 )}
 MAX_FRAME = 1 << 31  # an announced frame larger than this is a protocol error, not a payload
+MAX_JSON_DEPTH = 16  # our headers nest 4 deep, caps bodies 4: deeper is hostile (json recurses)
+MAX_DIMS = 8  # tensor rank bound; every dimension is also bounded by the bytes that arrived
+HEAD_BYTES = 1024  # header budget per message (fields, path), plus TENSOR_HEAD per tensor
+TENSOR_HEAD = 256 + 2 * MAX_DIMS * 20  # name, dtype and shape of one tensor
+CONTROL_BYTES = 1 << 20  # handshake JSON budget per peer frame, plus per-agent caps below
+CAP_BYTES = 4096  # one agent's capability entry (modalities, component signatures)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 TensorSpec = tuple[str, tuple[int, ...]]  # dtype name, shape
 ComponentSpecs = Mapping[tuple[int, str], Mapping[str, TensorSpec]]  # (agent, component) -> ...
@@ -39,6 +48,42 @@ def component_specs(agents: Iterable[Agent]) -> dict[tuple[int, str], dict[str, 
     }
 
 
+def frame_limits(expected: ComponentSpecs, n_agents: int, senders: int
+                 ) -> tuple[int, int, int]:
+    """The largest (messages, header bytes, payload bytes) a peer hosting ``senders`` agents
+    can legitimately send this receiver in one call: each sender sends each local agent at
+    most each component once (plus handshake bodies). Anything larger is refused unread."""
+    params = sum(_spec_bytes(s) for s in expected.values())
+    local = len({agent for agent, _ in expected})
+    messages = senders * (len(expected) + 3 * max(local, 1))
+    tensors = sum(len(s) for s in expected.values())
+    control = CONTROL_BYTES + senders * local * n_agents * CAP_BYTES
+    return messages, messages * HEAD_BYTES + senders * tensors * TENSOR_HEAD, \
+        senders * params + control
+
+
+def _spec_bytes(spec: Mapping[str, TensorSpec]) -> int:
+    return sum(math.prod(shape) * DTYPES[dt].itemsize for dt, shape in spec.values())
+
+
+def loads_bounded(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` of UTF-8 ``data`` after a cheap bracket scan bounds its nesting (the
+    decoder recurses: 10^5 nested brackets would raise RecursionError deep inside it)."""
+    depth = deepest = 0
+    for ch in _STRING.sub(b"", data).translate(None, b" \t\r\n,:0123456789"):
+        if ch in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > max_depth:
+                raise WireError(f"JSON nested deeper than {max_depth}")
+        elif ch in b"]}":
+            depth -= 1
+    try:
+        return json.loads(data.decode())
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise WireError(f"not UTF-8 JSON: {str(err)[:120]}") from None
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -52,8 +97,13 @@ def _utf8(data: Any) -> torch.Tensor:
                             dtype=torch.uint8)
 
 
-def encode(messages: Sequence[Message]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One peer's messages of one call as (header frame, payload frame), both uint8."""
+Stamp = Callable[[dict[str, Any], bytes], dict[str, Any]]  # (header entry, its bytes) -> signed
+
+
+def encode(messages: Sequence[Message], stamp: Stamp | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One peer's messages of one call as (header frame, payload frame), both uint8;
+    ``stamp`` signs each header entry (see :mod:`parsefl.security.frames`)."""
     heads, chunks, offset = [], [], 0
     for msg in messages:
         head = {"src": msg.src, "dst": msg.dst, "kind": msg.kind, "component": msg.component,
@@ -65,7 +115,10 @@ def encode(messages: Sequence[Message]) -> tuple[torch.Tensor, torch.Tensor]:
         else:
             parts = [_utf8(msg.body)]
         length = sum(p.numel() for p in parts)
-        heads.append({**head, "offset": offset, "length": length})
+        head = {**head, "offset": offset, "length": length}
+        if stamp is not None:
+            head = stamp(head, b"".join(bytes(p.numpy()) for p in parts))
+        heads.append(head)
         chunks += parts
         offset += length
     payload = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
@@ -90,22 +143,38 @@ def check_params(msg: Message, expected: ComponentSpecs) -> None:
             raise WireError(f"{name}: contains NaN or Inf")
 
 
-def check_control(msg: Message) -> None:
-    """Raise :class:`WireError` unless a handshake body has the shape the handshake reads."""
-    body, ok = msg.body, True
+def check_control(msg: Message, expected: ComponentSpecs | None = None,
+                  n_agents: int | None = None) -> None:
+    """Raise :class:`WireError` unless a handshake body has the shape the handshake reads and
+    values it can use: degrees in 1..agents for components the receiver holds, links only for
+    such components, capabilities only of agents that exist, over paths of existing agents."""
+    body, n = msg.body, n_agents if n_agents is not None else 1 << 62
+    held = None if expected is None else {c for a, c in expected if a == msg.dst}
     if msg.kind == "degree":
-        ok = isinstance(body, dict) and all(type(v) is int for v in body.values())
+        ok = isinstance(body, dict) and all(type(v) is int and 1 <= v <= n for v in body.values())
+        ok = ok and (held is None or set(body) <= held)
     elif msg.kind == "link":
         ok = isinstance(body, list) and all(isinstance(c, str) for c in body)
+        ok = ok and (held is None or set(body) <= held)
     elif msg.kind == "caps":
-        ok = isinstance(body, list) and all(
-            isinstance(e, list) and len(e) == 2 and isinstance(e[0], dict)
-            and type(e[0].get("agent")) is int and isinstance(e[0].get("modalities"), list)
-            and isinstance(e[0].get("signatures"), dict)
-            and isinstance(e[1], list) and all(type(p) is int for p in e[1])
-            for e in body)
+        ok = isinstance(body, list) and all(_cap_entry(e, n) for e in body)
+    else:
+        ok = False
     if not ok:
-        raise WireError(f"{msg.kind} body of unexpected shape: {str(body)[:200]}")
+        raise WireError(f"{msg.kind} body of unexpected shape or value: {str(body)[:200]}")
+
+
+def _cap_entry(entry: Any, n: int) -> bool:
+    """One ``[capability, path]`` pair of a caps body, with every agent id in ``0..n-1``."""
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], dict)
+            and isinstance(entry[1], list) and 0 < len(entry[1]) <= n):
+        return False
+    cap, path = entry
+    mods, sigs = cap.get("modalities"), cap.get("signatures")
+    return (type(cap.get("agent")) is int and 0 <= cap["agent"] < n
+            and all(type(p) is int and 0 <= p < n for p in path)
+            and isinstance(mods, list) and all(isinstance(m, str) for m in mods)
+            and isinstance(sigs, dict) and all(isinstance(v, str) for v in sigs.values()))
 
 
 def decode_one(head: Any, payload: torch.Tensor, device: torch.device) -> Message:
@@ -121,10 +190,7 @@ def decode_one(head: Any, payload: torch.Tensor, device: torch.device) -> Messag
         raise WireError(f"inconsistent path or byte range: {str(head)[:200]}")
     region = payload[off:off + length]
     if kind != "params":
-        try:
-            body = json.loads(bytes(region.numpy()).decode())
-        except (UnicodeDecodeError, ValueError) as err:
-            raise WireError(f"control body is not UTF-8 JSON: {err}") from None
+        body = loads_bounded(bytes(region.numpy()))
         return Message(src, dst, kind, body, tuple(path), comp)
     if not isinstance(comp, str) or not isinstance(head.get("tensors"), list):
         raise WireError("params message without a component or tensor list")
@@ -135,16 +201,19 @@ def _tensors(specs: list, region: torch.Tensor, device: torch.device) -> dict[st
     body, pos = {}, 0
     for spec in specs:
         try:
-            name, dtype, shape = spec["name"], DTYPES[spec["dtype"]], tuple(spec["shape"])
+            name, dtype, shape = spec["name"], DTYPES[spec["dtype"]], spec["shape"]
         except (KeyError, TypeError):
-            name, dtype, shape = None, None, ()
-        if not isinstance(name, str) or not all(type(s) is int and s >= 0 for s in shape):
+            name, dtype, shape = None, None, None
+        if not isinstance(name, str) or name in body or not isinstance(shape, list) \
+                or len(shape) > MAX_DIMS or not all(type(s) is int and s >= 0 for s in shape):
             raise WireError(f"bad tensor entry {str(spec)[:120]}")
-        size = torch.Size(shape).numel() * dtype.itemsize
+        # Python integers: [2**70] or [2**40, 2**40] is compared with the bytes that arrived
+        # before anything is allocated (torch.Size would overflow first).
+        size = math.prod(shape) * dtype.itemsize
         if pos + size > len(region):
             raise WireError(f"{name}: {size} bytes announced, region too short")
         # clone() first: a view of another dtype needs an aligned, fresh storage.
-        body[name] = region[pos:pos + size].clone().view(dtype).reshape(shape).to(device)
+        body[name] = region[pos:pos + size].clone().view(dtype).reshape(tuple(shape)).to(device)
         pos += size
     if pos != len(region):
         raise WireError(f"{len(region) - pos} unexplained payload bytes")

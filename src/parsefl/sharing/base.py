@@ -19,6 +19,9 @@ class Capability:
     agent: int
     modalities: tuple[str, ...]
     signatures: Mapping[str, str]  # component name -> signature (names, shapes, dtypes)
+    # Components the agent has just gained (a modality back, or it joined): its planned
+    # peers send it their copies for a warm start before it trains (``RoundEngine``).
+    warming: tuple[str, ...] = ()
 
     @property
     def multimodal(self) -> bool:

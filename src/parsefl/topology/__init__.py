@@ -4,7 +4,7 @@ Importing this package registers every topology (``TOPOLOGIES``); the overlay ki
 (``OVERLAYS``) live in ``parsefl.overlays``, which the registry loads on first use.
 """
 
-from parsefl.topology import edgelist, generators  # noqa: F401  (registers the topologies)
+from parsefl.topology import dynamic, edgelist, generators  # noqa: F401  (registers them)
 from parsefl.topology.graphs import GraphSchedule, StaticGraph, TimeVaryingGraph, build_topology
 from parsefl.topology.mixing import mh_weights_local, mixing_matrix
 from parsefl.topology.overlays import build_overlay, k_hop_paths

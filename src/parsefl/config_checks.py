@@ -1,0 +1,173 @@
+"""Refusing config values that cannot be right, before anything is built: booleans where a
+number is meant (YAML ``true`` validates as the integer 1), non-finite or absurd numbers,
+duplicate YAML keys, and sizes whose memory exceeds the machine."""
+
+from __future__ import annotations
+
+import math
+import os
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from parsefl.errors import ConfigError
+
+# Values beyond these are typos or unit mistakes, never experiments (each trains to NaN or
+# never finishes); the bound is inclusive.
+ABSURD = {
+    "train.lr": 10.0,
+    "train.weight_decay": 10.0,
+    "rounds": 1_000_000,
+    "eval_every": 1_000_000,
+    "train.local_epochs": 10_000,
+    "train.local_steps": 1_000_000,
+    "loss.temperature": 1e4,
+}
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with the same key twice (the default keeps the
+    last one silently)."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise ConfigError(str(key), f"duplicate key (line {mark.line + 1}); give it once")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing duplicate keys."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem and where (PyYAML's text spans several)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(err, 'problem', None) or ' '.join(str(err).split())}{where}"
+
+
+def check_raw(raw: Mapping[str, Any], model: type[BaseModel], prefix: str = "") -> None:
+    """Booleans given for numbers and non-finite floats, anywhere in ``raw`` (free-form
+    ``params`` dicts included), named by their dotted field."""
+    for key, value in raw.items():
+        field = f"{prefix}{key}"
+        info = model.model_fields.get(str(key)) if model is not None else None
+        annotation = info.annotation if info is not None else None
+        sub = _model_in(annotation)
+        if isinstance(value, Mapping):
+            check_raw(value, sub, f"{field}.")  # type: ignore[arg-type]
+        elif isinstance(value, list | tuple):
+            for k, item in enumerate(value):
+                check_raw({str(k): item}, None, f"{field}.")  # type: ignore[arg-type]
+        elif isinstance(value, bool):
+            if annotation is not None and not _allows(annotation, bool):
+                raise ConfigError(field, f"expected a number, got a boolean ({value!r})")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(field, f"must be a finite number, got {value!r}")
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allows(annotation: Any, kind: type) -> bool:
+    if annotation is kind or annotation is Any:
+        return True
+    return any(_allows(arg, kind) for arg in typing.get_args(annotation))
+
+
+def check_absurd(cfg: BaseModel) -> None:
+    """Values above ABSURD's bounds, named with the bound."""
+    for field, bound in ABSURD.items():
+        value: Any = cfg
+        for part in field.split("."):
+            value = getattr(value, part)
+        if value is not None and value > bound:
+            raise ConfigError(field, f"{value!r} is beyond any sensible value (at most {bound})")
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate: MemAvailable, or the address-space limit."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except OSError:
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    candidates = [v for v in (avail, limit if limit > 0 else None) if v]
+    return min(candidates) if candidates else 1 << 62
+
+
+def check_memory(field: str, need: float, what: str) -> None:
+    """Refuse, with the estimate, a size that does not fit in this machine's free memory."""
+    have = available_memory()
+    if need > have:
+        raise ConfigError(field, f"{what} needs about {_gib(need)} of memory, more than the "
+                                 f"{_gib(have)} available here")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_sizes(cfg: Any) -> None:
+    """Lower-bound memory estimates of the agents' models (with gradients and optimizer state)
+    and of generated data, refused before anything is allocated when they exceed the
+    machine."""
+    n_agents = _n_agents(cfg.mix)
+    if n_agents > 100_000:
+        raise ConfigError("mix", f"{n_agents} agents; at most 100000 run in one process")
+    # Every agent's encoder maps its last hidden width to the dim r/u/s rows: parameters,
+    # gradients and two Adam moments of float32 (a lower bound: inputs and heads come on top).
+    per_agent = 4 * 4 * cfg.model.dim * _last_hidden(cfg.model.encoder)
+    check_memory("model.dim", per_agent * n_agents,
+                 f"model.dim={cfg.model.dim} with {n_agents} agents")
+    if cfg.data.name == "synthetic_pid":
+        p = cfg.data.params
+        n, dim, extra = p.get("n_samples", 2000), p.get("dim", 16), p.get("distractors", 0)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (n, dim, extra)):
+            # two float64 modalities, generated then standardized (two copies)
+            check_memory("data.params.n_samples", 2 * 2 * 8 * n * (dim + extra),
+                         f"synthetic_pid with n_samples={n}, dim={dim + extra}")
+
+
+def _n_agents(mix: Any) -> int:
+    if not isinstance(mix, Mapping):
+        return 12  # "auto": 4 + 4 + 4
+    if "n_agents" in mix:
+        n = mix["n_agents"]
+        return n if isinstance(n, int) else 0
+    return sum(v for v in mix.values() if isinstance(v, int) and not isinstance(v, bool))
+
+
+def _last_hidden(encoder: Any) -> int:
+    widths = []
+    for params in [encoder.params, *(encoder.variants or [])]:
+        hidden = params.get("hidden") if isinstance(params, Mapping) else None
+        ok = isinstance(hidden, list) and hidden and isinstance(hidden[-1], int)
+        widths.append(hidden[-1] if ok and hidden[-1] > 0 else 32)
+    return max(1, min(widths))

@@ -1,0 +1,153 @@
+"""A peer-to-peer transport over gRPC with mutual TLS, beside gloo: no rendezvous store and no
+process that everyone needs. Every process serves one method (``/parsefl.Wire/Deliver``) on its
+address from the peers file and dials the processes hosting its agents' neighbours.
+
+Per ``exchange`` call each process sends every live peer one request: a fixed prefix (call,
+sender rank, header and payload lengths), the header frame and the payload frame of
+:mod:`parsefl.runtime.wire`, and waits up to ``timeout_s`` for each peer's request of the same
+call (the first call waits ``startup_s``: processes may start in any order; gRPC retries the
+connection until then). A peer whose request fails or never comes is lost for the run.
+
+With TLS, both ends present certificates of the network CA (the process's first agent's); the
+server checks that the client certificate names an agent hosted by the rank the request claims,
+and the client checks that the server's names that rank's first agent. Every call has a
+timeout and a maximum message size (the receiver's bound for its largest peer).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import torch
+
+from parsefl.runtime.distributed import DistributedTransport
+from parsefl.runtime.wire import Frames, frame_limits
+from parsefl.security.keys import agent_name
+
+log = logging.getLogger(__name__)
+
+METHOD = "/parsefl.Wire/Deliver"
+PREFIX = struct.Struct(">qqqq")  # call, sender rank, header bytes, payload bytes
+
+
+@dataclass(frozen=True)
+class Tls:
+    """PEM bytes: the CA certificate, this process's key and certificate."""
+
+    ca: bytes
+    key: bytes
+    cert: bytes
+
+
+@dataclass
+class GrpcTransport(DistributedTransport):
+    """:class:`DistributedTransport`'s checks and accounting over gRPC (``store`` unused)."""
+
+    addresses: dict[int, str] = field(default_factory=dict)  # rank -> host:port
+    tls: Tls | None = None  # None: plaintext (only with an explicit --insecure)
+    startup_s: float = 120.0
+
+    def start(self) -> None:
+        """Serve this rank's address; open a channel to each peer (connects lazily)."""
+        limit = max([PREFIX.size + sum(frame_limits(self.expected, len(self.owner),
+                                                    self.owner.count(p))[1:])
+                     for p in set(self.owner) - {self.rank}], default=PREFIX.size)
+        self.limit = limit
+        opts = [("grpc.max_receive_message_length", min(limit, 2**31 - 1)),
+                ("grpc.max_send_message_length", min(limit, 2**31 - 1))]
+        self._frames: dict[tuple[int, int], tuple[bytes, torch.Tensor]] = {}
+        self._arrived = threading.Condition()
+        self.server = grpc.server(futures.ThreadPoolExecutor(4), options=opts)
+        handler = grpc.unary_unary_rpc_method_handler(self._deliver)
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "parsefl.Wire", {"Deliver": handler}),))
+        where = self.addresses[self.rank]
+        if self.tls is None:
+            bound = self.server.add_insecure_port(where)
+        else:
+            creds = grpc.ssl_server_credentials([(self.tls.key, self.tls.cert)],
+                                                root_certificates=self.tls.ca,
+                                                require_client_auth=True)
+            bound = self.server.add_secure_port(where, creds)
+        if not bound:
+            raise OSError(f"cannot listen on {where}")
+        self.server.start()
+        self.stubs = {p: self._channel(p, opts) for p in set(self.owner) - {self.rank}}
+
+    def close(self) -> None:
+        self.server.stop(grace=1.0)
+
+    def _channel(self, peer: int, opts: list) -> Any:
+        if self.tls is None:
+            channel = grpc.insecure_channel(self.addresses[peer], options=opts)
+        else:
+            first = self.owner.index(peer)  # its certificate names its first agent
+            channel = grpc.secure_channel(
+                self.addresses[peer],
+                grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert),
+                options=[*opts, ("grpc.ssl_target_name_override", agent_name(first))])
+        return channel.unary_unary(METHOD)
+
+    def _deliver(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """A peer's frames for one call; refused (and counted) unless well-framed, within the
+        bound for that peer, and from a certificate of an agent that peer hosts."""
+        try:
+            call, rank, hlen, plen = PREFIX.unpack_from(request)
+            most = frame_limits(self.expected, len(self.owner), self.owner.count(rank))
+            if not (rank != self.rank and rank in self.owner) or rank in self.lost:
+                raise ValueError(f"unknown or lost sender rank {rank}")
+            if not (0 <= hlen <= most[1] and 0 <= plen <= most[2]
+                    and len(request) == PREFIX.size + hlen + plen):
+                raise ValueError(f"frame sizes {(hlen, plen)} outside {most[1:]} or truncated")
+            if self.tls is not None:
+                names = context.auth_context().get("x509_common_name", [])
+                agents = {f"agent-{i}".encode() for i, r in enumerate(self.owner) if r == rank}
+                if not names or names[0] not in agents:
+                    raise ValueError(f"certificate {names} is not one of rank {rank}'s agents")
+            if not self.calls <= call <= self.calls + 2:  # stale, or impossibly far ahead
+                raise ValueError(f"frame of call {call} at call {self.calls}")
+        except (struct.error, ValueError) as err:
+            self._reject(context.peer(), "request", str(err))
+            return b"refused"
+        body = request[PREFIX.size:]
+        payload = torch.frombuffer(bytearray(body[hlen:]), dtype=torch.uint8) if plen else \
+            torch.empty(0, dtype=torch.uint8)
+        with self._arrived:
+            self._frames[call, rank] = (body[:hlen], payload)
+            self._arrived.notify_all()
+        return b"ok"
+
+    def _swap(self, frames: dict[int, Frames]) -> dict[int, tuple[bytes, torch.Tensor]]:
+        wait = self.startup_s if self.calls == 1 else self.timeout_s
+        pending = {}
+        for p, (_, header, payload) in frames.items():
+            request = PREFIX.pack(self.calls, self.rank, len(header), len(payload)) + \
+                bytes(header.numpy()) + bytes(payload.numpy())
+            self.wire["header_bytes"] += PREFIX.size + len(header)
+            self.wire["payload_bytes"] += len(payload)
+            pending[p] = self.stubs[p].future(request, timeout=wait, wait_for_ready=True)
+        for p, fut in pending.items():
+            try:
+                fut.result()
+            except grpc.RpcError as err:
+                self._lose(p, f"delivery failed: {err.code()} {str(err.details())[:200]}")
+        deadline = time.monotonic() + wait
+        got = {}
+        with self._arrived:
+            for p in frames:
+                while (self.calls, p) not in self._frames and p not in self.lost:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self._lose(p, f"no frames within {wait:g} s")
+                        break
+                    self._arrived.wait(left)
+                if (self.calls, p) in self._frames:
+                    got[p] = self._frames.pop((self.calls, p))
+        return {p: f for p, f in got.items() if p not in self.lost}

@@ -1,0 +1,75 @@
+"""Ctrl-C (SIGINT) during run, compare and launch: exit 130 and one line saying what was kept."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SMALL = ["-o", "data.name=synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}", "-o", "eval_every=1",
+         "-o", "partition.name=iid", "-o", "model.encoder.params.hidden=[16]",
+         "-o", "runtime.threads=1"]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    script = Path(sys.executable).parent / "parsefl"
+    return subprocess.Popen([str(script), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 240) -> tuple[int, str]:
+    """SIGINT to ``proc`` alone as soon as ``ready()``; its exit code and stderr."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "never got ready"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_interrupted_run_exits_130_and_says_what_was_kept(tmp_path):
+    out = tmp_path / "run"
+    proc = _start("run", *SMALL, "-o", "rounds=500", "--out", str(out))
+    code, err = _interrupt_when(proc, lambda: (out / "metrics.csv").is_file())
+    line = _one_line(err)
+    assert code == 130
+    assert line.startswith("interrupted: kept") and "metrics.csv up to round" in line
+    assert not (out / "results.json").exists()
+
+
+def test_interrupted_compare_counts_the_finished_runs(tmp_path):
+    out = tmp_path / "cmp"
+    proc = _start("compare", *SMALL, "-o", "rounds=3", "--methods", "local,parse",
+                  "--seeds", "0,1,2,3,4,5", "--out", str(out))
+    code, err = _interrupt_when(proc, lambda: any((out / "runs").glob("*/*/results.json")))
+    line = _one_line(err)
+    assert code == 130 and "finished runs" in line and "of 12" in line and "resumes" in line
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_interrupted_launch_forwards_to_workers_and_waits(tmp_path):
+    out = tmp_path / "launch"
+    proc = _start("launch", *SMALL, "-o", "rounds=400", "-o", "runtime.checkpoint_every=1",
+                  "--nproc", "2", "--out", str(out))
+    code, err = _interrupt_when(proc, lambda: any((out / "state").glob("round_*")))
+    line = _one_line(err)
+    assert code == 130 and "last checkpoint" in line and "--resume" in line
+    # every worker got the signal and ended before the launcher did
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert str(out) not in cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue

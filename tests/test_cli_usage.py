@@ -61,10 +61,13 @@ def test_data_option_selects_the_dataset():
     assert "1600" in proc.stdout  # synthetic_pid: 1600 training samples over the 4 agents
 
 
-def test_no_arguments_prints_help():
-    proc = _parsefl()
+@pytest.mark.parametrize("args", [(), ("data",), ("keys",)])
+def test_no_arguments_prints_help_once(args):
+    proc = _parsefl(*args)
     assert "Traceback" not in proc.stderr
-    assert "run" in proc.stdout and "compare" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("Usage:") == 1  # typer renders it when raising
+    if not args:
+        assert "run" in proc.stdout and "compare" in proc.stdout and "launch" in proc.stdout
 
 
 def test_help_exits_0():

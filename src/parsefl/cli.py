@@ -7,42 +7,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True,
-    help="Multimodal decentralized federated learning: PARSE and its baselines.",
+from parsefl.cli_common import (
+    ConfigArg,
+    DataOpt,
+    JobsOpt,
+    OverrideOpt,
+    OverwriteOpt,
+    PluginOpt,
+    _overrides,
+    _plugins,
+    app,
+    console,
 )
-console = Console()
-
-ConfigArg = Annotated[
-    Path | None, typer.Argument(help="YAML preset (default: the quickstart preset)")
-]
-OverrideOpt = Annotated[
-    list[str] | None, typer.Option("-o", "--override", help="key=value, e.g. -o rounds=10")
-]
-PluginOpt = Annotated[list[str] | None, typer.Option(
-    "--plugin", help="a .py file or module registering your own components (repeatable)")]
-
-
-def _plugins(plugins: list[str] | None) -> None:
-    """Import the user's plugins and the installed ``parsefl.plugins`` entry points."""
-    from parsefl.plugins import load_plugins
-
-    load_plugins(plugins or [])
-
-
-DataOpt = Annotated[
-    str | None, typer.Option("--data", help="dataset name (parsefl list dataset) or npz:PATH")
-]
-
-
-def _overrides(override: list[str] | None, data: str | None = None) -> list[str]:
-    """The -o list, with --data last (it wins); JSON-quoted so the value is never read as YAML."""
-    import json
-
-    return [*(override or []), *([f"data.name={json.dumps(data)}"] if data else [])]
 
 
 @app.command()
@@ -103,81 +81,6 @@ def pretrain(
                       f"{info['train_accuracy']:.3f}, test {info['test_accuracy']:.3f}")
     console.print(f"Trunks written to {out}/ (use -o model.encoder.pretrained={out} "
                   f"-o data.public={cfg.data.public}, and model.encoder.freeze=true to freeze)")
-
-
-JobsOpt = Annotated[int, typer.Option(help="parallel processes")]
-OverwriteOpt = Annotated[bool, typer.Option(
-    "--overwrite", help="redo finished runs whose config differs (default: refuse)")]
-
-
-@app.command()
-def launch(
-    config: ConfigArg = None,
-    nproc: Annotated[int, typer.Option("--nproc", help="processes on this machine")] = 2,
-    method: Annotated[str | None, typer.Option(help="sharing strategy")] = None,
-    override: OverrideOpt = None,
-    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")
-    ] = False,
-    plugin: PluginOpt = None,
-    data: DataOpt = None,
-    keys: Annotated[Path | None, typer.Option(
-        help="keys folder (parsefl keys init): sign and verify every wire message")] = None,
-    transport: Annotated[str, typer.Option(
-        help="gloo (torch.distributed) or grpc (mutual TLS, peer to peer)")] = "gloo",
-    insecure: Annotated[bool, typer.Option(
-        "--insecure", help="grpc without TLS: plaintext, unauthenticated (recorded)")] = False,
-) -> None:
-    """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
-    from parsefl.experiments.launcher import launch as run_launch
-    from parsefl.reporting import print_results
-
-    if insecure:
-        console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
-    results = run_launch(config, _overrides(override, data), nproc, out, resume, method=method,
-                         plugins=plugin or [], keys=keys, transport=transport,
-                         insecure=insecure)
-    print_results(console, results)
-
-
-@app.command()
-def merge(run_dir: Annotated[Path, typer.Argument(help="a distributed run folder")]) -> None:
-    """Rebuild results.json and metrics.csv of a distributed run from its per-process
-    summaries (logs/summary_rank_*.json, e.g. gathered from several machines)."""
-    from parsefl.experiments.merge import merge_run
-    from parsefl.reporting import print_results
-
-    print_results(console, merge_run(run_dir))
-    console.print(f"Results written to {run_dir}/results.json")
-
-
-keys_app = typer.Typer(help="Identities for distributed runs: a CA, agent keys, a peers file.",
-                       no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-
-
-@keys_app.command("init")
-def keys_init(
-    folder: Annotated[Path, typer.Argument(help="new keys folder")],
-    agents: Annotated[int, typer.Option("--agents", help="number of agents")],
-    address: Annotated[list[str] | None, typer.Option(
-        help="ID=HOST:PORT of an agent's process, for the peers file (repeatable)")] = None,
-) -> None:
-    """Create a network CA, an ECDSA P-256 key pair and certificate per agent, and peers.json."""
-    from parsefl.errors import ConfigError
-    from parsefl.security import init_keys
-
-    addresses = {}
-    for item in address or []:
-        ident, _, where = item.partition("=")
-        if not ident.isdigit() or not where:
-            raise ConfigError("--address", f"expected ID=HOST:PORT, got {item!r}")
-        addresses[int(ident)] = where
-    peers = init_keys(folder, agents, addresses)
-    console.print(f"CA, {agents} agent keys and certificates in {folder}; peers file {peers}. "
-                  f"Give each machine ca.pem, certs/, peers.json and only its own agents' "
-                  f"private/agent_NNNN.key; keep ca.key elsewhere.")
 
 
 @app.command()
@@ -276,105 +179,6 @@ def report(
     console.print(f"Report written to {write_report(path)}")
 
 
-@app.command()
-def pid(
-    dataset: Annotated[str, typer.Argument(help="dataset name or npz:PATH")],
-    modalities: Annotated[str, typer.Option(help="two modalities, e.g. fou,pix")],
-    k: Annotated[int | None, typer.Option(help="k-means clusters per modality (default: rule)")]
-    = None,
-    seed: Annotated[int, typer.Option(help="dataset and clustering seed")] = 0,
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
-) -> None:
-    """Partial information decomposition (bits) of two modalities about the label."""
-    import json
-
-    from parsefl.pid import dataset_pid
-
-    result = dataset_pid(dataset, modalities, seed=seed, k=k)
-    if json_out:
-        print(json.dumps({key: result[key] for key in ("redundancy", "unique", "synergy")}))
-        return
-    a, b = result["unique"]
-    table = Table(title=f"PID of {dataset} ({a}, {b}) about the label, in bits "
-                        f"(n = {result['n']}, k = {result['k'][a]}/{result['k'][b]})")
-    table.add_column("term")
-    table.add_column("bits", justify="right")
-    for term, value in (("redundancy", result["redundancy"]), (f"unique {a}", result["unique"][a]),
-                        (f"unique {b}", result["unique"][b]), ("synergy", result["synergy"])):
-        table.add_row(term, f"{value:.3f}")
-    console.print(table)
-
-
-@app.command()
-def probe(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run on synthetic_pid data")],
-    agent: Annotated[int, typer.Option(help="agent id (a multimodal one shows all slices)")],
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
-    plugin: PluginOpt = None,
-) -> None:
-    """Linear probes of an agent's r/u/s slices for each latent bit, and the slices' PID."""
-    _plugins(plugin)
-    import json
-
-    from parsefl.experiments.probe import TARGETS, probe_run
-
-    result = probe_run(run_dir, agent)
-    if json_out:
-        print(json.dumps(result))
-        return
-    table = Table(title=f"{result['title']}: linear-probe accuracy (5-fold, test split)")
-    table.add_column("slice")
-    for t in TARGETS:
-        table.add_column(t, justify="right")
-    for kind, row in result["probe_accuracy"].items():
-        table.add_row(kind, *(f"{row[t]:.3f}" for t in TARGETS))
-    console.print(table)
-    for kind, p in result["slice_pid"].items():
-        u = ", ".join(f"U[{m}] {v:.3f}" for m, v in p["unique"].items())
-        console.print(f"PID of the {kind} slices about y: R {p['redundancy']:.3f}, {u}, "
-                      f"S {p['synergy']:.3f} bits")
-
-
-data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and partitions.")
-app.add_typer(data_app, name="data")
-
-
-@data_app.command("describe")
-def data_describe(
-    dataset: Annotated[str | None, typer.Argument(help="dataset name or npz:PATH")] = None,
-    config: Annotated[Path | None, typer.Option(
-        help="preset for mix/partition (default: the dataset's own, else quickstart)")] = None,
-    override: OverrideOpt = None,
-    plot: Annotated[Path | None, typer.Option(help="also save a bar chart (.png/.svg)")] = None,
-    plugin: PluginOpt = None,
-    data: DataOpt = None,
-) -> None:
-    """Per agent: modalities, sample count and class histogram of a partition."""
-    _plugins(plugin)
-    from parsefl.config import PRESETS, load_config
-    from parsefl.data import describe_partition, load_dataset, plot_partition, render_table
-    from parsefl.errors import ConfigError
-    from parsefl.experiments.build import agent_partition
-    from parsefl.registry import DATASETS
-
-    if not (dataset or data):
-        raise ConfigError("DATASET", "missing; give a dataset name or npz:PATH "
-                          "(e.g. parsefl data describe mfeat; names: parsefl list dataset)")
-    name = data or dataset
-    # A dataset with its own preset (hapt: 30 natural agents) is described with that preset.
-    own = PRESETS / f"{name}.yaml"
-    if config is None and name in DATASETS and own.is_file():
-        config = own
-    cfg = load_config(config, _overrides(override, name))
-    ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params)
-    groups, parts = agent_partition(cfg, ds)
-    rows = describe_partition(ds, groups, parts)
-    console.print(render_table(rows, ds.class_names))
-    if plot:
-        plot_partition(rows, ds.class_names, plot)
-        console.print(f"Plot written to {plot}")
-
-
 @app.command("list")
 def list_(
     kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] = "all",
@@ -408,6 +212,9 @@ def main() -> None:
         exit_for(err)  # one line and exit for every error we know; a bug keeps its traceback
         raise
 
+
+# Commands defined in their own modules register themselves on `app` when imported.
+from parsefl import cli_inspect, cli_network  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

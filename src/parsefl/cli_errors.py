@@ -29,7 +29,8 @@ def exit_for(err: BaseException) -> None:
         return
     message, code, help_text = usage
     if help_text is not None:
-        print(help_text)
+        if help_text.strip():
+            print(help_text)
         sys.exit(code)
     fail(f"error: {message}", code)
 
@@ -48,8 +49,10 @@ def usage_error(err: BaseException) -> tuple[str, int, str | None] | None:
     if not callable(fmt) or not isinstance(code, int):
         return None
     ctx = getattr(err, "ctx", None)
-    if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
-        return "", code, ctx.get_help()
+    if type(err).__name__ == "NoArgsIsHelpError":
+        # Its message is the help, rendered when it was raised: typer's rich formatting has
+        # printed it already then (and left the message empty); plain click has not.
+        return "", code, str(fmt())
     message = " ".join(str(fmt()).split())
     hint = _choices(err, ctx)
     return (f"{message} ({hint})" if hint else message), code, None

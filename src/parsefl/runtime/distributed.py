@@ -269,7 +269,10 @@ class DistributedEngine(RoundEngine):
         # itself (its degree never arrives); here we forget those lost in earlier rounds.
         self._forget_lost()
         super().prepare(r)
-        # Only planned neighbours, over their planned paths, may send parameters this round.
+
+    def planned(self) -> None:
+        # Only planned neighbours may send parameters under these plans (gossip, and the warm
+        # start that runs right after a new handshake).
         self.transport.planned = {(i, c): set(peers) for i, plan in self.plans.items()
                                   for c, peers in plan.paths.items()}
 

@@ -184,10 +184,15 @@ class RoundEngine:
                                      self.overlay)
             self._plan_key = key
             self.plan_version += 1
+            self.planned()
         if new:  # every process sees the same keys: this exchange runs in lockstep
             warm_start(self, caps)
         self._active.update({i: frozenset(c.signatures) for i, c in caps.items()})
         self._started = True
+
+    def planned(self) -> None:
+        """Called when new plans are made, before anything is sent under them (a runtime that
+        checks who may send what, e.g. the distributed one, learns the plans here)."""
 
     def apply_schedules(self, r: int) -> None:
         """Round ``r``'s modalities, online agents and local steps, onto the local agents."""

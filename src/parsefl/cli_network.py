@@ -1,0 +1,89 @@
+"""Commands for runs across processes and machines: launch, merge, keys (thin: they parse
+arguments and delegate to parsefl.experiments and parsefl.security)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from parsefl.cli_common import (
+    ConfigArg,
+    DataOpt,
+    OverrideOpt,
+    PluginOpt,
+    _overrides,
+    app,
+    console,
+)
+
+
+@app.command()
+def launch(
+    config: ConfigArg = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="processes on this machine")] = 2,
+    method: Annotated[str | None, typer.Option(help="sharing strategy")] = None,
+    override: OverrideOpt = None,
+    out: Annotated[Path | None, typer.Option(help="run folder")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")
+    ] = False,
+    plugin: PluginOpt = None,
+    data: DataOpt = None,
+    keys: Annotated[Path | None, typer.Option(
+        help="keys folder (parsefl keys init): sign and verify every wire message")] = None,
+    transport: Annotated[str, typer.Option(
+        help="gloo (torch.distributed) or grpc (mutual TLS, peer to peer)")] = "gloo",
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="grpc without TLS: plaintext, unauthenticated (recorded)")] = False,
+) -> None:
+    """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
+    from parsefl.experiments.launcher import launch as run_launch
+    from parsefl.reporting import print_results
+
+    if insecure:
+        console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
+    results = run_launch(config, _overrides(override, data), nproc, out, resume, method=method,
+                         plugins=plugin or [], keys=keys, transport=transport,
+                         insecure=insecure)
+    print_results(console, results)
+
+
+@app.command()
+def merge(run_dir: Annotated[Path, typer.Argument(help="a distributed run folder")]) -> None:
+    """Rebuild results.json and metrics.csv of a distributed run from its per-process
+    summaries (logs/summary_rank_*.json, e.g. gathered from several machines)."""
+    from parsefl.experiments.merge import merge_run
+    from parsefl.reporting import print_results
+
+    print_results(console, merge_run(run_dir))
+    console.print(f"Results written to {run_dir}/results.json")
+
+
+keys_app = typer.Typer(help="Identities for distributed runs: a CA, agent keys, a peers file.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    folder: Annotated[Path, typer.Argument(help="new keys folder")],
+    agents: Annotated[int, typer.Option("--agents", help="number of agents")],
+    address: Annotated[list[str] | None, typer.Option(
+        help="ID=HOST:PORT of an agent's process, for the peers file (repeatable)")] = None,
+) -> None:
+    """Create a network CA, an ECDSA P-256 key pair and certificate per agent, and peers.json."""
+    from parsefl.errors import ConfigError
+    from parsefl.security import init_keys
+
+    addresses = {}
+    for item in address or []:
+        ident, _, where = item.partition("=")
+        if not ident.isdigit() or not where:
+            raise ConfigError("--address", f"expected ID=HOST:PORT, got {item!r}")
+        addresses[int(ident)] = where
+    peers = init_keys(folder, agents, addresses)
+    console.print(f"CA, {agents} agent keys and certificates in {folder}; peers file {peers}. "
+                  f"Give each machine ca.pem, certs/, peers.json and only its own agents' "
+                  f"private/agent_NNNN.key; keep ca.key elsewhere.")

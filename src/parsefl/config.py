@@ -119,6 +119,23 @@ class AggregationConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)  # its constructor keywords
 
 
+class ChecksConfig(_Strict):
+    # Receive-side checks (always on; runtime/checks.py): a copy whose L2 norm per component
+    # exceeds max_norm, or max_ratio * max(own norm, 1) when set, is rejected.
+    max_norm: float = Field(1e4, gt=0)
+    max_ratio: float | None = Field(None, gt=0)
+
+
+class AdversaryConfig(_Strict):
+    # Which agents attack: ids, a seeded count, or a count per modality group ({fou: 1}).
+    agents: list[int] | None = None
+    count: int | None = Field(None, ge=0)
+    per_group: dict[str, int] | None = None
+    from_round: int = Field(0, ge=0)
+    attack: str = "sign_flip"  # a registered attack (parsefl list attack)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class ModalityEvent(_Strict):
     agent: int = Field(ge=0)
     modality: str
@@ -169,6 +186,8 @@ class RunConfig(_Strict):
     imperfect: ImperfectConfig = ImperfectConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    checks: ChecksConfig = ChecksConfig()
+    adversary: AdversaryConfig | None = None  # Byzantine agents (none by default)
     dynamics: DynamicsConfig = DynamicsConfig()
 
 
@@ -278,6 +297,10 @@ def _check_names(cfg: RunConfig) -> None:
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
     AGGREGATION.get(cfg.aggregation.name, field="aggregation.name")
+    if cfg.adversary is not None:
+        from parsefl.attacks.select import check_adversary
+
+        check_adversary(cfg.adversary)
     if cfg.model.encoder.name != "auto":
         ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")

@@ -76,6 +76,7 @@ ENCODERS: Registry = Registry("encoder")
 FUSIONS: Registry = Registry("fusion")
 SHARING: Registry = Registry("sharing")
 AGGREGATION: Registry = Registry("aggregation", module="parsefl.aggregation")
+ATTACKS: Registry = Registry("attack", module="parsefl.attacks")
 
 ALL: dict[str, Registry] = {
     "topology": TOPOLOGIES,
@@ -86,4 +87,5 @@ ALL: dict[str, Registry] = {
     "fusion": FUSIONS,
     "sharing": SHARING,
     "aggregation": AGGREGATION,
+    "attack": ATTACKS,
 }

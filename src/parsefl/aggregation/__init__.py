@@ -1,6 +1,12 @@
 """Aggregators (one file each) and their registry ``AGGREGATION`` (``aggregation.name``)."""
 
-from parsefl.aggregation import mean  # noqa: F401  (fill the registry)
+from parsefl.aggregation import (  # noqa: F401  (fill the registry)
+    clipped,
+    geomed,
+    mean,
+    median,
+    trimmed_mean,
+)
 from parsefl.aggregation.base import (
     Aggregator,
     LinearAggregator,

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from parsefl.aggregation import Aggregator, build_aggregator
+from parsefl.attacks import Adversary, build_attack
+from parsefl.attacks.select import choose_adversaries
 from parsefl.config import RunConfig
 from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_indices
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
@@ -22,6 +24,7 @@ from parsefl.model import ModelSpec
 from parsefl.model.pretrained import load_trunks
 from parsefl.registry import PARTITIONS, SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
+from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.vectorized import VectorizedExecutor, vectorized_blocker
 from parsefl.sharing import SharingStrategy
 from parsefl.topology import StaticGraph, build_topology
@@ -96,10 +99,13 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
         slots = slots_of(agents)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
+    adversary = build_adversary(cfg, groups, agents, ds.n_classes)
     mods, membership, steps = build_schedules(cfg, groups)
     loop = RoundEngine(agents, strategy, topology, InMemoryTransport(), cfg.overlay.name,
                        cfg.overlay.hops, degree=cfg.overlay.degree, aggregator=aggregator,
-                       modalities=mods, membership=membership)
+                       modalities=mods, membership=membership,
+                       checks=ReceiveChecks(cfg.checks.max_norm, cfg.checks.max_ratio),
+                       adversary=adversary)
     loop.local_steps = steps
     if _use_vectorized(cfg, agents, aggregator):
         loop.executor = VectorizedExecutor(loop, cfg.train)
@@ -111,6 +117,21 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
         for a in agents}
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
                       [len(p) for p in parts], val)
+
+
+def build_adversary(cfg: RunConfig, groups: list[tuple[str, ...]], agents: list[Agent],
+                    n_classes: int) -> Adversary | None:
+    """The configured adversary (None: nobody attacks); a data-poisoning attack relabels its
+    (built) agents' training data here."""
+    if cfg.adversary is None or SHARING.get(cfg.method, field="method").centralized:
+        return None  # the pooled (centralized) baseline has no neighbours to attack
+    adv = cfg.adversary
+    attack = build_attack(adv.attack, adv.params)
+    ids = choose_adversaries(adv, groups, cfg.seed)
+    for agent in agents:
+        if agent.id in ids:
+            agent.y = attack.poison_labels(agent.y, n_classes)
+    return Adversary(ids, attack, adv.from_round, cfg.seed)
 
 
 def _wanted(i: int, agent_ids: Collection[int] | None) -> bool:

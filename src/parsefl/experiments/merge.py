@@ -127,6 +127,8 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
         "encrypted": all(s.get("encrypted", False) for s in summaries.values()),
         "insecure": any(s.get("insecure", False) for s in summaries.values()),
     }
+    results["rejected_messages"] = dict(sum((Counter(s.get("rejected", {}))
+                                             for s in summaries.values()), Counter()))
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
         results["dynamics"] = record
     write_json(out / "results.json", results)

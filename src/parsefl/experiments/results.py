@@ -55,8 +55,13 @@ def results_dict(
     a distributed run gathers them from every process); group and overall values are
     recomputed from them."""
     agent_rows = sorted(agent_rows, key=lambda row: row["id"])
-    groups = summarize_groups(agent_rows)
-    overall = mean_metrics(agent_rows)
+    adversary = getattr(exp.loop, "adversary", None)
+    attackers = adversary.agents if adversary is not None else frozenset()
+    agent_rows = [{**row, "honest": row["id"] not in attackers} for row in agent_rows]
+    # The headline numbers are the honest agents' (an attacker's own accuracy is not a loss).
+    honest_rows = [row for row in agent_rows if row["honest"]] or agent_rows
+    groups = summarize_groups(honest_rows)
+    overall = mean_metrics(honest_rows)
     total = sum(sum(c.values()) for c in bytes_rounds)
     per_round_mean = [
         sum(c.values()) / max(1, exp.loop.topology.at(r).number_of_edges())
@@ -81,6 +86,8 @@ def results_dict(
             ),
             "bytes_per_link_per_round_mean": float(sum(per_round_mean) / len(per_round_mean)),
         },
+        "adversary": adversary.describe() if adversary is not None else None,
+        "rejected_messages": getattr(getattr(exp.loop, "checks", None), "counts", {}),
         "wall_time_s": round(wall, 3),
         "device": str(exp.device),
         "agents": [

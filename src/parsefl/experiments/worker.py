@@ -93,6 +93,7 @@ class Worker:
                                         self.store, self.timeout_s, peers, self.exp.device,
                                         self.auth)
         self.loop = DistributedLoop.from_engine(self.exp.loop, self.local, self.transport)
+        self.transport.checks = self.loop.checks  # one count per reason, wire and merge
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
         log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s, %s",
@@ -122,6 +123,7 @@ class Worker:
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
                    "resumed_from": first, "validation": validate.to_json(),
                    "insecure": self.insecure,
+                   "rejected": self.loop.checks.counts,
                    "authenticated": self.auth is not None or (self.kind == "grpc"
                                                               and not self.insecure),
                    "world_size": self.world, "placement": self.placement,

@@ -25,6 +25,7 @@ import networkx as nx
 import torch
 import torch.distributed as dist
 
+from parsefl.runtime.checks import DETAIL, ReceiveChecks
 from parsefl.runtime.loop import RoundEngine
 from parsefl.runtime.meter import LinkMeter
 from parsefl.runtime.transport import Message
@@ -92,6 +93,7 @@ class DistributedTransport:
     wire: Counter = field(default_factory=Counter)
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
     calls: int = 0
+    checks: ReceiveChecks = field(default_factory=ReceiveChecks)  # runtime/checks.py
     # (receiving agent, component) -> senders in this round's plans; params from anyone else
     # are refused (None until the engine has planned: the handshake sends no params).
     planned: dict[tuple[int, str], set[int]] | None = None
@@ -235,14 +237,15 @@ class DistributedTransport:
 
     def _accept(self, msg: Message, inbox: dict[int, list[Message]], origin: str) -> None:
         if msg.kind == "params":
-            try:
-                check_params(msg, self.expected)
-                if self.planned is not None and \
-                        msg.src not in self.planned.get((msg.dst, msg.component), ()):
-                    raise WireError(f"{msg.src} is not a planned peer of {msg.dst} for "
-                                    f"{msg.component!r}")
-            except WireError as err:
-                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", str(err))
+            reason = self.checks.check_message(msg, self.expected)  # names/shape/dtype/values
+            if reason:
+                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", DETAIL[reason])
+                return
+            if self.planned is not None and \
+                    msg.src not in self.planned.get((msg.dst, msg.component), ()):
+                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}",
+                             f"{msg.src} is not a planned peer of {msg.dst} for "
+                             f"{msg.component!r}")
                 return
         inbox[msg.dst].append(msg)
 

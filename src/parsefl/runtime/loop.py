@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from parsefl.aggregation import Aggregator, build_aggregator
+from parsefl.attacks.hook import tamper_messages
 from parsefl.errors import ConfigError
 from parsefl.overlays.base import Overlay
 from parsefl.runtime.agent import Agent
+from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.diagnostics import gradient_cosine
 from parsefl.runtime.handshake import GossipPlan, discover, plan_gossip
 from parsefl.runtime.schedules import (
@@ -30,6 +32,9 @@ from parsefl.runtime.transport import Message, Transport
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import GraphSchedule
 from parsefl.topology.overlays import make_overlay
+
+if TYPE_CHECKING:
+    from parsefl.attacks import Adversary
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class RoundEngine:
         aggregator: Aggregator | None = None,
         modalities: ModalitySchedule | None = None,
         membership: MembershipSchedule | None = None,
+        checks: ReceiveChecks | None = None,
+        adversary: Adversary | None = None,
     ) -> None:
         if callable(getattr(strategy, "merge", None)):  # a rule written before aggregators
             raise ConfigError("method", f"strategy {strategy.name!r} defines merge(): merging "
@@ -100,6 +107,13 @@ class RoundEngine:
         self.modalities = modalities or ConstantModalities(
             {i: a.modalities for i, a in self.agents.items()})
         self.membership = membership or AlwaysOnline(self.agents)
+        # Receive-side checks are always on; the adversary (None: nobody attacks) rewrites
+        # what its agents send, in the send path of every executor.
+        self.checks = checks or ReceiveChecks()
+        self.adversary = adversary
+        if adversary is not None:
+            adversary.capture(list(self.agents.values()))
+        self.round = 0
         self.executor = executor or ReferenceExecutor(self)
         self._known: dict | None = None
         self._handshake_key: Hashable = None
@@ -119,9 +133,16 @@ class RoundEngine:
         over other ``agents`` and ``transport`` (e.g. one process's share of a built run)."""
         engine = cls(agents, template.strategy, template.topology, transport, template.overlay,
                      aggregator=template.aggregator, modalities=template.modalities,
-                     membership=template.membership)
+                     membership=template.membership, checks=template.checks,
+                     adversary=template.adversary)
         engine.local_steps = template.local_steps
         return engine
+
+    @property
+    def attackers(self) -> frozenset[int]:
+        """Agents whose sent copies the adversary replaces (none for data poisoning)."""
+        adv = self.adversary
+        return adv.agents if adv is not None and not adv.attack.data_poisoning else frozenset()
 
     @property
     def radius(self) -> int:
@@ -131,6 +152,7 @@ class RoundEngine:
         """Round ``r``: handshake (when a schedule or the plan key changed), local training,
         gossip; the bytes billed to the transport's meter this round."""
         self.prepare(r)
+        self.round = r
         losses = self.executor.train(self.strategy.phase(r))
         tracked = any(a.track_gradients for a in self.agents.values())
         trained = [a for i, a in self.agents.items() if i in self.online]  # offline: stale
@@ -241,12 +263,17 @@ class ReferenceExecutor:
             for comp, peers in plan.paths.items()
             for j, path in peers.items()
         ]
+        adversary, checks = self.loop.adversary, self.loop.checks
+        if adversary is not None and adversary.active(self.loop.round):
+            msgs = tamper_messages(adversary, msgs, own, plans, self.loop.round)
         inbox = self.loop.transport.exchange(msgs)
         updates = []
         for i, plan in plans.items():
             received: dict[str, dict[int, dict]] = {}
             for msg in inbox.get(i, []):
-                received.setdefault(msg.component, {})[msg.src] = msg.body
+                if (i, msg.component) in own and checks.check(
+                        own[i, msg.component], msg.body, f"{msg.component} {msg.src}->{i}"):
+                    received.setdefault(msg.component, {})[msg.src] = msg.body
             for comp in plan.paths:
                 merged = aggregator.merge(
                     own[i, comp], received.get(comp, {}),

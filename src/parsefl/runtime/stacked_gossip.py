@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from parsefl.aggregation import Aggregator, LinearAggregator, fold_missing
+from parsefl.runtime.checks import ReceiveChecks, fold_rejected
 from parsefl.runtime.handshake import GossipPlan
+
+if TYPE_CHECKING:
+    from parsefl.attacks import Adversary
 
 
 class Stacked(Protocol):
@@ -35,20 +39,60 @@ class StackedMix:
     index: torch.Tensor | None = None  # non-linear: (H, K) holder positions, own copy first
     mask: torch.Tensor | None = None  # non-linear: (H, K) real copies (False: padding)
     weights: torch.Tensor | None = None  # non-linear: (H, K) MH weights (0 on padding)
+    comp: str = ""
+    receivers: torch.Tensor | None = None  # linear: (H,) how many peers get holder h's copy
+    byz: torch.Tensor | None = None  # (H, K) copies from attackers (None: no attacker here)
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # the byz entries (rows, cols)
+    ids: list[tuple[int, int]] | None = None  # (sender, recipient) of each pair
 
-    def apply(self, aggregator: Aggregator) -> None:
-        """Merge in place (call under ``torch.no_grad``)."""
-        if self.matrix is not None:
-            for name in self.names:  # one product per tensor: the sum order of the matrix rows
-                self._write(name, torch.sparse.mm(self.matrix, self._gather(name)))
+    def apply(self, aggregator: Aggregator, checks: ReceiveChecks | None = None,
+              adversary: Adversary | None = None, r: int = 0) -> None:
+        """Merge in place (call under ``torch.no_grad``): the attackers' entries replaced by
+        what they send (``adversary``), copies that fail ``checks`` given back to the own
+        copy's weight, then the aggregator's rule."""
+        attacking = self.byz is not None and adversary is not None and adversary.active(r)
+        if self.matrix is not None and not attacking and (checks is None
+                                                           or checks.max_ratio is None):
+            self._apply_linear(checks)
             return
         flat = torch.cat([self._gather(name) for name in self.names], dim=1)  # (H, numel)
-        merged = aggregator.combine(flat[self.index], self.mask, self.weights)
+        values, mask, weights = flat[self.index], self.mask, self.weights
+        if attacking:
+            values = adversary.tamper(values, mask, weights, self.byz, self.pairs, self.ids,
+                                      self.comp, r)
+        valid = mask
+        if checks is not None:
+            valid = checks.stacked_valid(values, mask)
+            weights = fold_rejected(weights, mask, valid)
+            values = torch.where(valid[..., None], values, torch.zeros_like(values))
+        if isinstance(aggregator, LinearAggregator):
+            merged = (weights[..., None] * values).sum(dim=1)
+        else:
+            merged = aggregator.combine(values, valid, weights)
         start = 0
         for name in self.names:
             size = self.parts[0][0].params[name][0].numel()
             self._write(name, merged[:, start : start + size])
             start += size
+
+    def _apply_linear(self, checks: ReceiveChecks | None) -> None:
+        """The sparse product. A holder's copy that fails the checks (the same copy goes to
+        every peer) is zeroed and its weight added back to each receiver's own copy:
+        ``M @ where(bad, 0, X) + (M @ bad) * X``, no padded stack and no host sync."""
+        if checks is None:
+            for name in self.names:  # one product per tensor: the sum order of the matrix rows
+                self._write(name, torch.sparse.mm(self.matrix, self._gather(name)))
+            return
+        flat = torch.cat([self._gather(name) for name in self.names], dim=1)
+        non_finite, too_large = checks.rows_bad(flat)
+        checks.add_stacked("non_finite", (self.receivers * non_finite).sum())
+        checks.add_stacked("norm", (self.receivers * too_large).sum())
+        bad = (non_finite | too_large)[:, None]
+        back = torch.sparse.mm(self.matrix, bad.to(flat.dtype))  # (H, 1) weight given back
+        for name in self.names:
+            x = self._gather(name)
+            kept = torch.sparse.mm(self.matrix, torch.where(bad, torch.zeros_like(x), x))
+            self._write(name, kept + torch.where(back > 0, back * x, torch.zeros_like(x)))
 
     def _gather(self, name: str) -> torch.Tensor:
         return torch.cat([g.params[name][rows].flatten(1) for g, rows in self.parts])
@@ -63,37 +107,70 @@ class StackedMix:
 
 def build_mix(comp: str, names: Sequence[str], order: Sequence[int],
               parts: Sequence[tuple[Stacked, Sequence[int]]], plans: Mapping[int, GossipPlan],
-              aggregator: Aggregator) -> StackedMix:
-    """The stacked gossip of ``comp`` over holders ``order`` (group-major, as in ``parts``)."""
+              aggregator: Aggregator, attackers: frozenset[int] = frozenset()) -> StackedMix:
+    """The stacked gossip of ``comp`` over holders ``order`` (group-major, as in ``parts``);
+    ``attackers``: agents whose sent copies the adversary replaces (padded form needed)."""
     ref = parts[0][0].params[names[0]]
     device, dtype = ref.device, ref.dtype
-    mix = StackedMix(list(names), [(g, torch.tensor(rows, device=device)) for g, rows in parts])
+    mix = StackedMix(list(names), [(g, torch.tensor(rows, device=device)) for g, rows in parts],
+                     comp=comp)
     pos = {i: k for k, i in enumerate(order)}
+    attacked = any(j in attackers for i in order for j in plans[i].weights[comp])
     if isinstance(aggregator, LinearAggregator):
-        rows, cols, vals = [], [], []
-        for i in order:
-            w_own, w = aggregator.mixing_weights(plans[i].self_weight[comp],
-                                                 plans[i].weights[comp], plans[i].weights[comp])
-            rows.append(pos[i]), cols.append(pos[i]), vals.append(w_own)
-            for j, wj in w.items():
-                rows.append(pos[i]), cols.append(pos[j]), vals.append(wj)
-        matrix = torch.sparse_coo_tensor(
-            torch.tensor([rows, cols]), torch.tensor(vals), (len(order), len(order)),
-            check_invariants=True,
-        ).coalesce().to(device)
-        mix.matrix = matrix.to(dtype)
-        return mix
+        _linear(mix, comp, order, pos, plans, aggregator, device, dtype)
+        if not attacked:
+            return mix
+    _padded(mix, comp, order, pos, plans, aggregator, device, dtype)
+    if attacked:
+        byz = torch.tensor([[order[int(k)] in attackers for k in row] for row in mix.index])
+        byz &= mix.mask.cpu()
+        byz[:, 0] = False
+        rows, cols = byz.nonzero(as_tuple=True)
+        mix.byz = byz.to(device)
+        mix.pairs = (rows.to(device), cols.to(device))
+        mix.ids = [(order[int(mix.index[h, k])], order[int(h)])
+                   for h, k in zip(rows.tolist(), cols.tolist(), strict=True)]
+    return mix
+
+
+def _linear(mix: StackedMix, comp: str, order: Sequence[int], pos: Mapping[int, int],
+            plans: Mapping[int, GossipPlan], aggregator: LinearAggregator,
+            device: torch.device, dtype: torch.dtype) -> None:
+    """The sparse mixing matrix, and how many peers receive each holder's copy."""
+    rows, cols, vals = [], [], []
+    for i in order:
+        w_own, w = aggregator.mixing_weights(plans[i].self_weight[comp],
+                                             plans[i].weights[comp], plans[i].weights[comp])
+        rows.append(pos[i]), cols.append(pos[i]), vals.append(w_own)
+        for j, wj in w.items():
+            rows.append(pos[i]), cols.append(pos[j]), vals.append(wj)
+    matrix = torch.sparse_coo_tensor(
+        torch.tensor([rows, cols]), torch.tensor(vals), (len(order), len(order)),
+        check_invariants=True,
+    ).coalesce().to(device)
+    mix.matrix = matrix.to(dtype)
+    receivers = torch.zeros(len(order), dtype=dtype)
+    for row, col in zip(rows, cols, strict=True):
+        receivers[col] += float(row != col)
+    mix.receivers = receivers.to(device)
+
+
+def _padded(mix: StackedMix, comp: str, order: Sequence[int], pos: Mapping[int, int],
+            plans: Mapping[int, GossipPlan], aggregator: Aggregator,
+            device: torch.device, dtype: torch.dtype) -> None:
+    """The padded (H, K) index, mask and weights (own copy first, peers by sender)."""
     width = 1 + max(len(plans[i].weights[comp]) for i in order)
     index = torch.tensor([[pos[i]] * width for i in order])
     mask = torch.zeros(len(order), width, dtype=torch.bool)
     weights = torch.zeros(len(order), width, dtype=torch.float64)
     for h, i in enumerate(order):
-        w_own, w = fold_missing(plans[i].self_weight[comp], plans[i].weights[comp],
-                                plans[i].weights[comp])
+        rule = aggregator.mixing_weights if isinstance(aggregator, LinearAggregator) \
+            else fold_missing
+        w_own, w = rule(plans[i].self_weight[comp], plans[i].weights[comp],
+                        plans[i].weights[comp])
         mask[h, : 1 + len(w)] = True
         weights[h, 0] = w_own
         for k, j in enumerate(w, start=1):  # sorted by sender, as the reference path
             index[h, k], weights[h, k] = pos[j], w[j]
     mix.index, mix.mask = index.to(device), mask.to(device)
     mix.weights = weights.to(device=device, dtype=dtype)
-    return mix

@@ -264,7 +264,8 @@ class VectorizedExecutor:
         _, mixes, link_bytes = self._cache
         with torch.no_grad():
             for mix in mixes:
-                mix.apply(self.loop.aggregator)
+                mix.apply(self.loop.aggregator, self.loop.checks, self.loop.adversary,
+                          self.loop.round)
         self.loop.transport.meter.add(link_bytes)
 
     def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[StackedMix], Counter]:
@@ -289,7 +290,8 @@ class VectorizedExecutor:
                 if mine:
                     parts.append((g, mine))
             names = self.loop.agents[order[0]].component_params[comp]
-            mixes.append(build_mix(comp, names, order, parts, plans, self.loop.aggregator))
+            mixes.append(build_mix(comp, names, order, parts, plans, self.loop.aggregator,
+                                   self.loop.attackers))
         return mixes, tariff.take()
 
     def sync(self) -> None:

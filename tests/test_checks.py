@@ -1,0 +1,82 @@
+"""Receive-side checks: each reason on hand-made copies, and a bad copy given back to the own
+copy's weight in the reference runtime and in the vectorized backend's fast (sparse) path."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import torch
+from conftest import make_agent
+
+from parsefl.config import TrainConfig, load_config
+from parsefl.registry import SHARING
+from parsefl.runtime import InMemoryTransport, RoundEngine
+from parsefl.runtime.checks import ReceiveChecks, fold_rejected
+from parsefl.runtime.vectorized import VectorizedExecutor
+from parsefl.topology import StaticGraph
+
+T = torch.tensor
+OWN = {"w": T([3.0, 4.0])}  # norm 5
+
+
+@pytest.mark.parametrize(("copy", "reason"), [
+    ({"w": T([1.0, float("inf")])}, "non_finite"),
+    ({"v": T([1.0, 2.0])}, "names"),
+    ({"w": T([1.0, 2.0, 3.0])}, "shape"),
+    ({"w": T([1.0, 2.0], dtype=torch.float64)}, "dtype"),
+    ({"w": T([30.0, 40.0])}, "norm"),  # norm 50 > 10
+    ({"w": T([6.0, 8.0])}, None),  # norm 10: at the bound, accepted
+])
+def test_each_reason(copy, reason):
+    checks = ReceiveChecks(max_norm=10.0)
+    assert checks.reason(OWN, copy) == reason
+    assert checks.check(OWN, copy) is (reason is None)
+    assert checks.counts == ({reason: 1} if reason else {})
+
+
+def test_relative_bound_is_against_the_own_norm_floored_at_one():
+    checks = ReceiveChecks(max_ratio=2.0)
+    assert checks.reason(OWN, {"w": T([6.0, 8.0])}) is None  # 10 <= 2 * 5
+    assert checks.reason(OWN, {"w": T([6.0, 9.0])}) == "norm"
+    assert checks.reason({"w": T([0.0, 0.0])}, {"w": T([0.6, 0.8])}) is None  # 1 <= 2 * 1
+    assert checks.reason({"w": T([0.0, 0.0])}, {"w": T([3.0, 4.0])}) == "norm"  # 5 > 2 * 1
+
+
+def test_stacked_mask_and_folded_weights():
+    checks = ReceiveChecks(max_norm=10.0)
+    values = T([[[3.0, 4.0], [float("nan"), 0.0], [30.0, 40.0]],
+                [[1.0, 1.0], [2.0, 2.0], [0.0, 0.0]]])
+    mask = T([[True, True, True], [True, True, False]])
+    valid = checks.stacked_valid(values, mask)
+    assert valid.tolist() == [[True, False, False], [True, True, False]]
+    w = fold_rejected(T([[0.2, 0.4, 0.4], [0.5, 0.5, 0.0]]), mask, valid)
+    assert w.flatten().tolist() == pytest.approx([1.0, 0.0, 0.0, 0.5, 0.5, 0.0])
+    assert checks.counts == {"non_finite": 1, "norm": 1}
+
+
+@pytest.mark.parametrize("vectorized", [False, True])
+@pytest.mark.parametrize("bad", [float("nan"), 1e9])
+def test_a_bad_own_copy_is_rejected_by_every_peer(vectorized, bad):
+    """enc.a on the path 0-1-2 (values 0, 3, bad): agent 1 rejects agent 2's copy and
+    keeps 2/3 * 3 + 1/3 * 0 = 2; no adversary, so the vectorized backend's sparse path."""
+    agents = [make_agent(i, "a") for i in range(3)] + [make_agent(3, "b")]
+    for agent, value in zip(agents[:3], (0.0, 3.0, bad), strict=True):
+        comp = agent.get_component("enc.a")
+        agent.set_component("enc.a", {k: torch.full_like(v, value) for k, v in comp.items()})
+    engine = RoundEngine(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(4)),
+                         InMemoryTransport())
+    if vectorized:
+        engine.executor = VectorizedExecutor(engine, TrainConfig(local_steps=1, batch_size=4))
+    engine.prepare(0)
+    engine.gossip()
+    engine.sync()
+    values = [{float(x) for t in a.get_component("enc.a").values() for x in t.flatten()}
+              for a in agents[:2]]
+    assert values == [{1.0}, {2.0}]
+    assert engine.checks.counts == {"non_finite" if bad != bad else "norm": 1}
+
+
+def test_config_section():
+    cfg = load_config(None, ["checks.max_norm=5", "checks.max_ratio=3"])
+    assert (cfg.checks.max_norm, cfg.checks.max_ratio) == (5.0, 3.0)
+    assert load_config(None, []).checks.max_norm == 1e4

@@ -1,0 +1,51 @@
+"""What stops the vectorized backend from running a setup, as a typed reason (the config field
+to change and why), so that ``runtime.backend: auto`` can fall back and say so."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from parsefl.aggregation import (
+    Aggregator,
+    LinearAggregator,
+    StackedAggregator,
+    build_aggregator,
+)
+from parsefl.config import TrainConfig
+from parsefl.runtime.agent import Agent
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why the vectorized backend cannot run a setup: the config field to change, and why."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
+                       train: TrainConfig) -> Blocker | None:
+    """What stops the vectorized backend from running this setup (None: nothing)."""
+    if train.local_steps is None:
+        return Blocker("train.local_steps", "it needs train.local_steps (agents of unequal "
+                       "data size step together)")
+    if any(len(a.views) > 1 for a in agents):
+        return Blocker("imperfect", "an agent trains on several modality views (pooled data "
+                       "or missing modalities)")
+    if any(not a.views or len(a.views[0][1]) != a.n_samples for a in agents):
+        return Blocker("imperfect.missing_labels", "an agent trains on a subset of its samples "
+                       "(missing labels)")
+    if not isinstance(aggregator, LinearAggregator | StackedAggregator):
+        return Blocker("aggregation.name", f"aggregator {aggregator.name!r} gives neither "
+                       "mixing weights nor a stacked combine")
+    return None
+
+
+def vectorizable(agents: Sequence[Agent], strategy: object, train: TrainConfig) -> str:
+    """Deprecated (one release): ``str(vectorized_blocker(...) or "")`` with the default
+    aggregator; ``strategy`` is ignored (strategies no longer merge)."""
+    return str(vectorized_blocker(agents, build_aggregator("mean"), train) or "")

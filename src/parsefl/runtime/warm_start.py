@@ -1,0 +1,43 @@
+"""Warm start: an agent that gains a component (a modality back, or it joined the run) starts
+it from its planned peers' copies, sent through the transport, rather than from scratch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from parsefl.runtime.transport import Message
+from parsefl.sharing.base import Capability
+
+if TYPE_CHECKING:
+    from parsefl.runtime.loop import RoundEngine
+
+
+def warm_start(engine: RoundEngine, caps: dict[int, Capability]) -> None:
+    """Each agent's newly gained components (``Capability.warming``) start from its planned
+    peers' copies, sent through the transport and averaged with its MH weights renormalised
+    over the copies that arrived (no peer: it keeps its own initial copy)."""
+    plans, known, agents = engine.plans, engine._known or {}, engine.agents
+    wanted = [(j, i, c, path) for j, plan in plans.items() for c, peers in plan.paths.items()
+              for i, path in peers.items() if c in known[j][i][0].warming]
+    if wanted or any(cap.warming for cap in caps.values()):
+        engine.sync()  # a stacked backend's copies are the current ones
+    msgs = [Message(j, i, "params", agents[j].get_component(c), path, c)
+            for j, i, c, path in wanted]
+    inbox = engine.transport.exchange(msgs)
+    changed = []
+    for i, cap in caps.items():
+        got: dict[str, dict[int, dict]] = {}
+        for msg in inbox.get(i, []):
+            got.setdefault(msg.component, {})[msg.src] = msg.body
+        for c in cap.warming:
+            w = plans[i].weights.get(c, {})
+            arrived = {j: w[j] for j in sorted(got.get(c, {})) if j in w}
+            total = sum(arrived.values())
+            if not arrived or total <= 0:
+                continue
+            names = agents[i].component_params[c]
+            agents[i].set_component(c, {n: sum(wj / total * got[c][j][n]
+                                               for j, wj in arrived.items()) for n in names})
+            changed.append(i)
+    if changed and hasattr(engine.executor, "reload"):
+        engine.executor.reload(sorted(set(changed)))

@@ -9,8 +9,8 @@ the registry is complete wherever it is read, without a module-level import circ
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 from parsefl.errors import ConfigError
 
@@ -54,6 +54,23 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}",
             )
         return self._items[name]
+
+    def create(self, name: str, params: Mapping[str, Any] | None, field: str,
+               params_field: str, **fixed: Any) -> Any:
+        """Instantiate the registered class ``name`` with ``params`` (config keys, each checked
+        against its constructor: an unknown one is a ConfigError naming ``params_field.key``
+        and the allowed keys) plus ``fixed`` keywords the caller supplies itself."""
+        import inspect
+
+        cls: Any = self.get(name, field=field)
+        params = dict(params or {})
+        accepted = set(inspect.signature(cls.__init__).parameters) - {
+            "self", "args", "kwargs", *fixed}
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"{params_field}.{key}", f"unknown parameter of {name!r}; "
+                                  f"allowed: {', '.join(sorted(accepted)) or 'none'}")
+        return cls(**fixed, **params)
 
     def names(self) -> list[str]:
         self._load()

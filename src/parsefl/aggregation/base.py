@@ -13,13 +13,11 @@ is one of two kinds, so that every backend runs it without re-implementing the r
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import torch
 
-from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION
 
 Tensors = Mapping[str, torch.Tensor]
@@ -122,11 +120,4 @@ def unflatten(vector: torch.Tensor, like: Tensors) -> dict[str, torch.Tensor]:
 
 def build_aggregator(name: str, params: Mapping[str, Any] | None = None) -> Aggregator:
     """The registered aggregator ``name`` with ``params`` (checked against its constructor)."""
-    cls = AGGREGATION.get(name, field="aggregation.name")
-    params = dict(params or {})
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
-    for key in params:
-        if key not in accepted:
-            raise ConfigError(f"aggregation.params.{key}", f"unknown parameter of {name!r}; "
-                              f"allowed: {', '.join(sorted(accepted)) or 'none'}")
-    return cls(**params)
+    return AGGREGATION.create(name, params, "aggregation.name", "aggregation.params")

@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 import torch
 
 from parsefl.aggregation.base import flatten
-from parsefl.errors import ConfigError
 from parsefl.registry import ATTACKS
 
 
@@ -71,16 +70,7 @@ def honest_stats(inp: AttackInput) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 def build_attack(name: str, params: Mapping[str, Any] | None = None) -> Attack:
     """The registered attack ``name`` with ``params`` (checked against its constructor)."""
-    import inspect
-
-    cls = ATTACKS.get(name, field="adversary.attack")
-    params = dict(params or {})
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
-    for key in params:
-        if key not in accepted:
-            raise ConfigError(f"adversary.params.{key}", f"unknown parameter of {name!r}; "
-                              f"allowed: {', '.join(sorted(accepted)) or 'none'}")
-    return cls(**params)
+    return ATTACKS.create(name, params, "adversary.attack", "adversary.params")
 
 
 def pair_seed(seed: int, key: tuple[int, int, int, str]) -> int:

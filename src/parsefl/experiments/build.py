@@ -54,13 +54,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_strategy(cfg: RunConfig) -> SharingStrategy:
-    cls = SHARING.get(cfg.method, field="method")
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "rounds"}
-    for key in cfg.method_params:
-        if key not in accepted:
-            raise ConfigError(f"method_params.{key}", f"unknown parameter of {cfg.method!r}; "
-                              f"allowed: {', '.join(sorted(accepted)) or 'none'}")
-    return cls(rounds=cfg.rounds, **cfg.method_params)
+    return SHARING.create(cfg.method, cfg.method_params, "method", "method_params",
+                          rounds=cfg.rounds)
 
 
 def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -> Experiment:

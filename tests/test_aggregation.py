@@ -50,7 +50,8 @@ def _ring3_weights():
 
 def test_mean_on_a_three_agent_ring_by_hand():
     self_w, w = _ring3_weights()
-    assert (self_w, w) == pytest.approx((1 / 3, {1: 1 / 3, 2: 1 / 3}))
+    # (pytest >= 9.2 refuses approx over nested structures: compare each part)
+    assert self_w == pytest.approx(1 / 3) and w == pytest.approx({1: 1 / 3, 2: 1 / 3})
     own = {"w": T([0.0, 3.0]), "b": T([6.0, 6.0])}
     received = {1: {"w": T([3.0, 6.0]), "b": T([0.0, 3.0])},
                 2: {"w": T([9.0, 0.0]), "b": T([3.0, 0.0])}}

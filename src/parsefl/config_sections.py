@@ -1,0 +1,63 @@
+"""The config sections of the robustness and dynamics features (adversary, receive checks,
+aggregation, what changes during a run), and the strict base every config model shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AggregationConfig(_Strict):
+    name: str = "mean"  # a registered aggregator (parsefl list aggregation)
+    params: dict[str, Any] = Field(default_factory=dict)  # its constructor keywords
+
+
+class ChecksConfig(_Strict):
+    # Receive-side checks (always on; runtime/checks.py): a copy whose L2 norm per component
+    # exceeds max_norm, or max_ratio * max(own norm, 1) when set, is rejected.
+    max_norm: float = Field(1e4, gt=0)
+    max_ratio: float | None = Field(None, gt=0)
+
+
+class AdversaryConfig(_Strict):
+    # Which agents attack: ids, a seeded count, or a count per modality group ({fou: 1}).
+    agents: list[int] | None = None
+    count: int | None = Field(None, ge=0)
+    per_group: dict[str, int] | None = None
+    from_round: int = Field(0, ge=0)
+    attack: str = "sign_flip"  # a registered attack (parsefl list attack)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModalityEvent(_Strict):
+    agent: int = Field(ge=0)
+    modality: str
+    lose: int = Field(ge=0)  # the first round without it
+    regain: int | None = Field(None, ge=1)  # the first round with it again (None: never)
+
+
+class ModalityDynamics(_Strict):
+    events: list[ModalityEvent] = Field(default_factory=list)
+    outage: float = Field(0.0, ge=0, lt=1)  # each (agent, modality) out for a round w.p. this
+
+
+class MembershipDynamics(_Strict):
+    offline: float = Field(0.0, ge=0, lt=1)  # each agent offline for a round w.p. this
+    join: dict[int, int] = Field(default_factory=dict)  # agent -> first round online
+    leave: dict[int, int] = Field(default_factory=dict)  # agent -> first round gone for good
+
+
+class DynamicsConfig(_Strict):
+    """What changes during a run (docs: README, dynamics)."""
+
+    modalities: ModalityDynamics = ModalityDynamics()
+    membership: MembershipDynamics = MembershipDynamics()
+    # Stragglers: local steps per round by group ("a+b": 2) or drawn per agent and round
+    # uniformly from [min, max] ({min: 1, max: 4}); None: train.local_steps for everyone.
+    local_steps: dict[str, int] | None = None
+    seed: int | None = None  # None: the run's seed

@@ -6,20 +6,17 @@ oversized announcement), logging and counting each."""
 from __future__ import annotations
 
 import json
-import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from two_ranks import join, run_pair
 
 from parsefl.errors import ConfigError
 from parsefl.security import FrameAuth, Identities, init_keys
 from parsefl.security.frames import _signed_bytes
 
-BOUND_S = 120
 
 
 def test_keys_init_writes_a_ca_certificates_and_a_peers_file(tmp_path):
@@ -52,13 +49,7 @@ def test_a_certificate_from_another_ca_is_not_trusted(tmp_path):
 def test_each_attack_on_a_running_process_is_refused_and_counted(tmp_path):
     init_keys(tmp_path / "keys", 4)
     init_keys(tmp_path / "rogue", 4)
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, __file__, str(rank), str(port), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for rank in (0, 1)]
-    outs = [p.communicate(timeout=BOUND_S)[0].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    got = json.loads((tmp_path / "rank0.json").read_text())
+    got = run_pair(__file__, tmp_path)
     assert got["accepted"] == [1, 8]  # the calls with an honest frame
     assert got["rejected"] == 7 and list(got["lost"]) == ["1"]
     log = (tmp_path / "rank0.log").read_text()
@@ -86,21 +77,10 @@ def test_signed_launch_gives_the_simulator_numbers(tmp_path):
     assert _strip(merged) == _strip(dist) and merged["distributed"]["authenticated"]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(rank: int, port: int, out: Path) -> None:
-    from parsefl.experiments.merge import connect
     from parsefl.runtime import distributed as wire
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    logging.basicConfig(filename=out / f"rank{rank}.log", level=logging.INFO)
-    store = connect(rank, 2, 20.0)
+    store = join(rank, port, out)
     owner = [0, 1, 1, 1]
     mine = [i for i in range(4) if owner[i] == rank]
     specs = {(i, "c"): {"w": ("float32", (2, 3))} for i in mine}

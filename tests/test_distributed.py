@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from two_ranks import join, run_pair
 
 from parsefl.config import load_config
 from parsefl.experiments.build import build_experiment
@@ -86,13 +86,7 @@ def test_handshake_over_the_wire_builds_the_simulator_plans(pair):
 
 
 def test_malformed_payloads_are_rejected_logged_and_the_round_goes_on(tmp_path):
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, __file__, str(rank), str(port), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for rank in (0, 1)]
-    outs = [p.communicate(timeout=BOUND_S)[0].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    got = json.loads((tmp_path / "rank0.json").read_text())
+    got = run_pair(__file__, tmp_path)
     assert got["first"] == [[1, "c"]]  # only the good message of four was delivered
     assert got["second"] == [[1, "c"]]  # and the next exchange works
     assert got["merged_ok"] and got["rejected"] == 3
@@ -245,26 +239,14 @@ def _wait_for_round(log: Path, r: int) -> int:
     raise TimeoutError(f"{log} never reached round {r}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _malformed_peer(rank: int, port: int, out: Path) -> None:
     """Two ranks; rank 1 hosts agents 1-3 and sends agent 0 a good message, a wrong shape,
     a NaN and a malformed header entry; rank 0 records what it accepted."""
-    import logging
 
     from parsefl.aggregation import build_aggregator
-    from parsefl.experiments.merge import connect
     from parsefl.runtime import distributed as wire
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    logging.basicConfig(filename=out / f"rank{rank}.log", level=logging.INFO)
-    store = connect(rank, 2, 20.0)
+    store = join(rank, port, out)
     owner = [0, 1, 1, 1]
     specs = {(i, "c"): {"w": ("float32", (2, 3))} for i in range(4)}
     transport = wire.DistributedTransport(rank, owner, specs, store, timeout_s=20.0)

@@ -6,16 +6,13 @@ rejects, logs and counts each, and keeps serving."""
 from __future__ import annotations
 
 import json
-import logging
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from two_ranks import join, run_pair
 
-BOUND_S = 120
 GOOD = {"src": 1, "dst": 0, "kind": "params", "component": "c", "path": [1, 0], "offset": 0,
         "length": 24, "tensors": [{"name": "w", "dtype": "float32", "shape": [2, 3]}]}
 NASTY = {  # per header field: values that must each be refused (none is the valid one)
@@ -82,13 +79,7 @@ def hostile_messages():
 
 
 def test_hostile_peer_and_fuzz_never_stop_the_receiver(tmp_path):
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, __file__, str(rank), str(port), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for rank in (0, 1)]
-    outs = [p.communicate(timeout=BOUND_S)[0].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    got = json.loads((tmp_path / "rank0.json").read_text())
+    got = run_pair(__file__, tmp_path)
     n_fuzz = len(fuzz_frames())
     assert n_fuzz >= 100
     # 2 huge shapes + 1 deep header + 5 handshake cases + the fuzz frames + the oversized
@@ -101,21 +92,10 @@ def test_hostile_peer_and_fuzz_never_stop_the_receiver(tmp_path):
     assert "nested deeper" in log and "region too short" in log and "exceeds" in log
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(rank: int, port: int, out: Path) -> None:
-    from parsefl.experiments.merge import connect
     from parsefl.runtime import distributed as wire
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    logging.basicConfig(filename=out / f"rank{rank}.log", level=logging.INFO)
-    store = connect(rank, 2, 20.0)
+    store = join(rank, port, out)
     owner = [0, 1, 1, 1]
     specs = {(i, "c"): {"w": ("float32", (2, 3))} for i in range(4) if owner[i] == rank}
     transport = wire.DistributedTransport(rank, owner, specs, store, timeout_s=20.0)

@@ -18,7 +18,6 @@ from parsefl.security import FrameAuth, Identities, init_keys
 from parsefl.security.frames import _signed_bytes
 
 
-
 def test_keys_init_writes_a_ca_certificates_and_a_peers_file(tmp_path):
     peers = init_keys(tmp_path / "k", 3)
     data = json.loads(peers.read_text())

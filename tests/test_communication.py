@@ -161,3 +161,32 @@ def test_bad_communication_config_is_one_line_exit_2(override, field, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and field in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_launch_gives_the_simulator_numbers_with_compression(tmp_path):
+    """Two processes on 127.0.0.1: encoded copies over the wire, decoded before the checks,
+    error feedback's public copies kept per process, periods in lockstep."""
+    from parsefl.experiments.launcher import launch
+    from parsefl.experiments.run import run_experiment
+
+    cfg = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",
+           "mix={m1: 2, m2: 2, m1+m2: 2}", "partition.name=iid", "model.dim=12",
+           "model.encoder.params.hidden=[16]", "device=cpu", "diagnostics.gradient_cosine=false",
+           "rounds=3", "eval_every=3", "communication.compressor=int8",
+           "communication.error_feedback=true",
+           "communication.kinds={enc: {compressor: topk, params: {fraction: 0.2}, period: 2}}"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers run
+    try:
+        sim = run_experiment(load_config(None, cfg), tmp_path / "sim")
+    finally:
+        torch.set_num_threads(threads)
+    dist = launch(None, cfg, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    skip = ("wall_time_s", "diagnostics", "ablations", "distributed")
+    assert {k: v for k, v in dist.items() if k not in skip} == \
+        {k: v for k, v in sim.items() if k not in skip}  # accuracies and bytes, exactly
+    assert (tmp_path / "dist" / "metrics.csv").read_text() == \
+        (tmp_path / "sim" / "metrics.csv").read_text()
+    wire = dist["distributed"]["wire_bytes"]
+    assert 0 < wire["params_bytes"] < sim["communication"]["bytes_total"]
+    assert not wire.get("rejected")

@@ -83,15 +83,33 @@ class NoCompression(Compressor):
         return parts["v"].to(dtype)
 
 
-def uniform(keys: torch.Tensor, n: int) -> torch.Tensor:
-    """``(B, n)`` float32 uniforms in [0, 1) from row keys ``(B,)`` and the element position,
-    by an integer hash (lowbias32-style; every product stays below 2**63, so int64 is exact)."""
-    pos = torch.arange(n, device=keys.device, dtype=torch.int64)
-    x = (keys[:, None] + pos[None, :] * 0x9E3779B1) & MASK
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (lowbias32-style; every product stays below 2**63, so int64
+    arithmetic is exact)."""
     for mult in (0x7FEB352D, 0x4C8E9CF5):
         x = ((x ^ (x >> 16)) * mult) & MASK
-    x = x ^ (x >> 16)
-    return (x >> 8).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32, < 1
+    return x ^ (x >> 16)
+
+
+_TABLES: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def uniform(keys: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, n)`` float32 uniforms in [0, 1) from row keys ``(B,)``: a fixed table of hashed
+    positions rotated by each row's hashed key, ``u = (t[pos] + k[row]) mod 1``. For any one
+    element, ``u`` is uniform, independent across rows (keys) and rounds; the table is hashed
+    once per size, so a round costs two float passes instead of a hash of every element.
+    Values are multiples of 2**-23, so the sum and the wrap are exact in float32: every
+    backend and process gets the same bits."""
+    device = keys.device
+    table = _TABLES.get((n, str(device)))
+    if table is None:
+        pos = (torch.arange(n, dtype=torch.int64, device=device) * 0x9E3779B1) & MASK
+        table = (_mix32(pos) >> 9).to(torch.float32) * 2.0 ** -23
+        _TABLES[n, str(device)] = table
+    offset = (_mix32(keys.to(torch.int64) & MASK) >> 9).to(torch.float32) * 2.0 ** -23
+    u = table[None, :] + offset[:, None]
+    return torch.where(u >= 1, u - 1, u)
 
 
 def row_key(seed: int, sender: int, component: str, tensor: str) -> int:

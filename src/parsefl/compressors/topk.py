@@ -40,6 +40,11 @@ class TopK(Compressor):
         idx = idx.sort(dim=1).values  # canonical order on the wire
         return {"v": x.gather(1, idx), "i": idx.to(torch.int32)}
 
+    def roundtrip(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Decode(encode(x)) without the wire's canonical index order (values are the same)."""
+        idx = torch.topk(x.abs(), self.k(x.shape[1]), dim=1, sorted=False).indices
+        return torch.zeros_like(x).scatter_(1, idx, x.gather(1, idx))
+
     def decode_rows(self, parts: Mapping[str, torch.Tensor], n: int,
                     dtype: torch.dtype) -> torch.Tensor:
         values = parts["v"].to(dtype)

@@ -15,6 +15,7 @@ import torch
 from parsefl.compressors import Communication, encode_tensors
 from parsefl.compressors.int8 import Int8
 from parsefl.config import load_config
+from parsefl.errors import ConfigError
 from parsefl.experiments.build import build_communication, build_experiment
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.distributed import DistributedTransport
@@ -92,6 +93,10 @@ CASES = {
     "int8_median": ["communication.compressor=int8", "aggregation.name=median"],
     "bf16_choco_median": ["communication.compressor=bf16", "communication.error_feedback=true",
                           "aggregation.name=median"],
+    "int8_sign_flip": ["communication.compressor=int8",
+                       "adversary={agents: [1], attack: sign_flip}"],
+    "topk_alie_median": ["communication.compressor=topk", "communication.params={fraction: 0.5}",
+                         "adversary={agents: [1], attack: alie}", "aggregation.name=median"],
 }
 
 
@@ -115,6 +120,16 @@ def test_vectorized_equals_reference_with_compression(case):
         for a, b in zip(ref.agents, vec.agents, strict=True):
             for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
                 assert torch.allclose(p, q, atol=1e-4), a.id
+
+
+def test_error_feedback_with_an_adversary_runs_on_the_reference_backend():
+    extra = [*BASE, "communication.compressor=int8", "communication.error_feedback=true",
+             "adversary={agents: [1], attack: sign_flip}"]
+    auto = build_experiment(load_config(None, extra))
+    assert not isinstance(auto.loop.executor, VectorizedExecutor)
+    with pytest.raises(ConfigError, match="error feedback with an adversary") as err:
+        build_experiment(load_config(None, [*extra, "runtime.backend=vectorized"]))
+    assert err.value.field == "runtime.backend"
 
 
 def test_compression_bills_fewer_bytes_by_the_formula():

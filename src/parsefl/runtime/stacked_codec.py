@@ -86,13 +86,14 @@ class StackedCodec:
             return {n: torch.sparse.mm(off, torch.where(bad, torch.zeros_like(sent[n]),
                                                         sent[n])) + (diag + back) * own[n]
                     for n in mix.names}
+        flat_own = torch.cat([own[n] for n in mix.names], dim=1)
         values = torch.cat([sent[n] for n in mix.names], dim=1)[mix.index]
-        values[:, 0] = torch.cat([own[n] for n in mix.names], dim=1)
+        values[:, 0] = flat_own
         mask, weights = mix.mask, mix.weights
-        if attacking:
-            values = adversary.tamper(values, mask, weights, mix.byz, mix.pairs, mix.ids,
-                                      mix.comp, r)
-            values = self._encode_crafted(mix, values, r)
+        if attacking:  # attackers craft from the plain copies (as in the reference send path)
+            crafted = adversary.tamper(flat_own[mix.index], mask, weights, mix.byz, mix.pairs,
+                                       mix.ids, mix.comp, r)
+            values = self._encode_crafted(mix, values, crafted, r)
         valid = mask
         if checks is not None:
             valid = checks.stacked_valid(values, mask)
@@ -104,11 +105,12 @@ class StackedCodec:
             merged = aggregator.combine(values, valid, weights)
         return _unflat(mix, merged)
 
-    def _encode_crafted(self, mix: StackedMix, values: torch.Tensor, r: int) -> torch.Tensor:
+    def _encode_crafted(self, mix: StackedMix, values: torch.Tensor, crafted: torch.Tensor,
+                        r: int) -> torch.Tensor:
         """The attackers' crafted copies travel compressed too, with their sender's keys."""
         rows, cols = mix.pairs
         senders = tuple(s for s, _ in mix.ids)
-        crafted = _unflat(mix, values[rows, cols])
+        crafted = _unflat(mix, crafted[rows, cols])
         sent = self.roundtrip(mix, crafted, r, senders)
         values = values.clone()
         values[rows, cols] = torch.cat([sent[n] for n in mix.names], dim=1)

@@ -86,8 +86,9 @@ def test_due_plans_are_reused_while_nothing_changes():
 
 CASES = {
     "fp16": ["communication.compressor=fp16"],
-    "int8_periods": ["communication.compressor=int8", *PERIODS[:1],
-                     "communication.kinds={head_r: {compressor: none, period: 1}}"],
+    "int8_per_row_periods": ["communication.compressor=int8", *PERIODS[:1],
+                             "communication.params={per_row: true}",
+                             "communication.kinds={head_r: {compressor: none, period: 1}}"],
     "topk_choco": ["communication.compressor=topk", "communication.params={fraction: 0.3}",
                    "communication.error_feedback=true", "communication.gamma=0.5"],
     "int8_median": ["communication.compressor=int8", "aggregation.name=median"],
@@ -154,7 +155,7 @@ def test_the_wire_decodes_before_the_receive_checks():
     assert inbox[1][0].body["w"][0, 0] == 1.0  # decoded to the receiver's tensors
     bad = {**body, "w#s": torch.tensor(float("nan"))}  # a NaN scale decodes to NaN values
     transport._accept(Message(0, 1, "params", bad, (0, 1), "head_r"), inbox, "rank 0")
-    wrong = {**body, "w#q": body["w#q"][:3]}  # does not decode
+    wrong = {**body, "w#q": body["w#q"].flatten()}  # another shape: does not decode
     transport._accept(Message(0, 1, "params", wrong, (0, 1), "head_r"), inbox, "rank 0")
     assert len(inbox[1]) == 1 and transport.wire["rejected"] == 2
     assert transport.checks.counts == {"non_finite": 1, "names": 1}

@@ -63,7 +63,7 @@ def test_topk_keeps_the_largest_magnitudes_with_int32_indices():
 
 def test_topk_count_and_fraction_bounds():
     assert TopK(0.1).k(100) == 10 and TopK(0.1).k(3) == 1 and TopK(1.0).k(7) == 7
-    assert TopK(0.1).bytes(1000, torch.float32) == 100 * 8
+    assert TopK(0.1).bytes((10, 100), torch.float32) == 100 * 8
     for bad in (0, -0.5, 1.5, True, "x"):
         with pytest.raises(ConfigError, match="fraction"):
             TopK(bad)
@@ -82,9 +82,23 @@ def test_int8_stochastic_rounding_by_hand():
     assert parts["q"][0].tolist() == expected.to(torch.int8).tolist()
     assert parts["q"][0, 0] == 127 and parts["q"][0, 3] == 0  # exact values stay exact
     assert int(parts["q"][0, 1]) in (-64, -63) and int(parts["q"][0, 2]) == 30
-    decoded = comp.decode_rows(parts, 4, torch.float32)
+    decoded = comp.decode_rows(parts, (4,), torch.float32)
     assert torch.allclose(decoded, parts["q"].float() * parts["s"][:, None])
-    assert comp.bytes(4, torch.float32) == 4 + 4
+    assert comp.bytes((4,), torch.float32) == 4 + 4
+
+
+def test_int8_per_row_scales():
+    comp = Int8(per_row=True)
+    body = encode_tensors(comp, X, KEYS)
+    # w: one scale per row (max |row| / 127 = 2/127 and 1/127); b, a vector: one scale
+    assert body["w#s"].tolist() == pytest.approx([2 / 127, 1 / 127])
+    assert body["b#s"].shape == () and float(body["b#s"]) == pytest.approx(3 / 127)
+    assert payload_bytes(body) == (4 + 2 * 4) + (3 + 4) == 19
+    assert comp.bytes((128, 76), torch.float32) == 128 * 76 + 128 * 4
+    out = decode_tensors(comp, body, like_of(X))
+    assert float(out["w"][0, 1]) == pytest.approx(-2.0) and float(out["w"][1, 0]) == 1.0
+    with pytest.raises(ConfigError, match="per_row"):
+        Int8(per_row="yes")
 
 
 def test_int8_body_bytes_and_zero_tensor():

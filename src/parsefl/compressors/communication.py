@@ -147,7 +147,7 @@ class Communication:
     def bytes(self, component: str, like: Mapping[str, Spec]) -> int:
         """Encoded bytes of one copy of ``component`` (tensors ``like``)."""
         comp = self.compressor(component)
-        return sum(comp.bytes(_numel(shape), dt) for dt, shape in like.values())
+        return sum(comp.bytes(tuple(shape), dt) for dt, shape in like.values())
 
     def bound_specs(self, expected: Mapping[tuple[int, str], Mapping[str, tuple[str, tuple]]]
                     ) -> dict:
@@ -171,13 +171,6 @@ def _dtype(name: str) -> torch.dtype:
     if not isinstance(dtype, torch.dtype):
         raise CodecError(f"unknown dtype {name!r}")
     return dtype
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _compressor(name: str, params: Mapping[str, Any], field: str) -> Compressor:

@@ -45,8 +45,12 @@ class StackedCodec:
         """What the receivers decode of rows ``block`` sent by ``senders`` (default: the
         holders), each row with its sender's keys."""
         senders = mix.order if senders is None else senders
-        return {n: self.compressor.roundtrip(
-            x, self.comm.keys(mix.comp, n, senders, r).to(x.device)) for n, x in block.items()}
+        out = {}
+        for n, x in block.items():  # rows of flat copies, as (rows, *tensor shape)
+            shape = mix.parts[0][0].params[n].shape[1:]
+            keys = self.comm.keys(mix.comp, n, senders, r).to(x.device)
+            out[n] = self.compressor.roundtrip(x.reshape(-1, *shape), keys).reshape(x.shape)
+        return out
 
     def apply(self, mix: StackedMix, aggregator: Aggregator, checks: ReceiveChecks | None,
               adversary: Adversary | None, r: int) -> None:

@@ -36,19 +36,21 @@ class StackedOptimizer:
 
     @torch.no_grad()
     def step(self, rows: torch.Tensor | None = None) -> None:
-        for name, p in self.params.items():
-            if p.grad is None:  # as torch: no gradient, no update (moments untouched)
-                continue
-            state = self.state.get(name) or self._init(name, p)
-            if rows is None:
-                self._update(p, p.grad, state)
-                continue
-            sub = {k: v[rows] for k, v in state.items()}
-            x = p[rows]
-            self._update(x, p.grad[rows], sub)
-            p.index_copy_(0, rows, x)
+        names = [n for n, p in self.params.items() if p.grad is not None]  # as torch: no
+        if not names:  # gradient, no update (moments and step count untouched)
+            return
+        states = [self.state.get(n) or self._init(n, self.params[n]) for n in names]
+        if rows is None:
+            self._update([self.params[n] for n in names],
+                         [self.params[n].grad for n in names], states)
+            return
+        xs = [self.params[n][rows] for n in names]
+        subs = [{k: v[rows] for k, v in st.items()} for st in states]
+        self._update(xs, [self.params[n].grad[rows] for n in names], subs)
+        for n, x, st, sub in zip(names, xs, states, subs, strict=True):
+            self.params[n].index_copy_(0, rows, x)
             for k, v in sub.items():
-                state[k].index_copy_(0, rows, v)
+                st[k].index_copy_(0, rows, v)
 
     def _init(self, name: str, p: torch.Tensor) -> dict[str, torch.Tensor]:
         state = {"step": torch.zeros(p.shape[0], dtype=torch.float32, device=p.device)}
@@ -60,31 +62,41 @@ class StackedOptimizer:
         self.state[name] = state
         return state
 
-    def _update(self, x: torch.Tensor, grad: torch.Tensor, st: dict[str, torch.Tensor]) -> None:
-        """One step of every row of ``x`` (in place, with its state ``st``)."""
+    def _update(self, xs: list[torch.Tensor], grads: list[torch.Tensor],
+                sts: list[dict[str, torch.Tensor]]) -> None:
+        """One step of every row of the tensors ``xs`` (in place, with their states ``sts``):
+        torch's foreach ops, each per-row scalar broadcast over its row."""
         cfg = self.cfg
         if cfg.weight_decay:
-            grad = grad.add(x, alpha=cfg.weight_decay)
-        shape = (-1,) + (1,) * (x.dim() - 1)  # a per-row scalar, broadcast over the row
+            grads = torch._foreach_add(grads, xs, alpha=cfg.weight_decay)
+        steps = [st["step"] for st in sts]
+        rowwise = [(-1,) + (1,) * (x.dim() - 1) for x in xs]
         if cfg.optimizer == "sgd":
             if cfg.momentum:
-                buf, first = st["momentum_buffer"], (st["step"] == 0).view(shape)
-                buf.mul_(cfg.momentum).add_(grad)
-                buf.copy_(torch.where(first, grad, buf))  # torch: the first buffer is the grad
-                grad = buf
-            st["step"].add_(1)
-            x.add_(grad, alpha=-cfg.lr)
+                bufs = [st["momentum_buffer"] for st in sts]
+                torch._foreach_mul_(bufs, cfg.momentum)
+                torch._foreach_add_(bufs, grads)
+                for buf, g, s, shape in zip(bufs, grads, steps, rowwise, strict=True):
+                    buf.copy_(torch.where((s == 0).view(shape), g, buf))  # first: the grad
+                grads = bufs
+            torch._foreach_add_(steps, 1)
+            torch._foreach_add_(xs, grads, alpha=-cfg.lr)
             return
         beta1, beta2 = _BETAS
-        st["step"].add_(1)
-        st["exp_avg"].lerp_(grad, 1 - beta1)
-        st["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        m, v = [st["exp_avg"] for st in sts], [st["exp_avg_sq"] for st in sts]
+        torch._foreach_add_(steps, 1)
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, 1 - beta2)
         # Bias corrections in double, as torch computes them from the Python step count.
-        step = st["step"].double()
-        step_size = (cfg.lr / (1 - beta1 ** step) * -1).to(x.dtype).view(shape)
-        bc2_sqrt = ((1 - beta2 ** step) ** 0.5).to(x.dtype).view(shape)
-        denom = st["exp_avg_sq"].sqrt().div_(bc2_sqrt).add_(_EPS)
-        x.addcdiv_(st["exp_avg"] * step_size, denom)
+        count = torch.stack(steps).double()
+        size = (cfg.lr / (1 - beta1 ** count) * -1).to(xs[0].dtype)
+        bc2 = ((1 - beta2 ** count) ** 0.5).to(xs[0].dtype)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, [b.view(s) for b, s in zip(bc2, rowwise, strict=True)])
+        torch._foreach_add_(denom, _EPS)
+        step = torch._foreach_mul(m, [a.view(s) for a, s in zip(size, rowwise, strict=True)])
+        torch._foreach_addcdiv_(xs, step, denom)
 
     def state_dict(self) -> dict[str, Any]:
         """torch's layout (``state`` by parameter index, ``param_groups``), for checkpoints."""

@@ -75,19 +75,25 @@ class Agent:
             self._optimizer = make_optimizer(self.model, self.train_cfg)
         return self._optimizer
 
-    def rebind(self, params: Mapping[str, torch.Tensor], x: Mapping[str, torch.Tensor],
-               y: torch.Tensor) -> None:
-        """Use ``params`` as the model's parameters and ``x``, ``y`` as the data: views of
-        a stacked backend's rows, so that one copy of each exists. The optimizer is made
-        afresh over the new parameters when next used (it must hold no state yet)."""
+    def rebind(self, params: Mapping[str, torch.Tensor],
+               x: Mapping[str, torch.Tensor] | None = None, y: torch.Tensor | None = None,
+               ) -> None:
+        """Use ``params`` (some or all) as the model's parameters and ``x``, ``y`` as the
+        data: views of a stacked backend's rows, so that one copy of each exists. The
+        optimizer is made afresh over the new parameters when next used (it must hold no
+        state yet)."""
         for name, value in params.items():
             owner, _, attr = name.rpartition(".")
             module = self.model.get_submodule(owner)
             trains = getattr(module, attr).requires_grad
             setattr(module, attr, nn.Parameter(value, requires_grad=trains))
-        self._params = dict(self.model.named_parameters())
-        self._optimizer = None
-        self.x, self.y = {m: x[m] for m in self.modalities}, y
+            self._params[name] = getattr(module, attr)
+        if params:
+            self._optimizer = None
+        if x is not None:
+            self.x = {m: x[m] for m in self.modalities}
+        if y is not None:
+            self.y = y
 
     @property
     def n_samples(self) -> int:

@@ -49,23 +49,30 @@ class StackedGroup:
         self.train_cfg = train
         self.wrapper = _LossOf(first.model, first.loss_cfg)
         self.names = [n for n, _ in first.model.named_parameters()]
-        per_agent = [dict(a.model.named_parameters()) for a in agents]
-        self.params = {n: torch.stack([p[n].detach() for p in per_agent]).requires_grad_(
-            per_agent[0][n].requires_grad) for n in self.names}  # frozen trunks stay frozen
-        del per_agent
+        self.params: dict[str, torch.Tensor] = {}
+        for n in self.names:  # one tensor at a time: each agent's own copy goes at once
+            stacked = torch.stack([a.model.get_parameter(n).detach() for a in agents])
+            self.params[n] = stacked.requires_grad_(first.model.get_parameter(n).requires_grad)
+            for k, agent in enumerate(agents):  # frozen trunks stay frozen
+                agent.rebind({n: stacked.detach()[k]})
         self.optimizer = StackedOptimizer(self.params, train)
         sizes = [a.n_samples for a in agents]
         device = first.y.device
         self.offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)
-        self.x = {m: torch.cat([a.x[m] for a in agents]) for m in first.modalities}
-        self.y = torch.cat([a.y for a in agents])
         self.rows = torch.arange(len(agents), device=device)
-        for k, agent in enumerate(agents):  # the agents now see the group's copies
-            lo, hi = int(self.offsets[k]), int(self.offsets[k]) + sizes[k]
-            agent.rebind({n: p.detach()[k] for n, p in self.params.items()},
-                         {m: v[lo:hi] for m, v in self.x.items()}, self.y[lo:hi])
+        self.x, self.y = {}, torch.cat([a.y for a in agents])
+        for m in first.modalities:
+            self.x[m] = torch.cat([a.x[m] for a in agents])
+            self._rebind_data(sizes)
         self.loss = torch.vmap(self._one, randomness="different")
         self.grad_sum: dict[str, torch.Tensor] = {}
+
+    def _rebind_data(self, sizes: list[int]) -> None:
+        """The agents see the group's data copies (what is stacked so far)."""
+        for k, agent in enumerate(self.agents):
+            lo, hi = int(self.offsets[k]), int(self.offsets[k]) + sizes[k]
+            agent.rebind({}, {m: self.x[m][lo:hi] if m in self.x else agent.x[m]
+                              for m in agent.modalities}, self.y[lo:hi])
 
     def _one(self, params: dict, x: dict, y: torch.Tensor) -> torch.Tensor:
         return functional_call(self.wrapper, {"model." + k: v for k, v in params.items()},

@@ -23,7 +23,9 @@ _EPS = 1e-8
 
 class StackedOptimizer:
     """``step(rows)`` updates the given rows (None: every row) of every parameter that has a
-    gradient; ``state[name]`` holds ``step`` (rows,) and the moments, shaped as the parameter."""
+    gradient, and spends the gradients (their buffers hold scratch values afterwards: read
+    them before); ``state[name]`` holds ``step`` (rows,) and the moments, shaped as the
+    parameter."""
 
     def __init__(self, params: Mapping[str, torch.Tensor], cfg: TrainConfig) -> None:
         self.params = dict(params)
@@ -92,11 +94,15 @@ class StackedOptimizer:
         count = torch.stack(steps).double()
         size = (cfg.lr / (1 - beta1 ** count) * -1).to(xs[0].dtype)
         bc2 = ((1 - beta2 ** count) ** 0.5).to(xs[0].dtype)
-        denom = torch._foreach_sqrt(v)
+        # The denominator is built in the gradients' buffers, which are spent by now: no
+        # temporary as large as the parameters (torch's capturable form of the same update).
+        denom = grads
+        torch._foreach_copy_(denom, v)
+        torch._foreach_sqrt_(denom)
         torch._foreach_div_(denom, [b.view(s) for b, s in zip(bc2, rowwise, strict=True)])
         torch._foreach_add_(denom, _EPS)
-        step = torch._foreach_mul(m, [a.view(s) for a, s in zip(size, rowwise, strict=True)])
-        torch._foreach_addcdiv_(xs, step, denom)
+        torch._foreach_div_(denom, [a.view(s) for a, s in zip(size, rowwise, strict=True)])
+        torch._foreach_addcdiv_(xs, m, denom)
 
     def state_dict(self) -> dict[str, Any]:
         """torch's layout (``state`` by parameter index, ``param_groups``), for checkpoints."""

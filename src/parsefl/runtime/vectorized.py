@@ -10,6 +10,8 @@ agents of unequal data size take unequal numbers of steps, see ``runtime.stacked
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -32,6 +34,13 @@ from parsefl.runtime.vectorized_blocker import (  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from parsefl.runtime.loop import RoundEngine
+
+
+def _trim_heap() -> None:
+    """Hand back to the system the heap that stacking freed (each agent's own parameter and
+    data copies, now views of its group's): glibc keeps freed small blocks otherwise."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _carry_optimizer(group: StackedGroup, rows: list[tuple[StackedGroup, int]]) -> None:
@@ -84,6 +93,7 @@ class VectorizedExecutor:
         self.where = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
         self._grouped = self._held_key()
         self._cache = None
+        _trim_heap()
 
     def reload(self, ids: Sequence[int]) -> None:
         """Nothing to take: agents' parameters changed from outside (a warm start) are views

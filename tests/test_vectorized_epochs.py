@@ -85,3 +85,24 @@ def test_quickstart_size_run_equals_the_reference_backend():
         for a, b in zip(ref.agents, vec.agents, strict=True):
             x = {m: ref.test_x[m] for m in a.modalities}
             assert torch.allclose(a.model.logits(x), b.model.logits(x), atol=5e-4), a.id
+
+
+@pytest.mark.parametrize("method", ["dsgd_full", "harmony", "sliced_hybrid"])
+def test_other_strategies_with_local_epochs_equal_the_reference(method):
+    base = ["data.name=synthetic_pid", "data.params={n_samples: 600}", "partition.name=dirichlet",
+            "partition.alpha=1.0", "mix={m1: 3, m2: 2, m1+m2: 3}", "model.dim=12",
+            "model.encoder.params={hidden: [16]}", "train.batch_size=16", f"method={method}",
+            "train.optimizer=sgd", "train.momentum=0.9", "train.lr=0.05"]
+    if method == "harmony":
+        base.append("method_params={stage1_fraction: 0.5}")
+    runs = {}
+    for backend in ("reference", "vectorized"):
+        exp = build_experiment(load_config(None, [*base, f"runtime.backend={backend}"]))
+        runs[backend] = (exp, [exp.loop.step(r) for r in range(2)])
+    (ref, ref_stats), (vec, vec_stats) = runs["reference"], runs["vectorized"]
+    for s, t in zip(ref_stats, vec_stats, strict=True):
+        assert s.loss == pytest.approx(t.loss, abs=1e-5)
+    with torch.no_grad():
+        for a, b in zip(ref.agents, vec.agents, strict=True):
+            x = {m: ref.test_x[m] for m in a.modalities}
+            assert torch.allclose(a.model.logits(x), b.model.logits(x), atol=5e-4), a.id

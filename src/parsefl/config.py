@@ -103,8 +103,8 @@ class ImperfectConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized",
-    # needs train.local_steps), or "auto" (vectorized whenever it can run).
+    # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized";
+    # local steps or epochs), or "auto" (vectorized whenever it can run).
     backend: Literal["auto", "reference", "vectorized"] = "auto"
     # torch CPU threads for this process (0: torch's default, one per core). 1 by default:
     # with one thread per core, torch's workers spin against any other busy process, and the

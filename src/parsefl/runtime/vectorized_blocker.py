@@ -36,9 +36,6 @@ def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
                        attacked: bool = False) -> Blocker | None:
     """What stops the vectorized backend from running this setup (None: nothing);
     ``attacked``: an adversary replaces some agents' copies."""
-    if train.local_steps is None:
-        return Blocker("train.local_steps", "it needs train.local_steps (agents of unequal "
-                       "data size step together)")
     if any(len(a.views) > 1 for a in agents):
         return Blocker("imperfect", "an agent trains on several modality views (pooled data "
                        "or missing modalities)")

@@ -179,6 +179,13 @@ def test_choco_merge_is_the_paper_update():
     assert a.own == {} and a.views == {}
 
 
+def test_consensus_step_size_defaults_to_the_operators():
+    comm = Communication(Rule(TopK(0.1)), {"head_r": Rule(Int8())}, error_feedback=True)
+    assert comm.gamma_for("enc.fou") == 0.7 and comm.gamma_for("head_r") == 1.0
+    fixed = Communication(Rule(TopK(0.1)), error_feedback=True, gamma=0.3)
+    assert fixed.gamma_for("enc.fou") == 0.3
+
+
 def test_periods_and_kinds_from_config():
     from parsefl.config import load_config
 

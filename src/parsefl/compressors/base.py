@@ -39,6 +39,9 @@ class Compressor:
 
     name: ClassVar[str] = "base"
     identity: ClassVar[bool] = False  # True: the copy travels as is (no encoding at all)
+    # CHOCO's consensus step size when the config sets none: 1 for operators close to the
+    # identity (with the identity, CHOCO with gamma = 1 is plain gossip).
+    gamma: ClassVar[float] = 1.0
 
     def parts(self, shape: Shape, dtype: torch.dtype) -> dict[str, Spec]:
         """The encoded parts of one tensor of ``shape``: part -> (dtype, shape of one row)."""

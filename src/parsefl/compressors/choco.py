@@ -76,5 +76,5 @@ class Choco:
         hat = self.own[i, component]
         mixed = aggregator.merge(hat, {j: self.views[i, j, component] for j in sorted(arrived)},
                                  self_weight, weights)
-        g = self.comm.gamma
+        g = self.comm.gamma_for(component)
         return {n: x[n] + g * (mixed[n] - hat[n]) for n in x}

@@ -68,7 +68,7 @@ class StackedCodec:
         for n in mix.names:
             hat[n] += q[n]
         mixed = self._mix(mix, hat, hat, aggregator, None, None, r)
-        g = self.comm.gamma
+        g = self.comm.gamma_for(mix.comp)
         for n in mix.names:
             mix._write(n, own[n] + g * (mixed[n] - hat[n]))
 

@@ -23,7 +23,7 @@ strategy phase: the same key in every process).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 
 import torch
 
@@ -67,6 +67,16 @@ class Choco:
         view = self.views.get((i, j, component))
         self.views[i, j, component] = dict(q) if view is None else {
             n: view[n] + q[n] for n in q}
+
+    def merger(self, aggregator: Aggregator, i: int, component: str) -> Callable[..., dict]:
+        """``merge(x, received, self_weight, weights)`` for agent ``i``'s ``component``, as
+        an aggregator's: the received differences move ``i``'s views, then :meth:`merge`."""
+        def merge(x: Tensors, received: Mapping[int, Tensors], self_weight: float,
+                  weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
+            for j, q in received.items():
+                self.receive(i, j, component, q)
+            return self.merge(aggregator, i, component, x, received, self_weight, weights)
+        return merge
 
     def merge(self, aggregator: Aggregator, i: int, component: str, x: Tensors,
               arrived: Collection[int], self_weight: float,

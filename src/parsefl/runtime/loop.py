@@ -299,15 +299,10 @@ class ReferenceExecutor:
                         own[i, msg.component], body, f"{msg.component} {msg.src}->{i}"):
                     received.setdefault(msg.component, {})[msg.src] = body
             for comp in plan.paths:
-                got = received.get(comp, {})
-                if self.choco is not None:
-                    for j, q in got.items():
-                        self.choco.receive(i, j, comp, q)
-                    merged = self.choco.merge(aggregator, i, comp, own[i, comp], got,
-                                              plan.self_weight[comp], plan.weights[comp])
-                else:
-                    merged = aggregator.merge(own[i, comp], got, plan.self_weight[comp],
-                                              plan.weights[comp])
+                merge = aggregator.merge if self.choco is None else self.choco.merger(
+                    aggregator, i, comp)  # error feedback: merges the public copies
+                merged = merge(own[i, comp], received.get(comp, {}), plan.self_weight[comp],
+                               plan.weights[comp])
                 updates.append((agents[i], comp, merged))
         for agent, comp, merged in updates:
             agent.set_component(comp, merged)

@@ -39,16 +39,27 @@ class Int8(Compressor):
         return {"q": (torch.int8, tuple(shape)), "s": (torch.float32, () if rows is None
                                                        else (rows,))}
 
-    def encode_rows(self, x: torch.Tensor, keys: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _quantize(self, x: torch.Tensor, keys: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+        """``(q as float32 (B, rows or 1, m), scale (B, rows or 1), rows)``."""
         shape, b = tuple(x.shape[1:]), x.shape[0]
         rows = self._rows(shape)
         flat = x.to(torch.float32).reshape(b, rows or 1, -1)
-        scale = flat.abs().amax(dim=2) / 127.0  # (B, rows or 1)
+        scale = flat.abs().amax(dim=2) / 127.0
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
         u = uniform(keys, math.prod(shape)).to(x.device).reshape(flat.shape)
-        q = torch.floor(flat / safe[..., None] + u).clamp_(-127, 127)
+        return torch.floor(flat / safe[..., None] + u).clamp_(-127, 127), scale, rows
+
+    def encode_rows(self, x: torch.Tensor, keys: torch.Tensor) -> dict[str, torch.Tensor]:
+        q, scale, rows = self._quantize(x, keys)
         return {"q": q.to(torch.int8).reshape(x.shape),
                 "s": scale[:, 0] if rows is None else scale}
+
+    def roundtrip(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``decode_rows(encode_rows(x))`` without the int8 casts (the same values: every q
+        is an integer in [-127, 127], exact in float32)."""
+        q, scale, _ = self._quantize(x, keys)
+        return (q * scale[..., None]).reshape(x.shape).to(x.dtype)
 
     def decode_rows(self, parts: Mapping[str, torch.Tensor], shape: Shape,
                     dtype: torch.dtype) -> torch.Tensor:

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,16 @@ def measure(n: int, setting: str, rounds: int) -> dict:
     overrides = [*scaling_overrides(n, "ring", "vectorized"), "runtime.threads=1",
                  *SETTINGS[setting]]
     exp = build_experiment(load_config(None, overrides))
-    total = {}
+    total, cpu = {}, []
 
     def step(r: int) -> None:
+        start = time.process_time()
         total[r] = sum(exp.loop.step(r).link_bytes.values())
+        cpu.append(time.process_time() - start)
 
     seconds = time_rounds(step, rounds)
     return {"n": n, "setting": setting, "s_per_round": seconds,
+            "cpu_s_per_round": float(np.median(cpu[1:])),
             "bytes_per_round": float(np.mean(list(total.values())))}
 
 
@@ -86,8 +90,10 @@ def main() -> None:
     load = "busy (one CPU-bound process beside it)" if args.busy else "quiet (as found)"
     notes = [f"N = {n}, ring, vectorized backend, 1 torch thread; {load}; each cell the median "
              f"over {args.repeat} fresh processes of the median of {args.rounds} rounds after "
-             f"one warm-up; ratio = median of per-repeat ratios to `none`; load average "
-             f"(1 min) {before:.1f} before, {os.getloadavg()[0]:.1f} after."]
+             f"one warm-up; ratio = median of per-repeat ratios to `none`; CPU = the process's "
+             f"CPU time per round (less sensitive than wall time to other processes on a "
+             f"shared machine); load average (1 min) {before:.1f} before, "
+             f"{os.getloadavg()[0]:.1f} after."]
     if args.quick:
         print("\n".join(rows + notes))
     else:
@@ -96,16 +102,18 @@ def main() -> None:
 
 
 def table(runs: dict[str, list[dict]]) -> list[str]:
-    rows = ["| setting | s/round | / none | within 1.3x | bytes/round | / none |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| setting | wall s/round | / none | CPU s/round | / none | within 1.3x (CPU) "
+            "| bytes/round | / none |", "|---|---|---|---|---|---|---|---|"]
     base = runs["none"]
     for setting, got in runs.items():
-        secs = float(np.median([g["s_per_round"] for g in got]))
-        ratio = float(np.median([g["s_per_round"] / b["s_per_round"]
-                                 for g, b in zip(got, base, strict=True)]))
+        cells = []
+        for key in ("s_per_round", "cpu_s_per_round"):
+            secs = float(np.median([g[key] for g in got]))
+            ratio = float(np.median([g[key] / b[key] for g, b in zip(got, base, strict=True)]))
+            cells += [f"{secs:.3f}", f"{ratio:.2f}x"]
         nbytes = got[0]["bytes_per_round"]
-        rows.append(f"| {setting} | {secs:.3f} | {ratio:.2f}x | "
-                    f"{'yes' if ratio <= 1.3 else 'NO'} | {nbytes:,.0f} | "
+        rows.append(f"| {setting} | {' | '.join(cells)} | "
+                    f"{'yes' if float(cells[3][:-1]) <= 1.3 else 'NO'} | {nbytes:,.0f} | "
                     f"{nbytes / base[0]['bytes_per_round']:.3f} |")
         print(rows[-1], flush=True)
     return rows

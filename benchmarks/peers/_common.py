@@ -8,6 +8,7 @@ The workload (identical for every framework) is fixed here: the generated data s
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -19,6 +20,27 @@ FEATURES, CLASSES, HIDDEN, DIM = 784, 10, 256, 128
 BATCH, LR, LOCAL_EPOCHS = 32, 0.01, 1  # plain SGD (no momentum) everywhere
 N_TEST = 1000
 SEED = 0
+
+# Two regimes. "compute": a 784-256-128-10 MLP on 4,000 samples shared by 8-16 peers, where
+# every framework sits near the same compute floor. "overhead": many small agents (100
+# samples each, N = 64..1,024) with benchmarks/scaling.py's small model (MLP encoder with one
+# hidden layer of 128, embedding width 96, on the scaling data's 76 + 240 = 316 features) and
+# batch (25: one local epoch = 4 steps), where a framework's cost per agent shows.
+REGIMES = {"compute": {"FEATURES": 784, "HIDDEN": 256, "DIM": 128, "BATCH": 32},
+           "overhead": {"FEATURES": 316, "HIDDEN": 128, "DIM": 96, "BATCH": 25}}
+PER_AGENT = 100  # overhead regime: training samples per agent
+ENV_REGIME = "PEERS_BENCH_REGIME"  # children (and Flower's Ray actors) inherit it
+REGIME = "compute"
+
+
+def set_regime(name: str) -> None:
+    """Switch the workload constants of this module to regime ``name``."""
+    global REGIME
+    globals().update(REGIMES[name])
+    REGIME = name
+
+
+set_regime(os.environ.get(ENV_REGIME, "compute"))
 
 
 def generate(path: Path, n_train: int, seed: int = SEED) -> Path:

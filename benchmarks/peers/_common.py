@@ -95,6 +95,28 @@ def ring(peers: int) -> list[list[int]]:
     return [sorted({(i - 1) % peers, (i + 1) % peers} - {i}) for i in range(peers)]
 
 
+def group_cpu_s() -> float:
+    """CPU seconds used so far by every live process of this process group (the benchmark
+    process, and for Flower its Ray workers and helpers, which run.py starts in one group):
+    a round's cost in CPU work, which a loaded machine stretches far less than its wall time.
+    Linux /proc only (0.0 elsewhere)."""
+    try:
+        pgid, tick = os.getpgid(0), os.sysconf("SC_CLK_TCK")
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except (OSError, AttributeError, ValueError):
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / tick
+
+
 def summarize(round_times: list[float], wall_s: float, **extra) -> dict:
     """The figures every framework script reports: median seconds per round over the rounds
     after the first, end-to-end wall time, and start-up = wall - rounds x median."""

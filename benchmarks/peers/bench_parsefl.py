@@ -57,12 +57,13 @@ def main() -> None:
     exp = build_experiment(cfg)
     built_at = clock.now()
     phase = _time_phases(exp.loop)
-    times, floor = [], []
+    times, floor, cpu = [], [], []
     groups = getattr(exp.loop.executor, "groups", None)  # the vectorized backend's stacks
     for r in range(args.rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _common.group_cpu_s()
         exp.loop.step(r)
         times.append(time.perf_counter() - t0)
+        cpu.append(_common.group_cpu_s() - c0)
     ev = evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes)
     acc = float(ev.overall["accuracy"])
     for _ in range(args.rounds if groups is not None else 0):  # after evaluating: it trains
@@ -71,7 +72,7 @@ def main() -> None:
         floor.append(time.perf_counter() - t0)
     result = _common.summarize(
         times, clock.now(), framework="parsefl", peers=args.peers, built_at_s=built_at,
-        train_s=phase["train"], gossip_s=phase["gossip"], floor_s=floor,
+        train_s=phase["train"], gossip_s=phase["gossip"], floor_s=floor, cpu_s=cpu,
         backend=type(exp.loop.executor).__name__,
         accuracy=acc, note="dsgd_full, ring gossip of the whole model (Metropolis-Hastings)"
         + (f", {args.steps} fixed local steps, vectorized backend" if args.steps else

@@ -238,7 +238,8 @@ def fmt(v: float | None, digits: int = 3) -> str:
 
 def table(rows: list[dict], rounds: int) -> str:
     head = ("framework", "peers", "s/round", "end-to-end s", "start-up s",
-            "× parsefl per round", "× parsefl end to end", "accuracy", "rounds done", "note")
+            "× parsefl per round", "× parsefl end to end", "CPU s/round",
+            "× parsefl CPU per round", "accuracy", "rounds done", "note")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = {r["peers"]: r for r in rows if r["framework"] == "parsefl" and not r.get("error")}
     for r in rows:
@@ -249,14 +250,25 @@ def table(rows: list[dict], rounds: int) -> str:
         startup = wall - done * per if wall is not None and per is not None else None
         ratio_r = per / p["s_per_round"] if p and per else None
         ratio_w = wall / p["wall_s"] if p and wall else None
+        cpu, base_cpu = cpu_per_round(r), cpu_per_round(p) if p else None
+        ratio_c = cpu / base_cpu if cpu and base_cpu else None
         note = r.get("error") or r.get("note", "")
         acc = r.get("accuracy")
         lines.append("| " + " | ".join([
             r["framework"], str(r["peers"]), fmt(per), fmt(r.get("wall_s"), 1), fmt(startup, 1),
             f"{ratio_r:.1f}×" if ratio_r else "–", f"{ratio_w:.1f}×" if ratio_w else "–",
+            fmt(cpu), f"{ratio_c:.1f}×" if ratio_c else "–",
             f"{acc:.3f}" if acc is not None else "–", f"{done}/{rounds}", note,
         ]) + " |")
     return "\n".join(lines)
+
+
+def cpu_per_round(r: dict) -> float | None:
+    """Median CPU seconds per round (rounds 2..) of the framework's whole process group."""
+    import statistics
+
+    cpu = r.get("cpu_s") or []
+    return statistics.median(cpu[1:]) if len(cpu) > 1 and any(cpu) else None
 
 
 def targets(rows: list[dict]) -> list[str]:

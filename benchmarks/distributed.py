@@ -95,7 +95,9 @@ def scale(args: argparse.Namespace) -> None:
     overrides = [*scaling_overrides(args.agents, "ring", "vectorized"), f"rounds={rounds}",
                  "eval_every=1000000"]
     cores = os.cpu_count() or 1
-    sims = {t: simulator_round_s(overrides, rounds, t) for t in sorted({1, cores})}
+    # One thread: the default (runtime.threads), and the one that does not spin against
+    # other processes on a loaded machine (RESULTS.md, thread policy).
+    sims = {1: simulator_round_s(overrides, rounds, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         d = distributed_run(overrides, 2, Path(tmp) / "p2")
     best = min(sims.values())

@@ -389,6 +389,8 @@ def main() -> None:
                     help="parsefl's local training: fixed steps = one epoch on the vectorized "
                          "backend, or train.local_epochs (backend auto) (default: steps in "
                          "the overhead regime, epochs in the compute regime)")
+    ap.add_argument("--p2pfl-timeout", type=float,
+                    help="seconds allowed to one p2pfl run (default: --timeout)")
     ap.add_argument("--p2pfl-max-peers", type=int, default=64,
                     help="overhead regime: run p2pfl only up to this many peers (default 64)")
     ap.add_argument("--skip-install", action="store_true",
@@ -443,7 +445,7 @@ def main() -> None:
                 elif fw == "flower":
                     res = run_flower(data, n, rounds, args.timeout, tmp, args.flower_client_cpus)
                 else:
-                    res = run_p2pfl(data, n, rounds, args.timeout, tmp)
+                    res = run_p2pfl(data, n, rounds, args.p2pfl_timeout or args.timeout, tmp)
                 res.update(framework=fw, peers=n)
                 res["load_after"] = os.getloadavg()[0]
                 rows.append(res)

@@ -25,16 +25,19 @@ TINY = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 6
         "overlay.hops=2", "runtime.placement=round_robin"]
 
 
-def test_two_stacked_processes_give_the_vectorized_simulator_numbers(tmp_path: Path):
+@pytest.mark.parametrize("transport", ["gloo", "grpc"])
+def test_two_stacked_processes_give_the_vectorized_simulator_numbers(tmp_path: Path, transport):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         sim = run_experiment(load_config(None, TINY), tmp_path / "sim")
     finally:
         torch.set_num_threads(threads)
-    dist = launch(None, TINY, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    dist = launch(None, TINY, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120,
+                  transport=transport, insecure=transport == "grpc")  # 127.0.0.1 only
     info = dist["distributed"]
     assert info["backend"] == "vectorized" and info["placement"] == "round_robin"
+    assert info["transport"] == transport
     assert info["cross_edge_share"] == 8 / 9  # ring of 9, ids alternate: only (8, 0) stays
     assert info["wire_bytes"]["params_bytes"] > 0 and info["rejected_messages"] == 0
     assert dist["communication"]["bytes_total"] == sim["communication"]["bytes_total"]

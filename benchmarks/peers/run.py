@@ -213,8 +213,11 @@ def run_p2pfl(data: Path, peers: int, rounds: int, timeout: float, tmp: Path) ->
         res["error"] = (f"stalled: killed after {timeout:.0f} s with {done} of {rounds} rounds "
                         "finished (p2pfl heartbeat timeouts)")
     elif rc != 0 or not res:
-        res["error"] = res.get("error") or _failure("p2pfl", rc, timeout,
-                                                    LOGS / f"p2pfl-{peers}.log")
+        text = (LOGS / f"p2pfl-{peers}.log").read_text(errors="replace")
+        res["error"] = res.get("error") or (
+            "did not start: its overlay's heartbeats never converged within 120 s "
+            "(wait_convergence; NeighborNotConnectedError)" if "wait_convergence" in text
+            else _failure("p2pfl", rc, timeout, LOGS / f"p2pfl-{peers}.log"))
     res["wall_s"] = wall
     return res
 

@@ -65,3 +65,24 @@ def test_an_unknown_placement_is_a_config_error(bad):
 
     with pytest.raises(ConfigError, match="runtime.placement: unknown placement 'spread'"):
         load_config(None, [bad])
+
+
+def test_stacked_workers_resume_with_their_optimizer_state(tmp_path: Path):
+    """Two rounds, then a resumed third (Adam: the stacked moments must come back) equal
+    the simulator's three rounds."""
+    base = [o for o in TINY if not o.startswith(("rounds=", "eval_every="))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_experiment(load_config(None, [*base, "rounds=3", "eval_every=3"]), tmp_path / "sim")
+    finally:
+        torch.set_num_threads(threads)
+    opts = {"nproc": 2, "out_dir": tmp_path / "dist", "wall_timeout_s": 120,
+            "checkpoint_every": 2}
+    launch(None, [*base, "rounds=2", "eval_every=3"], **opts)
+    resumed = launch(None, [*base, "rounds=3", "eval_every=3"], resume=True, **opts)
+    assert resumed["distributed"]["resumed_from_round"] == 2
+    for f in sorted((tmp_path / "sim" / "checkpoints").glob("agent_*.safetensors")):
+        ours, theirs = load_file(f), load_file(tmp_path / "dist" / "checkpoints" / f.name)
+        for name, value in ours.items():
+            assert torch.allclose(value, theirs[name], atol=1e-6), (f.name, name)

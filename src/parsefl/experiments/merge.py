@@ -113,6 +113,9 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
         [s["validation"] for s in summaries.values() if "validation" in s], ran)
     results["distributed"] = {
         "world_size": world, "placement": placement,
+        # share of round 0's physical edges whose ends sit in different processes
+        "cross_edge_share": summaries[min(summaries)].get("cross_edge_share"),
+        "backend": summaries[min(summaries)].get("backend", "reference"),
         "missing_ranks": missing,
         "missing_agents": [i for i in range(len(exp.n_train)) if i not in
                            {row["id"] for row in results["agents"]}],

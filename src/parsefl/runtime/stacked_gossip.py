@@ -102,18 +102,18 @@ class StackedMix:
                             cols)
 
     def _row_norms(self) -> torch.Tensor:
-        """(H, 1): each holder's whole copy's norm (NaN if any value is not finite), read
-        chunk by chunk, for ``rows_bad`` (in float64: chunked sums of squares cannot
-        overflow)."""
-        finite, squares = None, None
+        """(H, 1): each holder's whole copy's norm (NaN if a value is not finite; an
+        overflowing norm as the largest float), read chunk by chunk, for ``rows_bad``."""
+        finite, norms = None, []
         for name in self.names:
             for cols in self._chunks(name):
                 x = self._gather(name, cols)
                 ok = torch.isfinite(x).all(dim=1)
-                sq = torch.where(ok[:, None], x, 0.0).double().square().sum(dim=1)
+                norms.append(torch.linalg.vector_norm(torch.where(ok[:, None], x, 0.0), dim=1))
                 finite = ok if finite is None else finite & ok
-                squares = sq if squares is None else squares + sq
-        return torch.where(finite, squares.sqrt(), torch.nan)[:, None]
+        total = torch.linalg.vector_norm(torch.stack(norms, dim=1), dim=1)
+        big = torch.finfo(total.dtype).max
+        return torch.where(finite, total.clamp(max=big), torch.nan)[:, None]
 
     def _chunks(self, name: str) -> list[slice]:
         """Column ranges of ``name``'s flattened copies, about ``CHUNK`` values in all."""

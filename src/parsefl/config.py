@@ -16,6 +16,7 @@ from parsefl.config_sections import (  # the robustness and dynamics sections
     AdversaryConfig,
     AggregationConfig,
     ChecksConfig,
+    CommunicationConfig,
     DynamicsConfig,
     _Strict,
 )
@@ -143,6 +144,7 @@ class RunConfig(_Strict):
     checks: ChecksConfig = ChecksConfig()
     adversary: AdversaryConfig | None = None  # Byzantine agents (none by default)
     dynamics: DynamicsConfig = DynamicsConfig()
+    communication: CommunicationConfig = CommunicationConfig()  # compression, periods
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -258,6 +260,9 @@ def _check_names(cfg: RunConfig) -> None:
     if cfg.model.encoder.name != "auto":
         ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")
+    from parsefl.compressors import Communication
+
+    Communication.from_config(cfg.communication)  # registered names, kinds, parameters
     if cfg.device != "auto" and cfg.device != "cpu" and not cfg.device.startswith("cuda"):
         raise ConfigError("device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if not cfg.mix:

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from parsefl.compressors import like_of
 from parsefl.config import TrainConfig
 from parsefl.errors import ConfigError
 from parsefl.model.base import signature
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
+from parsefl.runtime.stacked_codec import make_codec
 from parsefl.runtime.stacked_gossip import StackedMix, build_mix
 from parsefl.runtime.stacked_group import StackedGroup
 from parsefl.runtime.vectorized_blocker import (  # noqa: F401  (re-exported)
@@ -62,12 +64,17 @@ class VectorizedExecutor:
 
     def __init__(self, loop: RoundEngine, train: TrainConfig) -> None:
         agents = list(loop.agents.values())
-        blocker = vectorized_blocker(agents, loop.aggregator, train)
+        blocker = vectorized_blocker(agents, loop.aggregator, train,
+                                     communication=loop.communication,
+                                     attacked=bool(loop.attackers))
         if blocker:
             raise ConfigError("runtime.backend", f"vectorized backend unavailable: {blocker}")
         self.loop, self.train_cfg = loop, train
         self.groups: list[StackedGroup] = []
         self._cache: tuple[int, list[StackedMix], Counter] | None = None
+        self._recent: dict = {}  # earlier builds by version (periods alternate the plans)
+        self._hats: dict = {}  # error feedback's public copies (runtime.stacked_codec)
+        self._epoch: object = None
         self._regroup()
 
     def _held_key(self) -> tuple:
@@ -92,7 +99,7 @@ class VectorizedExecutor:
                 _carry_optimizer(g, [rows[a.id] for a in g.agents])
         self.where = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
         self._grouped = self._held_key()
-        self._cache = None
+        self._cache, self._recent, self._hats = None, {}, {}
         _trim_heap()
 
     def reload(self, ids: Sequence[int]) -> None:
@@ -121,24 +128,32 @@ class VectorizedExecutor:
 
     def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
         if self._cache is None or self._cache[0] != version:
-            self._cache = (version, *self._build(plans))
+            if len(self._recent) > 16:
+                self._recent = {}
+            self._cache = self._recent.get(version) or (version, *self._build(plans))
+            self._recent[version] = self._cache
         _, mixes, link_bytes = self._cache
+        comm = self.loop.communication
+        if self._epoch != self.loop.plan_epoch:  # public copies restart with new plans
+            self._hats, self._epoch = {}, self.loop.plan_epoch
         with torch.no_grad():
             for mix in mixes:
                 mix.apply(self.loop.aggregator, self.loop.checks, self.loop.adversary,
-                          self.loop.round)
+                          self.loop.round, make_codec(comm, mix, self._hats))
         self.loop.transport.meter.add(link_bytes)
 
     def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[StackedMix], Counter]:
         """One stacked gossip per (component, signature), and the bytes each round bills."""
         holders: dict[tuple[str, str], list[int]] = {}
         tariff = LinkMeter()  # what one round of these plans bills, by the meter's own rule
+        comm = self.loop.communication
         for i, plan in plans.items():
             agent = self.loop.agents[i]
             for comp, peers in plan.paths.items():
                 holders.setdefault((comp, agent.capability().signatures[comp]), []).append(i)
-                size = payload_bytes({n: agent.model.get_parameter(n)
-                                      for n in agent.component_params[comp]})
+                tensors = {n: agent.model.get_parameter(n) for n in agent.component_params[comp]}
+                size = payload_bytes(tensors) if comm is None or comm.plain else \
+                    comm.bytes(comp, like_of(tensors))  # as encoded
                 for path in peers.values():
                     tariff.record(path, size)
         mixes = []

@@ -94,6 +94,7 @@ FUSIONS: Registry = Registry("fusion")
 SHARING: Registry = Registry("sharing")
 AGGREGATION: Registry = Registry("aggregation", module="parsefl.aggregation")
 ATTACKS: Registry = Registry("attack", module="parsefl.attacks")
+COMPRESSORS: Registry = Registry("compressor", module="parsefl.compressors")
 PLACEMENTS: Registry = Registry("placement", module="parsefl.topology.placement")
 
 ALL: dict[str, Registry] = {
@@ -106,5 +107,6 @@ ALL: dict[str, Registry] = {
     "sharing": SHARING,
     "aggregation": AGGREGATION,
     "attack": ATTACKS,
+    "compressor": COMPRESSORS,
     "placement": PLACEMENTS,
 }

@@ -347,8 +347,7 @@ def workload(args: argparse.Namespace, peers: list[int], samples: int, rounds: i
             args.regime == "overhead" else f"an IID split of {samples:,} generated training "
             "samples")
     local = (f"{steps} fixed local steps of batch {b} (= one epoch of {steps * b} samples) on "
-             "parsefl's vectorized backend (`train.local_steps`; `train.local_epochs` would "
-             "take the reference backend today)" if steps else
+             "parsefl's vectorized backend (`train.local_steps`)" if steps else
              f"1 local epoch of batch {b} (`train.local_epochs=1`, backend auto)")
     return (f"Workload: {', '.join(map(str, peers))} peers on a ring, {data} ({f} features, "
             f"10 classes; {_common.N_TEST:,} test), MLP {f}-{h}-{d}-10 (no ReLU after the {d} "

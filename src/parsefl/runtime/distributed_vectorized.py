@@ -67,6 +67,8 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
     """Stacked training of one process's agents; stacked gossip in memory, messages across
     processes. ``loop`` is the process's engine (its transport is the distributed one)."""
 
+    backend_name = "VectorizedExecutor"  # records (results.json dynamics) name the backend
+
     def __init__(self, loop: RoundEngine, train: TrainConfig) -> None:
         super().__init__(loop, train)
         self._plans: dict[int, GossipPlan] | None = None

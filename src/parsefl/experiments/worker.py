@@ -43,6 +43,7 @@ from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.results import save_checkpoints
 from parsefl.experiments.run import convergence_stop
 from parsefl.experiments.rundir import atomic_write, write_json
+from parsefl.overlays.summary import plan_links
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import (
@@ -124,6 +125,7 @@ class Worker:
                    "resumed_from": first, "validation": validate.to_json(),
                    "insecure": self.insecure,
                    "rejected": self.loop.checks.counts,
+                   "overlay_links": plan_links(self.loop.plans),
                    "authenticated": self.auth is not None or (self.kind == "grpc"
                                                               and not self.insecure),
                    "world_size": self.world, "placement": self.placement,

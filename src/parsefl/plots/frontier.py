@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from parsefl.plots.load import RunData, _schema_flat, nanmean_rows, order_groups
 from parsefl.plots.style import band, finish, method_colours, new_figure, save, slug
@@ -88,6 +89,7 @@ def frontier_figure(curves: Sequence[Curve], title: str) -> Figure:
                 band(ax, curve.bytes[keep], curve.accuracy[scope][:, keep],
                      f"{curve.label} (n={curve.seeds})", colours[curve.label], style=k)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide
         ax.set(xlabel="cumulative bytes sent (all links, log scale)", ylabel="test accuracy",
                title=scope)
     finish(fig, axes, title)

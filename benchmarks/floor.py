@@ -24,12 +24,12 @@ from _common import append_results, scaling_overrides  # noqa: E402
 def plain_round(groups: list, steps: int, batch: int) -> None:
     """One round of the bare stacked training loop over the executor's groups."""
     for g in groups:
-        n = g.y.shape[1]
+        n = min(a.n_samples for a in g.agents)
         for _ in range(steps):
             idx = torch.randint(0, n, (len(g.agents), batch), device=g.y.device)
-            xb = {m: v[g.rows, idx] for m, v in g.x.items()}
-            losses = g.loss(g.params, xb, g.y[g.rows, idx])
-            g.optimizer.zero_grad(set_to_none=True)
+            xb, yb = g.gather(g.rows, idx)
+            losses = g.loss(g.params, xb, yb)
+            g.optimizer.zero_grad()
             losses.sum().backward()
             g.optimizer.step()
 

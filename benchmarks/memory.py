@@ -33,7 +33,7 @@ from _common import append_results, scaling_overrides  # noqa: E402
 
 FLOOR = ("stacked parameters", "stacked gradients", "stacked optimizer state")
 ORDER = (*FLOOR, "per-agent model parameters", "per-agent optimizers", "gradient sums",
-         "data: per-agent tensors", "data: padded stacked copies", "data: dataset arrays",
+         "data: stacked copies", "data: per-agent tensors", "data: dataset arrays",
          "batch streams + generators", "gossip plans + mixing matrices",
          "Python objects (agents, modules, plans)")
 
@@ -104,7 +104,8 @@ def python_bytes(roots: list, seen: set[int]) -> int:
     return total
 
 
-def _optimizer_state(opt: torch.optim.Optimizer) -> list:
+def _optimizer_state(opt) -> list:
+    """A torch optimizer's state tensors, or a stacked optimizer's (state by name)."""
     return [t for state in opt.state.values() for t in state.values()]
 
 
@@ -122,14 +123,16 @@ def attribute(exp, device_type: str | None = None, python: bool = True) -> Ledge
     for a in exp.agents:
         led.add("per-agent model parameters", list(a.model.parameters()))
         led.add("per-agent model parameters", [p.grad for p in a.model.parameters()])
-        led.add("per-agent optimizers", _optimizer_state(a.optimizer))
+        own = getattr(a, "_optimizer", None) or getattr(a, "optimizer", None)  # not made here
+        led.add("per-agent optimizers", _optimizer_state(own) if own is not None else [])
         led.add("gradient sums", a.grad_sum)
     for g in groups:
         led.add("gradient sums", getattr(g, "grad_sum", None))
+    for g in groups:  # first: an agent's own tensors are views of its group's copy
+        led.add("data: stacked copies", [g.x, g.y, getattr(g, "rows", None),
+                                         getattr(g, "offsets", None)])
     for a in exp.agents:
         led.add("data: per-agent tensors", [a.x, a.y, [v[1] for v in a.views]])
-    for g in groups:
-        led.add("data: padded stacked copies", [g.x, g.y, getattr(g, "rows", None)])
     for split in (exp.dataset.train, exp.dataset.test):
         led.add("data: dataset arrays", [split.x, split.y])
     led.add("data: dataset arrays", [exp.test_x, exp.test_y])

@@ -4,6 +4,8 @@ ring and an Erdős–Rényi graph. Each measurement runs in a fresh process (cle
 
     python benchmarks/scaling.py            # full table, appended to RESULTS.md
     python benchmarks/scaling.py --quick    # N = 8, 32; prints only
+    python benchmarks/scaling.py --linear   # N = 1,024 vs 4,096 (ring, vectorized), quiet
+                                            # and beside a CPU-bound process; to RESULTS.md
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -52,10 +55,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--one", nargs=3, metavar=("N", "TOPOLOGY", "BACKEND"))
+    parser.add_argument("--linear", nargs="*", type=int, metavar="N",
+                        help="linear scaling: the ratio of the round times of these sizes "
+                             "(default 1024 4096), quiet and busy")
     args = parser.parse_args()
     if args.one:
         n, topo, backend = args.one
         print(json.dumps(measure(int(n), topo, backend, args.rounds)))
+        return
+    if args.linear is not None:
+        linear(args.linear or [1024, 4096], args.rounds)
         return
     sizes = [8, 32] if args.quick else [8, 32, 128, 512, 1024]
     rounds = 1 if args.quick else args.rounds
@@ -83,6 +92,46 @@ def main() -> None:
     print("\n".join(notes))
     if not args.quick:
         append_results("Scaling: seconds per round vs N (simulator backends)", rows, notes)
+
+
+def linear(sizes: list[int], rounds: int) -> None:
+    """Round time of each size on the ring (vectorized), quiet and then beside one CPU-bound
+    process; the ratio is taken within one pass (the sizes run one after the other)."""
+    lo, hi = sizes[0], sizes[-1]
+    target = 4.5 * hi / lo / 4  # 4.5x the time for 4x the agents
+    rows = [f"| load | N | s/round | peak MiB | build s | load average (1, 5, 15 min) "
+            f"| {hi} / {lo} | ≤ {target:.2f}? |", "|---|---|---|---|---|---|---|---|"]
+    for busy in (False, True):
+        got = _linear_pass(sizes, rounds, busy)
+        ratio = got[hi]["s_per_round"] / got[lo]["s_per_round"]
+        for n in sizes:
+            r, last = got[n], n == hi
+            load = ", ".join(f"{x:.1f}" for x in r["load"])
+            verdict = ("met" if ratio <= target else "NOT met") if last else ""
+            rows.append(f"| {'busy' if busy else 'quiet'} | {n:,} | {r['s_per_round']:.3f} | "
+                        f"{r['peak_mib']:.0f} | {r['build_s']:.1f} | {load} | "
+                        f"{f'{ratio:.2f}' if last else ''} | {verdict} |")
+            print(rows[-1], flush=True)
+    notes = [f"Ratio = s/round at N = {hi:,} over N = {lo:,} in the same pass; linear is "
+             f"{hi / lo:.0f}×, the target {target:.2f}×. busy = plus one `python -c 'while "
+             f"True: pass'`. Median of {rounds} rounds after one warm-up round, a fresh process "
+             "per size; scaling.py's workload (ring, 100 samples per agent, 4 steps of 25); "
+             "load average read when each size finished."]
+    append_results("Linear scaling: vectorized round time vs N (ring)", rows, notes)
+
+
+def _linear_pass(sizes: list[int], rounds: int, busy: bool) -> dict[int, dict]:
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        got = {}
+        for n in sizes:
+            got[n] = child(n, "ring", "vectorized", rounds)
+            got[n]["load"] = os.getloadavg()
+        return got
+    finally:
+        if spin is not None:
+            spin.kill()
+            spin.wait()
 
 
 def _slope(points: list[tuple[int, float]]) -> float:

@@ -26,6 +26,9 @@ BACKENDS = {
     # dropout draws from the global torch RNG (vmap randomness): the checkpoint restores it
     "vectorized": ["runtime.backend=vectorized", "train.local_steps=3",
                    "model.encoder.params.dropout=0.2"],
+    # local epochs on unequal shards: unequal step counts, masked rows, per-agent Adam steps
+    "vectorized_epochs": ["runtime.backend=vectorized", "partition.name=dirichlet",
+                          "partition.alpha=0.5", "train.batch_size=16"],
 }
 
 
@@ -84,7 +87,7 @@ def test_a_shorter_run_extended_by_resume_equals_the_whole_run(whole):
 
 def test_vectorized_backend_was_used(whole):
     overrides, tmp, _ = whole
-    if "runtime.backend=vectorized" in overrides:
+    if "runtime.backend=vectorized" in overrides:  # both vectorized setups
         from parsefl.experiments.build import build_experiment
 
         exp = build_experiment(load_config(None, overrides))

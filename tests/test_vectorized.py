@@ -64,10 +64,12 @@ def test_auto_picks_vectorized_only_when_it_can():
     auto = build_experiment(load_config(None, [*BASE]))
     assert isinstance(auto.loop.executor, VectorizedExecutor)
     epochs = build_experiment(load_config(None, [*BASE, "train.local_steps=null"]))
-    assert not isinstance(epochs.loop.executor, VectorizedExecutor)
-    with pytest.raises(ConfigError, match="train.local_steps"):
-        build_experiment(load_config(None, [*BASE, "train.local_steps=null",
-                                            "runtime.backend=vectorized"]))
+    assert isinstance(epochs.loop.executor, VectorizedExecutor)  # local epochs run stacked
+    missing = ["imperfect.missing_modality=0.3"]
+    assert not isinstance(build_experiment(load_config(None, [*BASE, *missing])).loop.executor,
+                          VectorizedExecutor)
+    with pytest.raises(ConfigError, match="several modality views"):
+        build_experiment(load_config(None, [*BASE, *missing, "runtime.backend=vectorized"]))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -16,6 +16,7 @@ from parsefl.config_sections import (  # the robustness and dynamics sections
     AdversaryConfig,
     AggregationConfig,
     ChecksConfig,
+    CommunicationConfig,
     DynamicsConfig,
     _Strict,
 )
@@ -102,8 +103,8 @@ class ImperfectConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized",
-    # needs train.local_steps), or "auto" (vectorized whenever it can run).
+    # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized";
+    # local steps or epochs), or "auto" (vectorized whenever it can run).
     backend: Literal["auto", "reference", "vectorized"] = "auto"
     # torch CPU threads for this process (0: torch's default, one per core). 1 by default:
     # with one thread per core, torch's workers spin against any other busy process, and the
@@ -143,6 +144,7 @@ class RunConfig(_Strict):
     checks: ChecksConfig = ChecksConfig()
     adversary: AdversaryConfig | None = None  # Byzantine agents (none by default)
     dynamics: DynamicsConfig = DynamicsConfig()
+    communication: CommunicationConfig = CommunicationConfig()  # compression, periods
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -258,6 +260,9 @@ def _check_names(cfg: RunConfig) -> None:
     if cfg.model.encoder.name != "auto":
         ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")
+    from parsefl.compressors import Communication
+
+    Communication.from_config(cfg.communication)  # registered names, kinds, parameters
     if cfg.device != "auto" and cfg.device != "cpu" and not cfg.device.startswith("cuda"):
         raise ConfigError("device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if not cfg.mix:

@@ -61,3 +61,24 @@ class DynamicsConfig(_Strict):
     # uniformly from [min, max] ({min: 1, max: 4}); None: train.local_steps for everyone.
     local_steps: dict[str, int] | None = None
     seed: int | None = None  # None: the run's seed
+
+
+class KindCommunication(_Strict):
+    """One component kind's overrides of the communication defaults (None: the default)."""
+
+    compressor: str | None = None
+    params: dict[str, Any] | None = None  # None: the default's when the compressor is too
+    period: int | None = Field(None, ge=1)
+
+
+class CommunicationConfig(_Strict):
+    """How components travel (docs/communication.md): a registered compressor (parsefl list
+    compressor), CHOCO-SGD error feedback, and a period per component kind."""
+
+    compressor: str = "none"
+    params: dict[str, Any] = Field(default_factory=dict)  # e.g. {fraction: 0.1} for topk
+    error_feedback: bool = False  # CHOCO-SGD: public copies, compressed differences travel
+    gamma: float = Field(1.0, gt=0, le=1)  # CHOCO consensus step size
+    period: int = Field(1, ge=1)  # a kind with period k is sent in rounds r with r % k == 0
+    # Per component kind (the name before the dot): enc, enc_s, head_u, head_r, synergy, ...
+    kinds: dict[str, KindCommunication] = Field(default_factory=dict)

@@ -94,6 +94,7 @@ FUSIONS: Registry = Registry("fusion")
 SHARING: Registry = Registry("sharing")
 AGGREGATION: Registry = Registry("aggregation", module="parsefl.aggregation")
 ATTACKS: Registry = Registry("attack", module="parsefl.attacks")
+COMPRESSORS: Registry = Registry("compressor", module="parsefl.compressors")
 
 ALL: dict[str, Registry] = {
     "topology": TOPOLOGIES,
@@ -105,4 +106,5 @@ ALL: dict[str, Registry] = {
     "sharing": SHARING,
     "aggregation": AGGREGATION,
     "attack": ATTACKS,
+    "compressor": COMPRESSORS,
 }

@@ -12,6 +12,7 @@ import torch
 from parsefl.aggregation import Aggregator, build_aggregator
 from parsefl.attacks import Adversary, build_attack
 from parsefl.attacks.select import choose_adversaries
+from parsefl.compressors import Communication
 from parsefl.config import RunConfig
 from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_indices
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
@@ -100,9 +101,9 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                        cfg.overlay.hops, degree=cfg.overlay.degree, aggregator=aggregator,
                        modalities=mods, membership=membership,
                        checks=ReceiveChecks(cfg.checks.max_norm, cfg.checks.max_ratio),
-                       adversary=adversary)
+                       adversary=adversary, communication=build_communication(cfg))
     loop.local_steps = steps
-    if _use_vectorized(cfg, agents, aggregator):
+    if _use_vectorized(cfg, agents, aggregator, loop):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
     test_y = torch.as_tensor(ds.test.y, device=device)
@@ -129,15 +130,24 @@ def build_adversary(cfg: RunConfig, groups: list[tuple[str, ...]], agents: list[
     return Adversary(ids, attack, adv.from_round, cfg.seed)
 
 
+def build_communication(cfg: RunConfig) -> Communication | None:
+    """The ``communication:`` policy (None: copies as they are, every round)."""
+    comm = Communication.from_config(cfg.communication, cfg.seed)
+    return None if comm.plain and comm.every_round else comm
+
+
 def _wanted(i: int, agent_ids: Collection[int] | None) -> bool:
     return agent_ids is None or i in agent_ids
 
 
-def _use_vectorized(cfg: RunConfig, agents: list[Agent], aggregator: Aggregator) -> bool:
+def _use_vectorized(cfg: RunConfig, agents: list[Agent], aggregator: Aggregator,
+                    loop: RoundEngine) -> bool:
     backend = cfg.runtime.backend
     if backend == "reference":
         return False
-    return backend == "vectorized" or vectorized_blocker(agents, aggregator, cfg.train) is None
+    return backend == "vectorized" or vectorized_blocker(
+        agents, aggregator, cfg.train, communication=loop.communication,
+        attacked=bool(loop.attackers)) is None
 
 
 def agent_groups(cfg: RunConfig, ds: MultimodalDataset | None = None) -> list[tuple[str, ...]]:

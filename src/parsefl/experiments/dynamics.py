@@ -109,9 +109,6 @@ def dynamics_record(cfg: RunConfig, loop: object, n_agents: int) -> dict | None:
                     {"round": r, "modalities": now[0], "online": now[1]})
                 last = now
     executor = type(getattr(loop, "executor", None)).__name__
-    note = None
-    sits_out = cfg.dynamics.membership != DynamicsConfig().membership or cfg.dynamics.local_steps
-    if executor == "VectorizedExecutor" and sits_out and cfg.train.optimizer == "adam":
-        note = ("vectorized + adam: an agent sitting out a step (offline, straggler) keeps its "
-                "parameters and moments, but its group's shared Adam step counter advances")
-    return {"timeline": timeline, "executor": executor, "vectorized_note": note}
+    # None since the stacked optimizer keeps a step count per agent (the key stays for readers
+    # of older results: it said the shared Adam step counter advanced for masked rows).
+    return {"timeline": timeline, "executor": executor, "vectorized_note": None}

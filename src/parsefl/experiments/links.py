@@ -33,11 +33,11 @@ def make_auth(cfg: RunConfig, keys: str | None, local: list[int]) -> FrameAuth |
 
 def make_transport(args: argparse.Namespace, rank: int, owner: list[int], specs: Any,
                store: Any, timeout_s: float, peers: Any, device: torch.device,
-               auth: FrameAuth | None) -> DistributedTransport:
+               auth: FrameAuth | None, codec: Any = None) -> DistributedTransport:
     """gloo, or gRPC with mutual TLS from the keys folder (plaintext only with --insecure)."""
     if args.transport == "gloo":
         return DistributedTransport(rank, owner, specs, store, timeout_s, peers, device,
-                                    auth=auth)
+                                    auth=auth, codec=codec)
     from parsefl.runtime.grpc_transport import GrpcTransport, Tls
 
     if args.keys is None and not args.insecure:
@@ -61,6 +61,6 @@ def make_transport(args: argparse.Namespace, rank: int, owner: list[int], specs:
                   (keys / "private" / f"agent_{first:04d}.key").read_bytes(),
                   (keys / "certs" / f"agent_{first:04d}.pem").read_bytes())
     transport = GrpcTransport(rank, owner, specs, None, timeout_s, peers, device, auth=auth,
-                              addresses=addresses, tls=tls, startup_s=STARTUP_S)
+                              addresses=addresses, tls=tls, startup_s=STARTUP_S, codec=codec)
     transport.start()
     return transport

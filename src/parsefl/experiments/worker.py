@@ -92,7 +92,7 @@ class Worker:
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
         self.transport = make_transport(args, rank, self.owner, component_specs(self.local),
                                         self.store, self.timeout_s, peers, self.exp.device,
-                                        self.auth)
+                                        self.auth, codec=self.exp.loop.communication)
         self.loop = DistributedLoop.from_engine(self.exp.loop, self.local, self.transport)
         self.transport.checks = self.loop.checks  # one count per reason, wire and merge
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}

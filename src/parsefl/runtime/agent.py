@@ -42,7 +42,7 @@ class Agent:
         ]
         self.train_cfg = train
         self.loss_cfg = loss
-        self.optimizer = make_optimizer(model, train)
+        self._optimizer: torch.optim.Optimizer | None = None  # made when first used
         # Each agent draws its own batches from its own generator: deterministic per seed.
         self.generator = torch.Generator().manual_seed(seed * 100_003 + agent_id)
         # local_steps draw from the one view's indices, which may be fewer than the samples.
@@ -66,6 +66,34 @@ class Agent:
     @property
     def group(self) -> str:
         return self.model.group
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The agent's own optimizer, made on first use (a stacked backend steps its agents
+        with one optimizer of its own: no object per agent)."""
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.model, self.train_cfg)
+        return self._optimizer
+
+    def rebind(self, params: Mapping[str, torch.Tensor],
+               x: Mapping[str, torch.Tensor] | None = None, y: torch.Tensor | None = None,
+               ) -> None:
+        """Use ``params`` (some or all) as the model's parameters and ``x``, ``y`` as the
+        data: views of a stacked backend's rows, so that one copy of each exists. The
+        optimizer is made afresh over the new parameters when next used (it must hold no
+        state yet)."""
+        for name, value in params.items():
+            owner, _, attr = name.rpartition(".")
+            module = self.model.get_submodule(owner)
+            trains = getattr(module, attr).requires_grad
+            setattr(module, attr, nn.Parameter(value, requires_grad=trains))
+            self._params[name] = getattr(module, attr)
+        if params:
+            self._optimizer = None
+        if x is not None:
+            self.x = {m: x[m] for m in self.modalities}
+        if y is not None:
+            self.y = y
 
     @property
     def n_samples(self) -> int:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -98,6 +98,14 @@ class DistributedTransport:
     # are refused (None until the engine has planned: the handshake sends no params).
     planned: dict[tuple[int, str], set[int]] | None = None
     auth: FrameAuth | None = None  # sign what we send, accept only signed messages
+    # The run's communication policy (parsefl.compressors.Communication; None: plain copies):
+    # encoded copies are decoded before the receive checks, and bound the frame sizes.
+    codec: Any = None
+
+    @property
+    def bounds(self) -> ComponentSpecs:
+        """What bounds a peer's frames: the expected components, plain or encoded."""
+        return self.expected if self.codec is None else self.codec.bound_specs(self.expected)
 
     @property
     def lost_agents(self) -> set[int]:
@@ -167,7 +175,7 @@ class DistributedTransport:
             except (RuntimeError, ValueError) as err:
                 self._lose(p, f"no valid announcement within {self.timeout_s:g} s ({err})")
                 continue
-            most = frame_limits(self.expected, len(self.owner), self.owner.count(p))
+            most = frame_limits(self.bounds, len(self.owner), self.owner.count(p))
             if not all(0 <= got <= cap for got, cap in zip((n, hlen, plen), most, strict=True)):
                 # Refused unread: its bytes would stay queued on the channel, so the peer
                 # cannot be resynchronized and is dropped (a counted rejection too).
@@ -236,6 +244,13 @@ class DistributedTransport:
         return msg
 
     def _accept(self, msg: Message, inbox: dict[int, list[Message]], origin: str) -> None:
+        if msg.kind == "params" and self.codec is not None:  # the checks see decoded tensors
+            try:
+                msg = replace(msg, body=self.codec.decode_wire(msg, self.expected))
+            except ValueError as err:
+                self.checks.reject("names", f"{msg.component} {msg.src}->{msg.dst}")
+                self._reject(origin, f"{msg.component} {msg.src}->{msg.dst}", str(err))
+                return
         if msg.kind == "params":
             reason = self.checks.check_message(msg, self.expected)  # names/shape/dtype/values
             if reason:

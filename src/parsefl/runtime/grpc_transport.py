@@ -56,7 +56,7 @@ class GrpcTransport(DistributedTransport):
 
     def start(self) -> None:
         """Serve this rank's address; open a channel to each peer (connects lazily)."""
-        limit = max([PREFIX.size + sum(frame_limits(self.expected, len(self.owner),
+        limit = max([PREFIX.size + sum(frame_limits(self.bounds, len(self.owner),
                                                     self.owner.count(p))[1:])
                      for p in set(self.owner) - {self.rank}], default=PREFIX.size)
         self.limit = limit
@@ -100,7 +100,7 @@ class GrpcTransport(DistributedTransport):
         bound for that peer, and from a certificate of an agent that peer hosts."""
         try:
             call, rank, hlen, plen = PREFIX.unpack_from(request)
-            most = frame_limits(self.expected, len(self.owner), self.owner.count(rank))
+            most = frame_limits(self.bounds, len(self.owner), self.owner.count(rank))
             if not (rank != self.rank and rank in self.owner) or rank in self.lost:
                 raise ValueError(f"unknown or lost sender rank {rank}")
             if not (0 <= hlen <= most[1] and 0 <= plen <= most[2]

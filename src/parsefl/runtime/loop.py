@@ -16,6 +16,8 @@ import numpy as np
 
 from parsefl.aggregation import Aggregator, build_aggregator
 from parsefl.attacks.hook import tamper_messages
+from parsefl.compressors import Choco
+from parsefl.compressors.messages import decode_message, encode_messages
 from parsefl.errors import ConfigError
 from parsefl.overlays.base import Overlay
 from parsefl.runtime.agent import Agent
@@ -36,6 +38,7 @@ from parsefl.topology.overlays import make_overlay
 
 if TYPE_CHECKING:
     from parsefl.attacks import Adversary
+    from parsefl.compressors import Communication
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class RoundEngine:
         membership: MembershipSchedule | None = None,
         checks: ReceiveChecks | None = None,
         adversary: Adversary | None = None,
+        communication: Communication | None = None,
     ) -> None:
         if callable(getattr(strategy, "merge", None)):  # a rule written before aggregators
             raise ConfigError("method", f"strategy {strategy.name!r} defines merge(): merging "
@@ -114,6 +118,8 @@ class RoundEngine:
         self.adversary = adversary
         if adversary is not None:
             adversary.capture(list(self.agents.values()))
+        # Compression and periods (None: every component as is, every round).
+        self.communication = communication
         self.round = 0
         self.executor = executor or ReferenceExecutor(self)
         self._known: dict | None = None
@@ -135,7 +141,7 @@ class RoundEngine:
         engine = cls(agents, template.strategy, template.topology, transport, template.overlay,
                      aggregator=template.aggregator, modalities=template.modalities,
                      membership=template.membership, checks=template.checks,
-                     adversary=template.adversary)
+                     adversary=template.adversary, communication=template.communication)
         engine.local_steps = template.local_steps
         return engine
 
@@ -144,6 +150,11 @@ class RoundEngine:
         """Agents whose sent copies the adversary replaces (none for data poisoning)."""
         adv = self.adversary
         return adv.agents if adv is not None and not adv.attack.data_poisoning else frozenset()
+
+    @property
+    def plan_epoch(self) -> Hashable:
+        """The key the plans were last made under (the same in every process)."""
+        return self._plan_key
 
     @property
     def radius(self) -> int:
@@ -226,8 +237,12 @@ class RoundEngine:
         return caps
 
     def gossip(self) -> None:
-        """Exchange and merge the planned components (see ``prepare``)."""
-        self.executor.gossip(self.plans, self.plan_version)
+        """Exchange and merge the planned components (see ``prepare``) that are due this
+        round (``communication`` periods: the others stay local and cost nothing)."""
+        plans, version = self.plans, self.plan_version
+        if self.communication is not None:
+            plans, version = self.communication.due_plans(plans, version, self.round)
+        self.executor.gossip(plans, version)
 
     def sync(self) -> None:
         self.executor.sync()
@@ -241,6 +256,9 @@ class ReferenceExecutor:
 
     def __init__(self, loop: RoundEngine) -> None:
         self.loop = loop
+        comm = loop.communication
+        self.comm = None if comm is None or comm.plain else comm  # None: copies as they are
+        self.choco = Choco(comm) if comm is not None and comm.error_feedback else None
 
     def train(self, phase: str | None) -> list[float]:
         losses = []
@@ -267,19 +285,29 @@ class ReferenceExecutor:
         adversary, checks = self.loop.adversary, self.loop.checks
         if adversary is not None and adversary.active(self.loop.round):
             msgs = tamper_messages(adversary, msgs, own, plans, self.loop.round)
+        if self.comm is not None:
+            msgs = encode_messages(self.comm, self.choco, msgs, own, self.loop.round,
+                                   self.loop.plan_epoch)
         inbox = self.loop.transport.exchange(msgs)
         updates = []
         for i, plan in plans.items():
             received: dict[str, dict[int, dict]] = {}
             for msg in inbox.get(i, []):
-                if (i, msg.component) in own and checks.check(
-                        own[i, msg.component], msg.body, f"{msg.component} {msg.src}->{i}"):
-                    received.setdefault(msg.component, {})[msg.src] = msg.body
+                body = msg.body if self.comm is None else decode_message(self.comm, msg, own,
+                                                                          checks)
+                if (i, msg.component) in own and body is not None and checks.check(
+                        own[i, msg.component], body, f"{msg.component} {msg.src}->{i}"):
+                    received.setdefault(msg.component, {})[msg.src] = body
             for comp in plan.paths:
-                merged = aggregator.merge(
-                    own[i, comp], received.get(comp, {}),
-                    plan.self_weight[comp], plan.weights[comp],
-                )
+                got = received.get(comp, {})
+                if self.choco is not None:
+                    for j, q in got.items():
+                        self.choco.receive(i, j, comp, q)
+                    merged = self.choco.merge(aggregator, i, comp, own[i, comp], got,
+                                              plan.self_weight[comp], plan.weights[comp])
+                else:
+                    merged = aggregator.merge(own[i, comp], got, plan.self_weight[comp],
+                                              plan.weights[comp])
                 updates.append((agents[i], comp, merged))
         for agent, comp, merged in updates:
             agent.set_component(comp, merged)

@@ -21,6 +21,7 @@ from parsefl.runtime.handshake import GossipPlan
 
 if TYPE_CHECKING:
     from parsefl.attacks import Adversary
+    from parsefl.runtime.stacked_codec import StackedCodec
 
 
 class Stacked(Protocol):
@@ -44,12 +45,19 @@ class StackedMix:
     byz: torch.Tensor | None = None  # (H, K) copies from attackers (None: no attacker here)
     pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # the byz entries (rows, cols)
     ids: list[tuple[int, int]] | None = None  # (sender, recipient) of each pair
+    order: tuple[int, ...] = ()  # the holders' agent ids, row by row
+    _split: tuple[torch.Tensor, torch.Tensor] | None = None  # (off-diagonal matrix, diagonal)
 
     def apply(self, aggregator: Aggregator, checks: ReceiveChecks | None = None,
-              adversary: Adversary | None = None, r: int = 0) -> None:
+              adversary: Adversary | None = None, r: int = 0,
+              codec: StackedCodec | None = None) -> None:
         """Merge in place (call under ``torch.no_grad``): the attackers' entries replaced by
         what they send (``adversary``), copies that fail ``checks`` given back to the own
-        copy's weight, then the aggregator's rule."""
+        copy's weight, then the aggregator's rule. ``codec``: copies travel compressed
+        (``runtime.stacked_codec``)."""
+        if codec is not None:
+            codec.apply(self, aggregator, checks, adversary, r)
+            return
         attacking = self.byz is not None and adversary is not None and adversary.active(r)
         if self.matrix is not None and not attacking and (checks is None
                                                            or checks.max_ratio is None):
@@ -113,7 +121,7 @@ def build_mix(comp: str, names: Sequence[str], order: Sequence[int],
     ref = parts[0][0].params[names[0]]
     device, dtype = ref.device, ref.dtype
     mix = StackedMix(list(names), [(g, torch.tensor(rows, device=device)) for g, rows in parts],
-                     comp=comp)
+                     comp=comp, order=tuple(order))
     pos = {i: k for k, i in enumerate(order)}
     attacked = any(j in attackers for i in order for j in plans[i].weights[comp])
     if isinstance(aggregator, LinearAggregator):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from parsefl.aggregation import (
     Aggregator,
@@ -14,6 +15,9 @@ from parsefl.aggregation import (
 )
 from parsefl.config import TrainConfig
 from parsefl.runtime.agent import Agent
+
+if TYPE_CHECKING:
+    from parsefl.compressors import Communication
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,10 @@ class Blocker:
 
 
 def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
-                       train: TrainConfig) -> Blocker | None:
-    """What stops the vectorized backend from running this setup (None: nothing)."""
-    if train.local_steps is None:
-        return Blocker("train.local_steps", "it needs train.local_steps (agents of unequal "
-                       "data size step together)")
+                       train: TrainConfig, *, communication: Communication | None = None,
+                       attacked: bool = False) -> Blocker | None:
+    """What stops the vectorized backend from running this setup (None: nothing);
+    ``attacked``: an adversary replaces some agents' copies."""
     if any(len(a.views) > 1 for a in agents):
         return Blocker("imperfect", "an agent trains on several modality views (pooled data "
                        "or missing modalities)")
@@ -42,6 +45,10 @@ def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
     if not isinstance(aggregator, LinearAggregator | StackedAggregator):
         return Blocker("aggregation.name", f"aggregator {aggregator.name!r} gives neither "
                        "mixing weights nor a stacked combine")
+    if communication is not None and communication.error_feedback and attacked:
+        return Blocker("communication.error_feedback", "error feedback with an adversary: "
+                       "receivers' public copies of an attacker differ, and the vectorized "
+                       "backend keeps one per sender")
     return None
 
 

@@ -1,0 +1,156 @@
+"""A training group of the vectorized backend: agents with identical models, their parameters
+stacked along an agent axis, their data in one flat copy, one ``vmap`` over a functional call.
+
+Memory: the group owns the only copy of its agents' parameters and data; each agent's
+``nn.Module`` parameters and data tensors are views of a row of the group's tensors (so the
+agent's model is always current: evaluation and checkpoints need no copy back). The optimizer
+is a :class:`StackedOptimizer` (per-agent step counts, masked rows), not an object per agent.
+
+Steps: each agent's batches are exactly those the reference backend draws (``Agent.batches``:
+fixed ``local_steps`` from its batch stream, or ``local_epochs`` passes whose last batch may be
+smaller). Batches are laid out on shared slots (epoch by epoch, the full batches first and each
+epoch's short last batch on the epoch's last slot); a slot runs one call per batch size among
+the agents that have a batch there, then one optimizer step of those agents' rows only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from parsefl.config import LossConfig, TrainConfig
+from parsefl.runtime.agent import Agent
+from parsefl.runtime.stacked_optim import StackedOptimizer
+
+Batch = tuple[int, torch.Tensor]  # (row of the agent in its group, sample indices)
+
+
+class _LossOf(nn.Module):
+    """``forward(x, y)`` = the wrapped model's training loss, so that ``functional_call`` can
+    evaluate it with any (stacked-slice) parameters."""
+
+    def __init__(self, model: nn.Module, cfg: LossConfig) -> None:
+        super().__init__()
+        self.model, self.cfg, self.phase = model, cfg, None
+
+    def forward(self, x: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(x, y, self.cfg, self.phase)[0]
+
+
+class StackedGroup:
+    """Agents with identical models: stacked parameters, one flat data copy, one optimizer."""
+
+    def __init__(self, agents: list[Agent], train: TrainConfig) -> None:
+        self.agents = agents
+        first = agents[0]
+        self.train_cfg = train
+        self.wrapper = _LossOf(first.model, first.loss_cfg)
+        self.names = [n for n, _ in first.model.named_parameters()]
+        self.params: dict[str, torch.Tensor] = {}
+        for n in self.names:  # one tensor at a time: each agent's own copy goes at once
+            stacked = torch.stack([a.model.get_parameter(n).detach() for a in agents])
+            self.params[n] = stacked.requires_grad_(first.model.get_parameter(n).requires_grad)
+            for k, agent in enumerate(agents):  # frozen trunks stay frozen
+                agent.rebind({n: stacked.detach()[k]})
+        self.optimizer = StackedOptimizer(self.params, train)
+        sizes = [a.n_samples for a in agents]
+        device = first.y.device
+        self.offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)
+        self.rows = torch.arange(len(agents), device=device)
+        self.x, self.y = {}, torch.cat([a.y for a in agents])
+        for m in first.modalities:
+            self.x[m] = torch.cat([a.x[m] for a in agents])
+            self._rebind_data(sizes)
+        self.loss = torch.vmap(self._one, randomness="different")
+        self.grad_sum: dict[str, torch.Tensor] = {}
+
+    def _rebind_data(self, sizes: list[int]) -> None:
+        """The agents see the group's data copies (what is stacked so far)."""
+        for k, agent in enumerate(self.agents):
+            lo, hi = int(self.offsets[k]), int(self.offsets[k]) + sizes[k]
+            agent.rebind({}, {m: self.x[m][lo:hi] if m in self.x else agent.x[m]
+                              for m in agent.modalities}, self.y[lo:hi])
+
+    def _one(self, params: dict, x: dict, y: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.wrapper, {"model." + k: v for k, v in params.items()},
+                               (x, y))
+
+    def gather(self, rows: torch.Tensor, idx: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """The held modalities' inputs and the labels of batches ``idx`` (R, B) of ``rows``."""
+        at = self.offsets[rows][:, None] + idx
+        held = self.agents[0].held
+        return {m: self.x[m][at] for m in held}, self.y[at]
+
+    def train(self, phase: str | None, batches: Sequence[list[torch.Tensor] | None],
+              track: bool) -> torch.Tensor:
+        """Agent k trains on ``batches[k]`` (None or empty: it sits the round out); returns
+        each agent's mean loss (NaN without a batch)."""
+        self.wrapper.phase = phase
+        self.wrapper.train()  # evaluation leaves the model in eval mode (dropout off)
+        device = self.y.device
+        total = torch.zeros(len(self.agents), device=device)
+        count = torch.tensor([len(b or ()) for b in batches], device=device)
+        self.grad_sum = {}
+        for slot in _slots(self.agents, batches, self.train_cfg):
+            self.optimizer.zero_grad()
+            live = []
+            for rows, idx in _by_size(slot, device):
+                live.append(rows)
+                everyone = len(rows) == len(self.agents)
+                params = self.params if everyone else {n: p[rows] for n, p in self.params.items()}
+                xb, yb = self.gather(rows, idx)
+                losses = self.loss(params, xb, yb)
+                losses.sum().backward()  # agents are independent: each gets its own gradient
+                total.index_add_(0, rows, losses.detach())
+            if track:
+                self._track()
+            rows = torch.cat(live)
+            self.optimizer.step(None if len(rows) == len(self.agents) else rows)
+        return torch.where(count > 0, total / count.clamp(min=1), float("nan"))
+
+    def _track(self) -> None:
+        """Sum each agent's gradients over the round (rows that sat the slot out are zero)."""
+        for n, p in self.params.items():
+            if p.grad is not None:
+                prev = self.grad_sum.get(n)
+                self.grad_sum[n] = p.grad.clone() if prev is None else prev + p.grad
+
+
+def _slots(agents: Sequence[Agent], batches: Sequence[list[torch.Tensor] | None],
+           train: TrainConfig) -> list[list[Batch]]:
+    """Every agent's batches on shared slots, each agent's in its own order. Fixed steps: the
+    k-th batch on slot k. Epochs (the n // b full batches, then a last one of n % b samples if
+    that is more than one): epoch e's i-th full batch on slot e (F + 1) + i, its last short
+    batch on slot e (F + 1) + F, F being the group's most full batches per epoch."""
+    batch = train.batch_size
+    shape = []
+    for agent, mine in zip(agents, batches, strict=True):
+        if not mine or agent.steps or train.local_steps:
+            shape.append(None)
+            continue
+        b = min(batch, agent.n_samples)
+        full = agent.n_samples // b
+        shape.append((full, full + (agent.n_samples - full * b > 1)))
+    most = max((s[0] for s in shape if s is not None), default=0)
+    slots: dict[int, list[Batch]] = {}
+    for row, (mine, s) in enumerate(zip(batches, shape, strict=True)):
+        for t, idx in enumerate(mine or ()):
+            if s is None:
+                at = t
+            else:
+                epoch, i = divmod(t, s[1])
+                at = epoch * (most + 1) + (i if i < s[0] else most)
+            slots.setdefault(at, []).append((row, idx))
+    return [slots[k] for k in sorted(slots)]
+
+
+def _by_size(slot: list[Batch], device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A slot's batches as one (rows, (R, B) indices) pair per batch size B."""
+    sizes: dict[int, list[Batch]] = {}
+    for row, idx in slot:
+        sizes.setdefault(len(idx), []).append((row, idx))
+    return [(torch.tensor([r for r, _ in part], device=device),
+             torch.stack([i for _, i in part]).to(device)) for part in sizes.values()]

@@ -27,10 +27,10 @@ RUNS = {
 
 
 def write_run(folder: Path, method: str, seed: int, topology: str, overlay: str,
-              values: tuple[list[int], list[float], list[float]]) -> None:
+              values: tuple[list[int], list[float], list[float]], extra: tuple = ()) -> None:
     folder.mkdir(parents=True)
     cfg = load_config(None, [*QUICK, f"method={method}", f"seed={seed}",
-                             f"topology.name={topology}", f"overlay.name={overlay}"])
+                             f"topology.name={topology}", f"overlay.name={overlay}", *extra])
     (folder / "config.yaml").write_text(to_yaml(cfg))
     cum, overall, m1 = values
     with (folder / "metrics.csv").open("w", newline="") as fh:
@@ -52,16 +52,15 @@ def test_curves_are_the_metrics_averaged_over_seeds(runs):
     settings = frontier_curves(runs)
     assert list(settings) == ["topology.name=erdos_renyi", "topology.name=ring"]
     ring = {c.label: c for c in settings["topology.name=ring"]}
-    assert sorted(ring) == ["dsgd_full overlay.name=induced", "local overlay.name=induced",
-                            "parse overlay.name=induced"]
-    parse = ring["parse overlay.name=induced"]
+    assert sorted(ring) == ["dsgd_full", "local", "parse"]
+    parse = ring["parse"]
     assert parse.seeds == 2
     np.testing.assert_array_equal(parse.rounds, [5, 10])
     np.testing.assert_allclose(parse.bytes, [105, 210])
     np.testing.assert_allclose(parse.accuracy["overall"], [[0.5, 0.7], [0.6, 0.8]])
     np.testing.assert_allclose(parse.accuracy["m1"], [[0.4, 0.6], [0.5, 0.7]])
     (auto,) = settings["topology.name=erdos_renyi"]
-    assert auto.label == "parse overlay.name=auto"
+    assert auto.label == "parse overlay=auto"
     np.testing.assert_allclose(auto.bytes, [300, 600])
 
 
@@ -72,13 +71,13 @@ def test_drawn_points_equal_the_metrics(runs):
     assert overall.get_title() == "overall" and m1.get_title() == "m1"
     assert overall.get_xscale() == "log"
     lines = {line.get_label(): line.get_xydata() for line in overall.lines}
-    np.testing.assert_allclose(lines["parse overlay.name=induced (n=2)"],
+    np.testing.assert_allclose(lines["parse (n=2)"],
                                [[105, 0.55], [210, 0.75]])
-    np.testing.assert_allclose(lines["dsgd_full overlay.name=induced (n=1)"],
+    np.testing.assert_allclose(lines["dsgd_full (n=1)"],
                                [[1000, 0.4], [2000, 0.9]])
     assert not any(label.startswith("local") for label in lines)  # sends nothing: no log x
     m1_lines = {line.get_label(): line.get_xydata() for line in m1.lines}
-    np.testing.assert_allclose(m1_lines["parse overlay.name=induced (n=2)"],
+    np.testing.assert_allclose(m1_lines["parse (n=2)"],
                                [[105, 0.45], [210, 0.65]])
     # the ± std band of parse's two seeds: 0.5/0.6 -> 0.55 ± 0.0707
     band = overall.collections[0].get_paths()[0].vertices
@@ -91,3 +90,12 @@ def test_one_png_per_setting(runs, tmp_path):
     for path in paths:
         image = imread(path)
         assert image.shape[0] > 100 and image.std() > 0
+
+
+def test_a_label_names_only_what_differs_from_the_defaults(runs, tmp_path):
+    comm = "communication={compressor: int8, kinds: {enc: {period: 4}}}"
+    write_run(tmp_path / "c" / "seed0", "parse", 0, "ring", "induced", RUNS[("parse", 0, "ring",
+              "induced")], (comm,))
+    curves = frontier_curves([*runs, load_run(tmp_path / "c" / "seed0")])
+    labels = [c.label for c in curves["topology.name=ring"]]
+    assert "parse compressor=int8 kinds={enc: {period: 4}}" in labels and "parse" in labels

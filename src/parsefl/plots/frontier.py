@@ -2,7 +2,8 @@
 cumulative bytes sent, at every evaluation round, one curve per distinct run label.
 
 A run's label is its method plus the config fields that tell it apart from the folder's other
-runs and are not part of the setting (an overlay, a compression operator, a period, ...); the
+runs, are not part of the setting and differ from their defaults (an overlay, a compression
+operator, a period, ...: ``parse overlay=auto hops=6``, ``parse compressor=int8``); the
 setting (dataset, agent mix, partition, topology) splits the figures, and seeds are averaged:
 x is the mean over seeds of the cumulative bytes at an evaluation round, y the mean accuracy,
 with a ± std band. The bytes axis is logarithmic, so "the same accuracy at a tenth of the
@@ -52,10 +53,13 @@ def frontier_curves(runs: Sequence[RunData]) -> dict[str, list[Curve]]:
                and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
     setting = [k for k in varying if k.startswith(SETTING)]
     design = [k for k in varying if k not in setting]
+    defaults = _schema_flat({})
     groups: dict[str, dict[str, list[RunData]]] = {}
     for run, flat in zip(runs, flats, strict=True):
         where = _label([(k, flat.get(k)) for k in setting]) or "-"
-        what = " ".join([run.method, *[f"{k}={_value(flat.get(k))}" for k in design]])
+        # Only what this run changed from the defaults: "parse overlay=auto hops=6".
+        what = " ".join([run.method, *[f"{_short(k)}={_value(flat.get(k))}" for k in design
+                                       if flat.get(k) != defaults.get(k)]])
         groups.setdefault(where, {}).setdefault(what, []).append(run)
     return {where: [_curve(label, runs) for label, runs in groups[where].items()]
             for where in sorted(groups)}
@@ -109,6 +113,12 @@ def plot_frontier(runs: Sequence[RunData], out: Path, formats: Sequence[str]) ->
                                                               f"\n{where}")
         paths += save(frontier_figure(curves, title), out / f"frontier{suffix}", formats)
     return paths
+
+
+def _short(key: str) -> str:
+    """``overlay.name`` -> ``overlay``, ``communication.compressor`` -> ``compressor``."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
 def _label(items: Sequence[tuple[str, object]]) -> str:

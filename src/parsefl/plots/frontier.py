@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from parsefl.plots.load import RunData, _schema_flat, nanmean_rows, order_groups
-from parsefl.plots.style import band, finish, method_colours, new_figure, save, slug
+from parsefl.plots.style import band, method_colours, new_figure, save, slug
 
 # Config fields that make a different setting (a separate figure), not a different method.
 SETTING = ("data.", "mix", "partition.", "topology.")
@@ -96,8 +96,28 @@ def frontier_figure(curves: Sequence[Curve], title: str) -> Figure:
         ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide
         ax.set(xlabel="cumulative bytes sent (all links, log scale)", ylabel="test accuracy",
                title=scope)
-    finish(fig, axes, title)
+    _finish(fig, axes, title)
     return fig
+
+
+def _finish(fig: Figure, axes: Sequence, title: str) -> None:
+    """style.finish with as many legend columns as the (long) run labels fit in the width."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    widest = max((len(lab) for lab in labels), default=1)
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() * 72 / (5.5 * widest + 45))))
+    rows = -(-len(labels) // ncol)
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
+    fig.suptitle(title, fontsize=11)
+    height = fig.get_figheight()
+    bottom = 0.25 + 0.25 * rows if rows else 0.0
+    top = 0.25 * (title.count("\n") + 1)
+    fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height))
 
 
 def plot_frontier(runs: Sequence[RunData], out: Path, formats: Sequence[str]) -> list[Path]:

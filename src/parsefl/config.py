@@ -50,7 +50,7 @@ class TopologyConfig(_Strict):
 
 
 class OverlayConfig(_Strict):
-    name: str = "induced"  # induced | relay | rewire
+    name: str = "induced"  # induced | relay | rewire | auto
     hops: int = Field(2, ge=1)  # relay/rewire: how far capabilities (and components) travel
     degree: int = Field(2, ge=1)  # rewire: holders each agent links to
 

@@ -44,6 +44,7 @@ from parsefl.experiments.placing import choose_executor, placement
 from parsefl.experiments.results import save_checkpoints
 from parsefl.experiments.run import convergence_stop
 from parsefl.experiments.rundir import atomic_write, write_json
+from parsefl.overlays.summary import plan_links
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import DistributedLoop, component_specs, peer_ranks
@@ -123,6 +124,7 @@ class Worker:
                    "resumed_from": first, "validation": validate.to_json(),
                    "insecure": self.insecure,
                    "rejected": self.loop.checks.counts,
+                   "overlay_links": plan_links(self.loop.plans),
                    "authenticated": self.auth is not None or (self.kind == "grpc"
                                                               and not self.insecure),
                    "world_size": self.world, "placement": self.placement,

@@ -193,7 +193,7 @@ class RoundEngine:
         key = (hkey, self.strategy.plan_key(r))
         if new or key != self._plan_key or not self.plans or not self.cache_plans:
             self.plans = plan_gossip(caps, self._known, self.strategy, self.transport, r,
-                                     self.overlay)
+                                     self.overlay, self.topology.at(r))
             self._plan_key = key
             self.plan_version += 1
             self.planned()

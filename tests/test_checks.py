@@ -80,3 +80,27 @@ def test_config_section():
     cfg = load_config(None, ["checks.max_norm=5", "checks.max_ratio=3"])
     assert (cfg.checks.max_norm, cfg.checks.max_ratio) == (5.0, 3.0)
     assert load_config(None, []).checks.max_norm == 1e4
+
+
+@pytest.mark.parametrize("vectorized", [False, True])
+def test_relative_bound_in_both_backends_with_the_linear_aggregator(vectorized):
+    """checks.max_ratio = 2 on the path 0-1-2 (values 1, 1.5, 100; MH weights 1/3): agent 1
+    rejects agent 2's copy (100x its own) and keeps 2/3 * 1.5 + 1/3 * 1 = 4/3; agent 0
+    accepts agent 1's (1.5x) and keeps 2/3 * 1 + 1/3 * 1.5 = 7/6. The vectorized backend
+    needs the padded form here although ``mean`` is linear (it crashed before)."""
+    agents = [make_agent(i, "a") for i in range(3)] + [make_agent(3, "b")]
+    for agent, value in zip(agents[:3], (1.0, 1.5, 100.0), strict=True):
+        comp = agent.get_component("enc.a")
+        agent.set_component("enc.a", {k: torch.full_like(v, value) for k, v in comp.items()})
+    engine = RoundEngine(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(4)),
+                         InMemoryTransport())
+    engine.checks = ReceiveChecks(max_ratio=2.0)
+    if vectorized:
+        engine.executor = VectorizedExecutor(engine, TrainConfig(local_steps=1, batch_size=4))
+    engine.prepare(0)
+    engine.gossip()
+    engine.sync()
+    for agent, want in zip(agents[:2], (7 / 6, 4 / 3), strict=True):
+        for t in agent.get_component("enc.a").values():
+            assert torch.allclose(t, torch.full_like(t, want))
+    assert engine.checks.counts == {"norm": 1}

@@ -25,7 +25,7 @@ from parsefl.aggregation import Aggregator, LinearAggregator, fold_missing
 from parsefl.config import TrainConfig
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
-from parsefl.runtime.stacked_gossip import StackedMix, build_mix
+from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
 from parsefl.runtime.transport import Message
 from parsefl.runtime.vectorized import VectorizedExecutor
 
@@ -122,7 +122,7 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
             view = _folded(plans, part.comp, part.order, {i for i, _ in missing}, arrived,
                            set(part.inbox.senders), self.loop.aggregator)
             mix = build_mix(part.comp, part.names, part.order, part.parts, view,
-                            self.loop.aggregator)
+                            self.loop.aggregator, padded=pairwise(self.loop.checks))
             part.degraded = (missing, mix)
         return part.degraded[1]
 
@@ -162,7 +162,8 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
         if senders:
             parts.append((inbox, list(range(len(senders)))))
         full = {**{i: plans[i] for i in order}, **{j: _self_only(comp) for j in senders}}
-        mix = build_mix(comp, names, order + senders, parts, full, self.loop.aggregator)
+        mix = build_mix(comp, names, order + senders, parts, full, self.loop.aggregator,
+                        padded=pairwise(self.loop.checks))
         return _Component(comp, names, order + senders, parts, inbox, mix)
 
 

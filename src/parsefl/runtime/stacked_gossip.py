@@ -144,11 +144,20 @@ class StackedMix:
             start += len(rows)
 
 
+def pairwise(checks: ReceiveChecks | None) -> bool:
+    """Whether the receive checks compare each copy with the receiver's own
+    (``checks.max_ratio``): the padded form is needed then, even for a linear aggregator."""
+    return checks is not None and checks.max_ratio is not None
+
+
 def build_mix(comp: str, names: Sequence[str], order: Sequence[int],
               parts: Sequence[tuple[Stacked, Sequence[int]]], plans: Mapping[int, GossipPlan],
-              aggregator: Aggregator, attackers: frozenset[int] = frozenset()) -> StackedMix:
+              aggregator: Aggregator, attackers: frozenset[int] = frozenset(),
+              padded: bool = False) -> StackedMix:
     """The stacked gossip of ``comp`` over holders ``order`` (group-major, as in ``parts``);
-    ``attackers``: agents whose sent copies the adversary replaces (padded form needed)."""
+    ``attackers``: agents whose sent copies the adversary replaces (padded form needed);
+    ``padded``: build the padded form even for a linear aggregator (receive checks relative
+    to each receiver's own copy, ``checks.max_ratio``, look at copy pairs)."""
     ref = parts[0][0].params[names[0]]
     device, dtype = ref.device, ref.dtype
     mix = StackedMix(list(names), [(g, torch.tensor(rows, device=device)) for g, rows in parts],
@@ -157,7 +166,7 @@ def build_mix(comp: str, names: Sequence[str], order: Sequence[int],
     attacked = any(j in attackers for i in order for j in plans[i].weights[comp])
     if isinstance(aggregator, LinearAggregator):
         _linear(mix, comp, order, pos, plans, aggregator, device, dtype)
-        if not attacked:
+        if not attacked and not padded:
             return mix
     _padded(mix, comp, order, pos, plans, aggregator, device, dtype)
     if attacked:

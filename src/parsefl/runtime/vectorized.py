@@ -26,7 +26,7 @@ from parsefl.runtime.agent import Agent
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
 from parsefl.runtime.stacked_codec import make_codec
-from parsefl.runtime.stacked_gossip import StackedMix, build_mix
+from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
 from parsefl.runtime.stacked_group import StackedGroup
 from parsefl.runtime.vectorized_blocker import (  # noqa: F401  (re-exported)
     Blocker,
@@ -167,7 +167,7 @@ class VectorizedExecutor:
                     parts.append((g, mine))
             names = self.loop.agents[order[0]].component_params[comp]
             mixes.append(build_mix(comp, names, order, parts, plans, self.loop.aggregator,
-                                   self.loop.attackers))
+                                   self.loop.attackers, padded=pairwise(self.loop.checks)))
         return mixes, tariff.take()
 
     def sync(self) -> None:

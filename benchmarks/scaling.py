@@ -37,11 +37,14 @@ def measure(n: int, topology: str, backend: str, rounds: int) -> dict:
     start = time.perf_counter()
     exp = build_experiment(load_config(None, overrides))
     build = time.perf_counter() - start
+    cpu = time.process_time()
     per_round = time_rounds(exp.loop.step, rounds)
+    cpu_round = (time.process_time() - cpu) / (rounds + 1)  # the warm-up round included
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     edges = exp.loop.topology.at(0).number_of_edges()
     return {"n": n, "topology": topology, "backend": backend, "build_s": build,
-            "s_per_round": per_round, "peak_mib": peak_mib, "edges": edges}
+            "s_per_round": per_round, "cpu_s_per_round": cpu_round, "peak_mib": peak_mib,
+            "edges": edges}
 
 
 def child(n: int, topology: str, backend: str, rounds: int) -> dict:
@@ -99,20 +102,25 @@ def linear(sizes: list[int], rounds: int) -> None:
     process; the ratio is taken within one pass (the sizes run one after the other)."""
     lo, hi = sizes[0], sizes[-1]
     target = 4.5 * hi / lo / 4  # 4.5x the time for 4x the agents
-    rows = [f"| load | N | s/round | peak MiB | build s | load average (1, 5, 15 min) "
-            f"| {hi} / {lo} | ≤ {target:.2f}? |", "|---|---|---|---|---|---|---|---|"]
+    rows = [f"| load | N | s/round | CPU s/round | peak MiB | build s | load average (1, 5, "
+            f"15 min) | {hi} / {lo} (wall) | {hi} / {lo} (CPU) | wall ≤ {target:.2f}? |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for busy in (False, True):
         got = _linear_pass(sizes, rounds, busy)
         ratio = got[hi]["s_per_round"] / got[lo]["s_per_round"]
+        cpu = got[hi]["cpu_s_per_round"] / got[lo]["cpu_s_per_round"]
         for n in sizes:
             r, last = got[n], n == hi
             load = ", ".join(f"{x:.1f}" for x in r["load"])
             verdict = ("met" if ratio <= target else "NOT met") if last else ""
             rows.append(f"| {'busy' if busy else 'quiet'} | {n:,} | {r['s_per_round']:.3f} | "
-                        f"{r['peak_mib']:.0f} | {r['build_s']:.1f} | {load} | "
-                        f"{f'{ratio:.2f}' if last else ''} | {verdict} |")
+                        f"{r['cpu_s_per_round']:.3f} | {r['peak_mib']:.0f} | "
+                        f"{r['build_s']:.1f} | {load} | {f'{ratio:.2f}' if last else ''} | "
+                        f"{f'{cpu:.2f}' if last else ''} | {verdict} |")
             print(rows[-1], flush=True)
-    notes = [f"Ratio = s/round at N = {hi:,} over N = {lo:,} in the same pass; linear is "
+    notes = [f"Ratio = s/round at N = {hi:,} over N = {lo:,} in the same pass (CPU: the "
+             "process's CPU seconds per round, warm-up included, less sensitive to other "
+             "processes than wall time); linear is "
              f"{hi / lo:.0f}×, the target {target:.2f}×. busy = plus one `python -c 'while "
              f"True: pass'`. Median of {rounds} rounds after one warm-up round, a fresh process "
              "per size; scaling.py's workload (ring, 100 samples per agent, 4 steps of 25); "

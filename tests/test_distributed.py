@@ -36,7 +36,8 @@ def _simulate(tmp: Path, overrides: list[str]) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers run (numbers do not depend on it; speed does)
     try:
-        return run_experiment(load_config(None, overrides), tmp)
+        # the workers run agents one at a time: the reference backend's numbers, bit for bit
+        return run_experiment(load_config(None, [*overrides, "runtime.backend=reference"]), tmp)
     finally:
         torch.set_num_threads(threads)
 

@@ -41,17 +41,17 @@ def placement(cfg: RunConfig, name: str | None, world: int) -> tuple[str, list[i
 def choose_executor(exp: Experiment, loop: DistributedEngine, cfg: RunConfig) -> str:
     """The simulator's backend choice for these agents (``build_experiment`` made it):
     stacked agents when it chose the vectorized backend, else one agent at a time. An
-    adversary or a compressor keeps the reference path (senders tamper and encode in their
-    own process). Returns the
+    adversary keeps the reference path (senders tamper in their own process), and so does
+    compression or a per-slice period (the stacked workers send plain copies every round;
+    the reference path encodes each message). Returns the
     backend's name; ``exp.loop`` drops its own executor (one stacked copy of the agents)."""
     stacked = isinstance(exp.loop.executor, VectorizedExecutor)
-    comm = getattr(loop, "communication", None)
     if stacked and loop.adversary is not None:
         log.warning("adversary configured: distributed workers use the reference backend")
-    elif stacked and comm is not None and not comm.plain:
-        # Compressed copies (and their error-feedback state) are encoded in the reference
-        # send path; the stacked workers send plain copies.
-        log.warning("compression configured: distributed workers use the reference backend")
+    elif stacked and loop.communication is not None and not (
+            loop.communication.plain and loop.communication.every_round):
+        log.warning("communication compresses or skips rounds: distributed workers use the "
+                    "reference backend")
     elif stacked:
         loop.executor = DistributedVectorizedExecutor(loop, cfg.train)
     exp.loop.executor = loop.executor

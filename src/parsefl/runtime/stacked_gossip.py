@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from parsefl.attacks import Adversary
     from parsefl.runtime.stacked_codec import StackedCodec
 
+# Values per gathered block of the linear gossip: its temporary copies stay a few MiB however
+# many agents hold the component (gathering whole tensors cost ~0.5 MiB per agent at N = 512).
+CHUNK = 1 << 20
+
 
 class Stacked(Protocol):
     """A training group: parameter name -> tensor stacked along the agent axis."""
@@ -90,30 +94,53 @@ class StackedMix:
         masking when every copy passed (the usual case: it halved gossip at N = 256)."""
         if checks is None:
             for name in self.names:  # one product per tensor: the sum order of the matrix rows
-                self._write(name, torch.sparse.mm(self.matrix, self._gather(name)))
+                for cols in self._chunks(name):  # columns mix independently: bounded copies
+                    self._write(name, torch.sparse.mm(self.matrix, self._gather(name, cols)),
+                                cols)
             return
-        flat = torch.cat([self._gather(name) for name in self.names], dim=1)
-        non_finite, too_large = checks.rows_bad(flat)
+        non_finite, too_large = checks.rows_bad(self._row_norms())
         checks.add_stacked("non_finite", (self.receivers * non_finite).sum())
         checks.add_stacked("norm", (self.receivers * too_large).sum())
         bad = (non_finite | too_large)[:, None]
         if not bool(bad.any()):
             self._apply_linear(None)
             return
-        back = torch.sparse.mm(self.matrix, bad.to(flat.dtype))  # (H, 1) weight given back
+        back = torch.sparse.mm(self.matrix, bad.to(self.matrix.dtype))  # (H, 1) given back
         for name in self.names:
-            x = self._gather(name)
-            kept = torch.sparse.mm(self.matrix, torch.where(bad, torch.zeros_like(x), x))
-            self._write(name, kept + torch.where(back > 0, back * x, torch.zeros_like(x)))
+            for cols in self._chunks(name):
+                x = self._gather(name, cols)
+                kept = torch.sparse.mm(self.matrix, torch.where(bad, torch.zeros_like(x), x))
+                self._write(name, kept + torch.where(back > 0, back * x, torch.zeros_like(x)),
+                            cols)
 
-    def _gather(self, name: str) -> torch.Tensor:
-        return torch.cat([g.params[name][rows].flatten(1) for g, rows in self.parts])
+    def _row_norms(self) -> torch.Tensor:
+        """(H, 1): each holder's whole copy's norm (NaN if a value is not finite; an
+        overflowing norm as the largest float), read chunk by chunk, for ``rows_bad``."""
+        finite, norms = None, []
+        for name in self.names:
+            for cols in self._chunks(name):
+                x = self._gather(name, cols)
+                ok = torch.isfinite(x).all(dim=1)
+                norms.append(torch.linalg.vector_norm(torch.where(ok[:, None], x, 0.0), dim=1))
+                finite = ok if finite is None else finite & ok
+        total = torch.linalg.vector_norm(torch.stack(norms, dim=1), dim=1)
+        big = torch.finfo(total.dtype).max
+        return torch.where(finite, total.clamp(max=big), torch.nan)[:, None]
 
-    def _write(self, name: str, values: torch.Tensor) -> None:
+    def _chunks(self, name: str) -> list[slice]:
+        """Column ranges of ``name``'s flattened copies, about ``CHUNK`` values in all."""
+        size = self.parts[0][0].params[name][0].numel()
+        step = max(1, CHUNK // sum(len(rows) for _, rows in self.parts))
+        return [slice(c, min(c + step, size)) for c in range(0, size, step)]
+
+    def _gather(self, name: str, cols: slice = slice(None)) -> torch.Tensor:
+        return torch.cat([g.params[name].flatten(1)[rows, cols] for g, rows in self.parts])
+
+    def _write(self, name: str, values: torch.Tensor, cols: slice = slice(None)) -> None:
         start = 0
         for g, rows in self.parts:
             block = values[start : start + len(rows)]
-            g.params[name].index_copy_(0, rows, block.reshape(-1, *g.params[name].shape[1:]))
+            g.params[name].flatten(1)[:, cols].index_copy_(0, rows, block)
             start += len(rows)
 
 

@@ -102,7 +102,11 @@ class StackedGroup:
                 everyone = len(rows) == len(self.agents)
                 params = self.params if everyone else {n: p[rows] for n, p in self.params.items()}
                 xb, yb = self.gather(rows, idx)
-                losses = self.loss(params, xb, yb)
+                if len(rows) == 1 and not everyone:  # one agent: its plain call, no vmap
+                    losses = self._one({n: p[0] for n, p in params.items()},
+                                       {m: v[0] for m, v in xb.items()}, yb[0])[None]
+                else:
+                    losses = self.loss(params, xb, yb)
                 losses.sum().backward()  # agents are independent: each gets its own gradient
                 total.index_add_(0, rows, losses.detach())
             if track:

@@ -127,3 +127,15 @@ def test_tables_mark_the_best_non_ceiling_value_and_drop_the_std_of_one_seed():
     assert "±" not in text and "a+b" in text and "0.8000" in text and "(ceiling)" in text
     with_seeds = {"parse": _method(0.8, 0.85, 0.82, n=3)}
     assert "0.800 ± 0.000" in markdown_table(with_seeds)
+
+
+def test_a_section_added_later_at_its_default_is_no_difference():
+    """A run saved before a release added ``communication`` still counts as the same run when
+    the new section holds its defaults; set to something else, it is a difference."""
+    from parsefl.experiments.sweep import config_diff
+    old = {"method": "parse", "rounds": 3}
+    new = {**old, "communication": {"compressor": "none", "period": 1}}
+    assert config_diff(old, new) == []
+    changed = {**old, "communication": {"compressor": "int8", "period": 1}}
+    assert config_diff(old, changed) == ["communication.compressor: '-' -> int8"]
+    assert config_diff({**old, "rounds": 4}, new) == ["rounds: 4 -> 3"]

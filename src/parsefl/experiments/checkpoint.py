@@ -24,8 +24,11 @@ from parsefl.runtime import Agent
 
 
 def fingerprint(cfg: RunConfig) -> str:
-    """What must not change between a run and its resume (rounds and evaluation may)."""
-    data = cfg.model_dump(mode="json", exclude={"rounds", "eval_every", "device", "runtime"})
+    """What must not change between a run and its resume (rounds and evaluation may). Values
+    left at their defaults are not part of it, so a release that adds a config section (with
+    a default that changes nothing) still resumes and reuses the runs of the one before."""
+    data = cfg.model_dump(mode="json", exclude={"rounds", "eval_every", "device", "runtime"},
+                          exclude_defaults=True)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -4,6 +4,7 @@ resumable (finished runs are skipped), summarised as a tidy CSV, JSON and markdo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from parsefl.config import apply_overrides, read_yaml, validate
+from parsefl.config import RunConfig, apply_overrides, read_yaml, validate
 from parsefl.errors import ConfigError
 
 
@@ -144,10 +145,19 @@ def fingerprint(resolved: Mapping[str, Any]) -> str:
 
 
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``key: old -> new`` for every key whose value differs (missing keys shown as -)."""
+    """``key: old -> new`` for every key whose value differs (missing keys shown as -). A key
+    that only one side has and that holds its default there (a section a later release added,
+    such as ``communication``) is no difference: the run it describes is the same."""
     a, b = flat_config(old), flat_config(new)
+    defaults = _defaults()
     return [f"{k}: {flow_yaml(a.get(k, '-'))} -> {flow_yaml(b.get(k, '-'))}"
-            for k in sorted(set(a) | set(b)) if a.get(k, "-") != b.get(k, "-")]
+            for k in sorted(set(a) | set(b)) if a.get(k, "-") != b.get(k, "-")
+            and not ((k in a) != (k in b) and a.get(k, b.get(k)) == defaults.get(k, "-"))]
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return flat_config(RunConfig().model_dump(mode="json"))
 
 
 def _finished(run_dir: Path, resolved: dict[str, Any], overwrite: bool) -> bool:

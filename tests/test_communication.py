@@ -15,6 +15,7 @@ import torch
 from parsefl.compressors import Communication, encode_tensors
 from parsefl.compressors.int8 import Int8
 from parsefl.config import load_config
+from parsefl.errors import ConfigError
 from parsefl.experiments.build import build_communication, build_experiment
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.distributed import DistributedTransport
@@ -85,13 +86,18 @@ def test_due_plans_are_reused_while_nothing_changes():
 
 CASES = {
     "fp16": ["communication.compressor=fp16"],
-    "int8_periods": ["communication.compressor=int8", *PERIODS[:1],
-                     "communication.kinds={head_r: {compressor: none, period: 1}}"],
+    "int8_per_row_periods": ["communication.compressor=int8", *PERIODS[:1],
+                             "communication.params={per_row: true}",
+                             "communication.kinds={head_r: {compressor: none, period: 1}}"],
     "topk_choco": ["communication.compressor=topk", "communication.params={fraction: 0.3}",
                    "communication.error_feedback=true", "communication.gamma=0.5"],
     "int8_median": ["communication.compressor=int8", "aggregation.name=median"],
     "bf16_choco_median": ["communication.compressor=bf16", "communication.error_feedback=true",
                           "aggregation.name=median"],
+    "int8_sign_flip": ["communication.compressor=int8",
+                       "adversary={agents: [1], attack: sign_flip}"],
+    "topk_alie_median": ["communication.compressor=topk", "communication.params={fraction: 0.5}",
+                         "adversary={agents: [1], attack: alie}", "aggregation.name=median"],
 }
 
 
@@ -117,6 +123,16 @@ def test_vectorized_equals_reference_with_compression(case):
                 assert torch.allclose(p, q, atol=1e-4), a.id
 
 
+def test_error_feedback_with_an_adversary_runs_on_the_reference_backend():
+    extra = [*BASE, "communication.compressor=int8", "communication.error_feedback=true",
+             "adversary={agents: [1], attack: sign_flip}"]
+    auto = build_experiment(load_config(None, extra))
+    assert not isinstance(auto.loop.executor, VectorizedExecutor)
+    with pytest.raises(ConfigError, match="error feedback with an adversary") as err:
+        build_experiment(load_config(None, [*extra, "runtime.backend=vectorized"]))
+    assert err.value.field == "runtime.backend"
+
+
 def test_compression_bills_fewer_bytes_by_the_formula():
     plain = sum(sum(s.link_bytes.values()) for s in _run("vectorized", [], 1)[1])
     int8 = sum(sum(s.link_bytes.values()) for s in _run("vectorized", CASES["int8_median"],
@@ -139,7 +155,7 @@ def test_the_wire_decodes_before_the_receive_checks():
     assert inbox[1][0].body["w"][0, 0] == 1.0  # decoded to the receiver's tensors
     bad = {**body, "w#s": torch.tensor(float("nan"))}  # a NaN scale decodes to NaN values
     transport._accept(Message(0, 1, "params", bad, (0, 1), "head_r"), inbox, "rank 0")
-    wrong = {**body, "w#q": body["w#q"][:3]}  # does not decode
+    wrong = {**body, "w#q": body["w#q"].flatten()}  # another shape: does not decode
     transport._accept(Message(0, 1, "params", wrong, (0, 1), "head_r"), inbox, "rank 0")
     assert len(inbox[1]) == 1 and transport.wire["rejected"] == 2
     assert transport.checks.counts == {"non_finite": 1, "names": 1}
@@ -161,3 +177,32 @@ def test_bad_communication_config_is_one_line_exit_2(override, field, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and field in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_launch_gives_the_simulator_numbers_with_compression(tmp_path):
+    """Two processes on 127.0.0.1: encoded copies over the wire, decoded before the checks,
+    error feedback's public copies kept per process, periods in lockstep."""
+    from parsefl.experiments.launcher import launch
+    from parsefl.experiments.run import run_experiment
+
+    cfg = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",
+           "mix={m1: 2, m2: 2, m1+m2: 2}", "partition.name=iid", "model.dim=12",
+           "model.encoder.params.hidden=[16]", "device=cpu", "diagnostics.gradient_cosine=false",
+           "rounds=3", "eval_every=3", "communication.compressor=int8",
+           "communication.error_feedback=true",
+           "communication.kinds={enc: {compressor: topk, params: {fraction: 0.2}, period: 2}}"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers run
+    try:
+        sim = run_experiment(load_config(None, cfg), tmp_path / "sim")
+    finally:
+        torch.set_num_threads(threads)
+    dist = launch(None, cfg, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    skip = ("wall_time_s", "diagnostics", "ablations", "distributed")
+    assert {k: v for k, v in dist.items() if k not in skip} == \
+        {k: v for k, v in sim.items() if k not in skip}  # accuracies and bytes, exactly
+    assert (tmp_path / "dist" / "metrics.csv").read_text() == \
+        (tmp_path / "sim" / "metrics.csv").read_text()
+    wire = dist["distributed"]["wire_bytes"]
+    assert 0 < wire["params_bytes"] < sim["communication"]["bytes_total"]
+    assert not wire.get("rejected")

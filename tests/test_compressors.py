@@ -13,6 +13,7 @@ from parsefl.compressors import (
     Rule,
     decode_tensors,
     encode_tensors,
+    encoded_spec,
     like_of,
     uniform,
 )
@@ -63,7 +64,7 @@ def test_topk_keeps_the_largest_magnitudes_with_int32_indices():
 
 def test_topk_count_and_fraction_bounds():
     assert TopK(0.1).k(100) == 10 and TopK(0.1).k(3) == 1 and TopK(1.0).k(7) == 7
-    assert TopK(0.1).bytes(1000, torch.float32) == 100 * 8
+    assert TopK(0.1).bytes((10, 100), torch.float32) == 100 * 8
     for bad in (0, -0.5, 1.5, True, "x"):
         with pytest.raises(ConfigError, match="fraction"):
             TopK(bad)
@@ -82,9 +83,23 @@ def test_int8_stochastic_rounding_by_hand():
     assert parts["q"][0].tolist() == expected.to(torch.int8).tolist()
     assert parts["q"][0, 0] == 127 and parts["q"][0, 3] == 0  # exact values stay exact
     assert int(parts["q"][0, 1]) in (-64, -63) and int(parts["q"][0, 2]) == 30
-    decoded = comp.decode_rows(parts, 4, torch.float32)
+    decoded = comp.decode_rows(parts, (4,), torch.float32)
     assert torch.allclose(decoded, parts["q"].float() * parts["s"][:, None])
-    assert comp.bytes(4, torch.float32) == 4 + 4
+    assert comp.bytes((4,), torch.float32) == 4 + 4
+
+
+def test_int8_per_row_scales():
+    comp = Int8(per_row=True)
+    body = encode_tensors(comp, X, KEYS)
+    # w: one scale per row (max |row| / 127 = 2/127 and 1/127); b, a vector: one scale
+    assert body["w#s"].tolist() == pytest.approx([2 / 127, 1 / 127])
+    assert body["b#s"].shape == () and float(body["b#s"]) == pytest.approx(3 / 127)
+    assert payload_bytes(body) == (4 + 2 * 4) + (3 + 4) == 19
+    assert comp.bytes((128, 76), torch.float32) == 128 * 76 + 128 * 4
+    out = decode_tensors(comp, body, like_of(X))
+    assert float(out["w"][0, 1]) == pytest.approx(-2.0) and float(out["w"][1, 0]) == 1.0
+    with pytest.raises(ConfigError, match="per_row"):
+        Int8(per_row="yes")
 
 
 def test_int8_body_bytes_and_zero_tensor():
@@ -165,6 +180,13 @@ def test_choco_merge_is_the_paper_update():
     assert a.own == {} and a.views == {}
 
 
+def test_consensus_step_size_defaults_to_the_operators():
+    comm = Communication(Rule(TopK(0.1)), {"head_r": Rule(Int8())}, error_feedback=True)
+    assert comm.gamma_for("enc.fou") == 0.7 and comm.gamma_for("head_r") == 1.0
+    fixed = Communication(Rule(TopK(0.1)), error_feedback=True, gamma=0.3)
+    assert fixed.gamma_for("enc.fou") == 0.3
+
+
 def test_periods_and_kinds_from_config():
     from parsefl.config import load_config
 
@@ -196,3 +218,20 @@ def test_bad_communication_config_names_the_field(override, field):
     with pytest.raises(ConfigError) as err:
         load_config(None, overrides)
     assert err.value.field.startswith(field), err.value
+
+
+@pytest.mark.parametrize("name", COMPRESSORS.names())
+def test_every_compressor_bills_what_it_encodes(name):
+    """Contract over every registered operator: the encoded body is exactly the parts it
+    declares, its bytes are what ``bytes`` says (what the meter bills), and it decodes to the
+    receiver's names, shapes and dtypes."""
+    comp = COMPRESSORS.create(name, {}, "c", "p")
+    x = {"w": torch.randn(5, 7, generator=torch.Generator().manual_seed(1)),
+         "b": torch.randn(3, generator=torch.Generator().manual_seed(2))}
+    body = encode_tensors(comp, x, {"w": 1, "b": 2})
+    assert {k: (t.dtype, tuple(t.shape)) for k, t in body.items()} == \
+        {k: (dt, tuple(s)) for k, (dt, s) in encoded_spec(comp, like_of(x)).items()}
+    assert payload_bytes(body) == sum(comp.bytes(tuple(t.shape), t.dtype) for t in x.values())
+    out = decode_tensors(comp, body, like_of(x))
+    assert like_of(out) == like_of(x)
+    assert torch.equal(comp.roundtrip(x["w"][None], torch.tensor([1]))[0], out["w"])

@@ -19,7 +19,7 @@ def _plans(graph, caps, kind, hops=2, degree=2, transport=None):
     transport = transport or InMemoryTransport()
     overlay = make_overlay(kind, hops, degree)
     known = discover(caps, graph, transport, overlay.radius)
-    return plan_gossip(caps, known, SharingStrategy(), transport, 0, overlay)
+    return plan_gossip(caps, known, SharingStrategy(), transport, 0, overlay, graph)
 
 
 def test_discovery_learns_peers_and_paths_within_the_radius():

@@ -34,7 +34,7 @@ def test_handshake_agrees_with_the_reference_form(name, topology):
     overlay = make_overlay(name, hops=2, degree=2)
     transport = InMemoryTransport()
     known = discover(caps, graph, transport, overlay.radius)
-    plans = plan_gossip(caps, known, SharingStrategy(), transport, 0, overlay)
+    plans = plan_gossip(caps, known, SharingStrategy(), transport, 0, overlay, graph)
     ref = build_overlay(name, graph, holders, 2, degree=2)
     got = {(i, j) for i, p in plans.items() for j in p.paths.get("c", {}) if i < j}
     assert got == {tuple(sorted(e)) for e in ref.edges}

@@ -91,8 +91,8 @@ def test_local_run_has_no_gradient_cosine_figure(folders, tmp_path):
 
 def test_compare_folder_figures(folders, tmp_path):
     paths = plot_dir(folders["compare"], tmp_path, formats=["svg", "png"])
-    assert_figures(paths, {f"{n}.{f}" for n in ("accuracy", "gradient_cosine", "bytes")
-                           for f in ("png", "svg")})
+    assert_figures(paths, {f"{n}.{f}" for n in ("accuracy", "gradient_cosine", "bytes",
+                                                "frontier") for f in ("png", "svg")})
 
 
 def test_grid_sweep_has_one_figure_per_point_and_the_ablation(folders, tmp_path):
@@ -111,7 +111,8 @@ def test_sweep_without_summary_single_method_single_seed(folders, tmp_path):
     src = folders["compare"] / "runs" / "parse" / "seed0"
     shutil.copytree(src, tmp_path / "cmp" / "runs" / "parse" / "seed0")
     paths = plot_dir(tmp_path / "cmp")
-    assert {p.name for p in paths} == {"accuracy.png", "gradient_cosine.png", "bytes.png"}
+    assert {p.name for p in paths} == {"accuracy.png", "gradient_cosine.png", "bytes.png",
+                                       "frontier.png"}
     page = write_report(tmp_path / "cmp").read_text()
     assert "parse" in page and "<table>" in page
 

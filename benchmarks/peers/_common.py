@@ -8,6 +8,7 @@ The workload (identical for every framework) is fixed here: the generated data s
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -19,6 +20,27 @@ FEATURES, CLASSES, HIDDEN, DIM = 784, 10, 256, 128
 BATCH, LR, LOCAL_EPOCHS = 32, 0.01, 1  # plain SGD (no momentum) everywhere
 N_TEST = 1000
 SEED = 0
+
+# Two regimes. "compute": a 784-256-128-10 MLP on 4,000 samples shared by 8-16 peers, where
+# every framework sits near the same compute floor. "overhead": many small agents (100
+# samples each, N = 64..1,024) with benchmarks/scaling.py's small model (MLP encoder with one
+# hidden layer of 128, embedding width 96, on the scaling data's 76 + 240 = 316 features) and
+# batch (25: one local epoch = 4 steps), where a framework's cost per agent shows.
+REGIMES = {"compute": {"FEATURES": 784, "HIDDEN": 256, "DIM": 128, "BATCH": 32},
+           "overhead": {"FEATURES": 316, "HIDDEN": 128, "DIM": 96, "BATCH": 25}}
+PER_AGENT = 100  # overhead regime: training samples per agent
+ENV_REGIME = "PEERS_BENCH_REGIME"  # children (and Flower's Ray actors) inherit it
+REGIME = "compute"
+
+
+def set_regime(name: str) -> None:
+    """Switch the workload constants of this module to regime ``name``."""
+    global REGIME
+    globals().update(REGIMES[name])
+    REGIME = name
+
+
+set_regime(os.environ.get(ENV_REGIME, "compute"))
 
 
 def generate(path: Path, n_train: int, seed: int = SEED) -> Path:
@@ -71,6 +93,28 @@ def iid_parts(n: int, peers: int, seed: int = SEED) -> list[np.ndarray]:
 def ring(peers: int) -> list[list[int]]:
     """Neighbours of each peer on a ring."""
     return [sorted({(i - 1) % peers, (i + 1) % peers} - {i}) for i in range(peers)]
+
+
+def group_cpu_s() -> float:
+    """CPU seconds used so far by every live process of this process group (the benchmark
+    process, and for Flower its Ray workers and helpers, which run.py starts in one group):
+    a round's cost in CPU work, which a loaded machine stretches far less than its wall time.
+    Linux /proc only (0.0 elsewhere)."""
+    try:
+        pgid, tick = os.getpgid(0), os.sysconf("SC_CLK_TCK")
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except (OSError, AttributeError, ValueError):
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / tick
 
 
 def summarize(round_times: list[float], wall_s: float, **extra) -> dict:

@@ -66,15 +66,18 @@ class TimedFedAvg(FedAvg):
         super().__init__(**kw)
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.cpu: list[float] = []  # CPU seconds of the process group at each start, end
 
     def configure_train(self, server_round, arrays, config, grid):
         self.starts.append(time.perf_counter())
+        self.cpu.append(_common.group_cpu_s())
         config["server-round"] = server_round
         return super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round, replies):
         out = super().aggregate_train(server_round, replies)
         self.ends.append(time.perf_counter())
+        self.cpu.append(_common.group_cpu_s())
         return out
 
 
@@ -128,6 +131,8 @@ def main() -> None:
     rounds = [e - s for s, e in zip(strategy.starts, strategy.ends, strict=False)]
     result = _common.summarize(rounds, clock.now(), framework="flower", peers=n,
                                first_round_at_s=first, accuracy=final.get("accuracy"),
+                               cpu_s=[e - s for s, e in zip(strategy.cpu[::2],
+                                                            strategy.cpu[1::2], strict=False)],
                                in_process_s=time.perf_counter() - t_run,
                                note=f"FedAvg over all {n} clients (server-based), Ray, "
                                     f"{args.client_cpus:g} CPU per client actor",

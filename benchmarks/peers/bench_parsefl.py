@@ -18,13 +18,17 @@ sys.path.insert(0, str(HERE))
 import _common  # noqa: E402
 
 
-def overrides(data: Path, peers: int, rounds: int) -> list[str]:
-    """The ``-o`` overrides of the workload (also used for the ``parsefl run`` command)."""
+def overrides(data: Path, peers: int, rounds: int, steps: int | None = None) -> list[str]:
+    """The ``-o`` overrides of the workload (also used for the ``parsefl run`` command).
+    ``steps``: a fixed number of local steps per round on the vectorized backend instead of
+    ``train.local_epochs`` (the same batches when every agent holds steps x batch samples)."""
+    local = [f"train.local_steps={steps}", "runtime.backend=vectorized"] if steps else \
+        [f"train.local_epochs={_common.LOCAL_EPOCHS}"]
     return [
         f"data.name=npz:{data}", "method=dsgd_full", f"mix={{img: {peers}}}",
         "partition.name=iid", "topology.name=ring", "model.encoder.name=mlp",
         f"model.encoder.params={{hidden: [{_common.HIDDEN}]}}", f"model.dim={_common.DIM}",
-        f"train.local_epochs={_common.LOCAL_EPOCHS}", f"train.batch_size={_common.BATCH}",
+        *local, f"train.batch_size={_common.BATCH}",
         "train.optimizer=sgd", f"train.lr={_common.LR}", "train.momentum=0",
         f"rounds={rounds}", f"eval_every={rounds}", "diagnostics.gradient_cosine=false",
         "device=cpu", f"seed={_common.SEED}",
@@ -38,6 +42,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--t0", type=float, help="the parent's time.time() at launch")
+    ap.add_argument("--steps", type=int, help="fixed local steps (vectorized backend)")
     args = ap.parse_args()
     clock = _common.Clock(args.t0)
 
@@ -48,24 +53,50 @@ def main() -> None:
     from parsefl.experiments.build import build_experiment
     from parsefl.runtime import evaluate
 
-    cfg = load_config(None, overrides(args.data.resolve(), args.peers, args.rounds))
+    cfg = load_config(None, overrides(args.data.resolve(), args.peers, args.rounds, args.steps))
     exp = build_experiment(cfg)
     built_at = clock.now()
     phase = _time_phases(exp.loop)
-    times = []
+    times, floor, cpu = [], [], []
+    groups = getattr(exp.loop.executor, "groups", None)  # the vectorized backend's stacks
     for r in range(args.rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _common.group_cpu_s()
         exp.loop.step(r)
         times.append(time.perf_counter() - t0)
+        cpu.append(_common.group_cpu_s() - c0)
     ev = evaluate(exp.slots, exp.test_x, exp.test_y, exp.dataset.n_classes)
     acc = float(ev.overall["accuracy"])
+    for _ in range(args.rounds if groups is not None else 0):  # after evaluating: it trains
+        t0 = time.perf_counter()
+        plain_round(groups, cfg.train.local_steps, cfg.train.batch_size)
+        floor.append(time.perf_counter() - t0)
     result = _common.summarize(
         times, clock.now(), framework="parsefl", peers=args.peers, built_at_s=built_at,
-        train_s=phase["train"], gossip_s=phase["gossip"],
-        accuracy=acc, note="dsgd_full, ring gossip of the whole model (Metropolis-Hastings)",
+        train_s=phase["train"], gossip_s=phase["gossip"], floor_s=floor, cpu_s=cpu,
+        backend=type(exp.loop.executor).__name__,
+        accuracy=acc, note="dsgd_full, ring gossip of the whole model (Metropolis-Hastings)"
+        + (f", {args.steps} fixed local steps, vectorized backend" if args.steps else
+           f", {_common.LOCAL_EPOCHS} local epoch, {type(exp.loop.executor).__name__}"),
         versions={"parsefl": parsefl_version, "torch": torch.__version__,
                   "threads": torch.get_num_threads()})
     _common.emit(result, args.out)
+
+
+def plain_round(groups: list, steps: int, batch: int) -> None:
+    """The compute floor: the same stacked forward/backward/optimizer steps with no
+    federation machinery (the plain loop of benchmarks/floor.py, repeated here because that
+    script's ``_common`` is not this folder's)."""
+    import torch
+
+    for g in groups:
+        n = min(a.n_samples for a in g.agents)
+        for _ in range(steps):
+            idx = torch.randint(0, n, (len(g.agents), batch), device=g.y.device)
+            xb, yb = g.gather(g.rows, idx)
+            losses = g.loss(g.params, xb, yb)
+            g.optimizer.zero_grad()
+            losses.sum().backward()
+            g.optimizer.step()
 
 
 def _time_phases(loop) -> dict[str, list[float]]:

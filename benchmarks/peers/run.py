@@ -150,28 +150,31 @@ def clear(out: Path) -> Path:
     return out
 
 
-def parsefl_cli(data: Path, peers: int, rounds: int, out_dir: Path) -> list[str]:
-    exe = shutil.which("parsefl") or str(Path(sys.executable).with_name("parsefl"))
+def parsefl_cli(data: Path, peers: int, rounds: int, out_dir: Path,
+                steps: int | None = None) -> list[str]:
+    exe = str(Path(sys.executable).with_name("parsefl"))
+    exe = exe if Path(exe).exists() else shutil.which("parsefl") or "parsefl"
     cmd = [exe, "run"]
-    for o in bench_parsefl.overrides(data, peers, rounds):
+    for o in bench_parsefl.overrides(data, peers, rounds, steps):
         cmd += ["-o", o]
     return cmd + ["--out", str(out_dir)]
 
 
 def run_parsefl(data: Path, peers: int, rounds: int, timeout: float, tmp: Path,
-                threads: int) -> dict:
+                threads: int, steps: int | None = None) -> dict:
     out = clear(LOGS / f"parsefl-{peers}.json")
     # torch's intra-op threads: parsefl runs every agent in one process; the other frameworks'
     # workers each use one thread (Flower: set in the client, p2pfl: set by its learner).
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     api = [sys.executable, str(HERE / "bench_parsefl.py"), "--data", str(data), "--peers",
-           str(peers), "--rounds", str(rounds), "--out", str(out)]
+           str(peers), "--rounds", str(rounds), "--out", str(out),
+           *(["--steps", str(steps)] if steps else [])]
     wall_api, rc = run_timed(api, LOGS / f"parsefl-api-{peers}.log", timeout, env)
     res = child_result(out)
     if rc != 0 or not res:
         return {"error": _failure("parsefl API run", rc, timeout,
                                   LOGS / f"parsefl-api-{peers}.log")}
-    cli = parsefl_cli(data.relative_to(REPO), peers, rounds, tmp / f"parsefl-run-{peers}")
+    cli = parsefl_cli(data.relative_to(REPO), peers, rounds, tmp / f"parsefl-run-{peers}", steps)
     wall, rc = run_timed(cli, LOGS / f"parsefl-cli-{peers}.log", timeout, env)
     if rc != 0:
         return {"error": _failure("parsefl run", rc, timeout, LOGS / f"parsefl-cli-{peers}.log")}
@@ -210,8 +213,11 @@ def run_p2pfl(data: Path, peers: int, rounds: int, timeout: float, tmp: Path) ->
         res["error"] = (f"stalled: killed after {timeout:.0f} s with {done} of {rounds} rounds "
                         "finished (p2pfl heartbeat timeouts)")
     elif rc != 0 or not res:
-        res["error"] = res.get("error") or _failure("p2pfl", rc, timeout,
-                                                    LOGS / f"p2pfl-{peers}.log")
+        text = (LOGS / f"p2pfl-{peers}.log").read_text(errors="replace")
+        res["error"] = res.get("error") or (
+            "did not start: its overlay's heartbeats never converged within 120 s "
+            "(wait_convergence; NeighborNotConnectedError)" if "wait_convergence" in text
+            else _failure("p2pfl", rc, timeout, LOGS / f"p2pfl-{peers}.log"))
     res["wall_s"] = wall
     return res
 
@@ -235,7 +241,8 @@ def fmt(v: float | None, digits: int = 3) -> str:
 
 def table(rows: list[dict], rounds: int) -> str:
     head = ("framework", "peers", "s/round", "end-to-end s", "start-up s",
-            "× parsefl per round", "× parsefl end to end", "accuracy", "rounds done", "note")
+            "× parsefl per round", "× parsefl end to end", "CPU s/round",
+            "× parsefl CPU per round", "accuracy", "rounds done", "note")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = {r["peers"]: r for r in rows if r["framework"] == "parsefl" and not r.get("error")}
     for r in rows:
@@ -246,14 +253,25 @@ def table(rows: list[dict], rounds: int) -> str:
         startup = wall - done * per if wall is not None and per is not None else None
         ratio_r = per / p["s_per_round"] if p and per else None
         ratio_w = wall / p["wall_s"] if p and wall else None
+        cpu, base_cpu = cpu_per_round(r), cpu_per_round(p) if p else None
+        ratio_c = cpu / base_cpu if cpu and base_cpu else None
         note = r.get("error") or r.get("note", "")
         acc = r.get("accuracy")
         lines.append("| " + " | ".join([
             r["framework"], str(r["peers"]), fmt(per), fmt(r.get("wall_s"), 1), fmt(startup, 1),
             f"{ratio_r:.1f}×" if ratio_r else "–", f"{ratio_w:.1f}×" if ratio_w else "–",
+            fmt(cpu), f"{ratio_c:.1f}×" if ratio_c else "–",
             f"{acc:.3f}" if acc is not None else "–", f"{done}/{rounds}", note,
         ]) + " |")
     return "\n".join(lines)
+
+
+def cpu_per_round(r: dict) -> float | None:
+    """Median CPU seconds per round (rounds 2..) of the framework's whole process group."""
+    import statistics
+
+    cpu = r.get("cpu_s") or []
+    return statistics.median(cpu[1:]) if len(cpu) > 1 and any(cpu) else None
 
 
 def targets(rows: list[dict]) -> list[str]:
@@ -301,6 +319,14 @@ def breakdown(rows: list[dict]) -> list[str]:
             tr, go = statistics.median(r["train_s"][1:]), statistics.median(r["gossip_s"][1:])
             out.append(f"- parsefl, {r['peers']} peers: a round is {tr:.3f} s of local training "
                        f"+ {go:.3f} s of gossip (medians)")
+        if r["framework"] == "parsefl" and len(r.get("floor_s") or []) > 1:
+            fl = statistics.median(r["floor_s"][1:])
+            out.append(f"- compute floor, {r['peers']} peers (the same stacked steps in a plain "
+                       f"PyTorch loop, same process): {fl:.3f} s/round; parsefl / floor = "
+                       f"{r['s_per_round'] / fl:.2f}; Flower / floor = "
+                       + next((f"{f['s_per_round'] / fl:.1f}" for f in rows
+                               if f["framework"] == "flower" and f["peers"] == r["peers"]
+                               and len(f.get("round_times", [])) > 1), "–"))
     return out
 
 
@@ -311,6 +337,33 @@ def machine() -> str:
     return (f"{platform.platform()}, {os.cpu_count()} CPU cores, Python "
             f"{sys.version.split()[0]}, torch {torch.__version__} (parsefl); load average "
             f"at the end {load}")
+
+
+def workload(args: argparse.Namespace, peers: list[int], samples: int, rounds: int,
+             steps: int | None) -> str:
+    """The workload paragraph of the RESULTS.md section."""
+    f, h, d, b = _common.FEATURES, _common.HIDDEN, _common.DIM, _common.BATCH
+    data = (f"{_common.PER_AGENT} generated training samples per agent" if
+            args.regime == "overhead" else f"an IID split of {samples:,} generated training "
+            "samples")
+    local = (f"{steps} fixed local steps of batch {b} (= one epoch of {steps * b} samples) on "
+             "parsefl's vectorized backend (`train.local_steps`)" if steps else
+             f"1 local epoch of batch {b} (`train.local_epochs=1`, backend auto)")
+    return (f"Workload: {', '.join(map(str, peers))} peers on a ring, {data} ({f} features, "
+            f"10 classes; {_common.N_TEST:,} test), MLP {f}-{h}-{d}-10 (no ReLU after the {d} "
+            f"projection, as parsefl's monolithic model), plain SGD (lr {_common.LR}), "
+            f"{local}; Flower and p2pfl train one epoch of the same batches' size; {rounds} "
+            "rounds. parsefl: `dsgd_full`, whole model averaged with ring neighbours "
+            "(Metropolis–Hastings). Flower 1.42 simulation (Ray, 1 CPU per client actor): "
+            "FedAvg over all clients per round, the closest a server-based framework offers. "
+            "p2pfl: every peer trains, the train set's FedAvg is gossiped over the ring. "
+            "s/round: median over rounds 2.., end-to-end: the whole process (for parsefl the "
+            "`parsefl run` command below), start-up = end-to-end − rounds × s/round. parsefl "
+            f"runs all peers in one process with {args.parsefl_threads} torch thread(s); "
+            "Flower and p2pfl use two Ray worker processes (one thread each) on the two "
+            "cores. Flower's in-memory grid polls for replies every 0.1 s, a floor under its "
+            "round time. The compute floor is the same stacked training steps without the "
+            "federation machinery, timed in the parsefl process after its rounds. ")
 
 
 # --------------------------------------------------------------------------- main
@@ -331,6 +384,17 @@ def main() -> None:
                     help="Ray num_cpus per Flower client actor (default 1)")
     ap.add_argument("--parsefl-threads", type=int, default=1,
                     help="torch threads of the parsefl process (OMP_NUM_THREADS; default 1)")
+    ap.add_argument("--regime", choices=sorted(_common.REGIMES), default="compute",
+                    help="compute (8-16 peers, big MLP) or overhead (64-1,024 agents x 100 "
+                         "samples, scaling.py's small model; see README.md)")
+    ap.add_argument("--parsefl-local", choices=("steps", "epochs"),
+                    help="parsefl's local training: fixed steps = one epoch on the vectorized "
+                         "backend, or train.local_epochs (backend auto) (default: steps in "
+                         "the overhead regime, epochs in the compute regime)")
+    ap.add_argument("--p2pfl-timeout", type=float,
+                    help="seconds allowed to one p2pfl run (default: --timeout)")
+    ap.add_argument("--p2pfl-max-peers", type=int, default=64,
+                    help="overhead regime: run p2pfl only up to this many peers (default 64)")
     ap.add_argument("--skip-install", action="store_true",
                     help="reuse the venvs; skip a framework whose venv is missing")
     ap.add_argument("--results", type=Path, default=RESULTS, help="file the table is appended to")
@@ -339,9 +403,17 @@ def main() -> None:
     unknown = sorted(set(frameworks) - set(FRAMEWORKS))
     if unknown:
         ap.error(f"unknown framework(s) {unknown}; choose from {', '.join(FRAMEWORKS)}")
-    peers = [int(p) for p in (args.peers or ("4" if args.quick else "8,16")).split(",")]
-    rounds = args.rounds or (2 if args.quick else 5)
+    overhead = args.regime == "overhead"
+    if overhead:
+        os.environ[_common.ENV_REGIME] = "overhead"  # every child and Ray actor reads it
+        _common.set_regime("overhead")
+    default_peers = ("16" if args.quick else "64,256,1024") if overhead else \
+        ("4" if args.quick else "8,16")
+    peers = [int(p) for p in (args.peers or default_peers).split(",")]
+    rounds = args.rounds or (2 if args.quick else 4 if overhead else 5)
     samples = args.samples or (1000 if args.quick else 4000)
+    steps = _common.PER_AGENT // _common.BATCH if (args.parsefl_local or (
+        "steps" if overhead else "epochs")) == "steps" else None
     t_all = time.perf_counter()
 
     skipped: dict[str, str] = {}
@@ -350,25 +422,32 @@ def main() -> None:
             skipped[fw] = why
             log(f"SKIPPING {fw}: {why}")
 
-    data = DATA / f"peers_{samples}_s{_common.SEED}.npz"
-    if not data.exists():
-        _common.generate(data, samples)
-    log(f"data: {data.relative_to(REPO)} ({samples} train + {_common.N_TEST} test samples)")
+    def data_for(n: int) -> Path:
+        """The compute regime shares one data set; the overhead regime gives each agent
+        PER_AGENT samples (N x PER_AGENT in all)."""
+        size = n * _common.PER_AGENT if overhead else samples
+        path = DATA / f"{args.regime}_{size}_f{_common.FEATURES}_s{_common.SEED}.npz"
+        if not path.exists():
+            _common.generate(path, size)
+            log(f"data: {path.relative_to(REPO)} ({size} train + {_common.N_TEST} test)")
+        return path
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmpdir:
         tmp = Path(tmpdir)
         for n in peers:
+            data = data_for(n)
             for fw in frameworks:
-                if fw in skipped:
+                if fw in skipped or (overhead and fw == "p2pfl" and n > args.p2pfl_max_peers):
                     continue
                 log(f"{fw}, {n} peers, {rounds} rounds ...")
                 if fw == "parsefl":
-                    res = run_parsefl(data, n, rounds, args.timeout, tmp, args.parsefl_threads)
+                    res = run_parsefl(data, n, rounds, args.timeout, tmp, args.parsefl_threads,
+                                      steps)
                 elif fw == "flower":
                     res = run_flower(data, n, rounds, args.timeout, tmp, args.flower_client_cpus)
                 else:
-                    res = run_p2pfl(data, n, rounds, args.timeout, tmp)
+                    res = run_p2pfl(data, n, rounds, args.p2pfl_timeout or args.timeout, tmp)
                 res.update(framework=fw, peers=n)
                 res["load_after"] = os.getloadavg()[0]
                 rows.append(res)
@@ -393,22 +472,10 @@ def main() -> None:
     envs = "; ".join(f"{fw}: {versions(fw)}" for fw in frameworks if fw not in skipped)
     with args.results.open("a") as fh:
         fh.write(
-            f"\n## Peers: parsefl vs Flower vs p2pfl ({time.strftime('%Y-%m-%d')})\n\n"
+            f"\n## Peers{' (overhead regime)' if overhead else ''}: parsefl vs Flower vs p2pfl "
+            f"({time.strftime('%Y-%m-%d')})\n\n"
             f"`{command}` on {machine()}. Packages: {envs}; {parsefl_source()}.\n\n"
-            f"Workload: {', '.join(map(str, peers))} peers on a ring, an IID split of "
-            f"{samples:,} generated training samples (784 features, 10 classes; "
-            f"{_common.N_TEST:,} test), MLP 784-256-128-10 (no ReLU after the 128 "
-            f"projection, as parsefl's monolithic model), 1 local epoch of plain SGD (lr "
-            f"{_common.LR}, batch {_common.BATCH}) per round, {rounds} rounds. parsefl: "
-            "`dsgd_full`, whole model averaged with ring neighbours (Metropolis–Hastings). "
-            "Flower 1.42 simulation (Ray, 1 CPU per client actor): FedAvg over all clients "
-            "per round, the closest a server-based framework offers. p2pfl: every peer "
-            "trains, the train set's FedAvg is gossiped over the ring. s/round: median over "
-            "rounds 2.., end-to-end: the whole process (for parsefl the `parsefl run` "
-            "command below), start-up = end-to-end − rounds × s/round. parsefl runs all "
-            f"peers in one process with {args.parsefl_threads} torch thread(s); Flower and "
-            "p2pfl use two Ray worker processes (one thread each) on the two cores. Flower's "
-            "in-memory grid polls for replies every 0.1 s, a floor under its round time. "
+            + workload(args, peers, samples, rounds, steps) +
             "See benchmarks/peers/README.md for the caveats. One run each on a shared "
             "machine: compare ratios, not absolute seconds.\n\n"
             + (f"parsefl command ({peers[0]} peers; `mix={{img: N}}` for N peers): "

@@ -50,7 +50,7 @@ class TopologyConfig(_Strict):
 
 
 class OverlayConfig(_Strict):
-    name: str = "induced"  # induced | relay | rewire
+    name: str = "induced"  # induced | relay | rewire | auto
     hops: int = Field(2, ge=1)  # relay/rewire: how far capabilities (and components) travel
     degree: int = Field(2, ge=1)  # rewire: holders each agent links to
 
@@ -114,6 +114,9 @@ class RuntimeConfig(_Strict):
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
     auth: bool = False  # distributed: sign every wire message, accept only signed ones
+    # distributed: which process hosts each agent (auto | block | partition | round_robin,
+    # parsefl.topology.placement); neighbours in one process gossip in memory.
+    placement: str = "auto"
 
 
 class DiagnosticsConfig(_Strict):
@@ -243,6 +246,7 @@ def _check_names(cfg: RunConfig) -> None:
         FUSIONS,
         OVERLAYS,
         PARTITIONS,
+        PLACEMENTS,
         SHARING,
         TOPOLOGIES,
     )
@@ -253,6 +257,7 @@ def _check_names(cfg: RunConfig) -> None:
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
     AGGREGATION.get(cfg.aggregation.name, field="aggregation.name")
+    PLACEMENTS.get(cfg.runtime.placement, field="runtime.placement")
     if cfg.adversary is not None:
         from parsefl.attacks.select import check_adversary
 

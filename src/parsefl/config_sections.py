@@ -78,7 +78,8 @@ class CommunicationConfig(_Strict):
     compressor: str = "none"
     params: dict[str, Any] = Field(default_factory=dict)  # e.g. {fraction: 0.1} for topk
     error_feedback: bool = False  # CHOCO-SGD: public copies, compressed differences travel
-    gamma: float = Field(1.0, gt=0, le=1)  # CHOCO consensus step size
+    # CHOCO consensus step size; None: each compressor's own (1.0; topk 0.7)
+    gamma: float | None = Field(None, gt=0, le=1)
     period: int = Field(1, ge=1)  # a kind with period k is sent in rounds r with r % k == 0
     # Per component kind (the name before the dot): enc, enc_s, head_u, head_r, synergy, ...
     kinds: dict[str, KindCommunication] = Field(default_factory=dict)

@@ -95,6 +95,7 @@ SHARING: Registry = Registry("sharing")
 AGGREGATION: Registry = Registry("aggregation", module="parsefl.aggregation")
 ATTACKS: Registry = Registry("attack", module="parsefl.attacks")
 COMPRESSORS: Registry = Registry("compressor", module="parsefl.compressors")
+PLACEMENTS: Registry = Registry("placement", module="parsefl.topology.placement")
 
 ALL: dict[str, Registry] = {
     "topology": TOPOLOGIES,
@@ -107,4 +108,5 @@ ALL: dict[str, Registry] = {
     "aggregation": AGGREGATION,
     "attack": ATTACKS,
     "compressor": COMPRESSORS,
+    "placement": PLACEMENTS,
 }

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from parsefl.overlays.summary import overlay_line
 from parsefl.runtime import Evaluation, RoundStats
 
 
@@ -55,6 +56,8 @@ def print_results(console: Console, results: dict[str, Any]) -> None:
     console.print(f"bytes sent: {comm['bytes_total']:,} in all; at most "
                   f"{comm['bytes_per_link_per_round_max']:,} on one link in one round; "
                   f"wall time {results['wall_time_s']:.1f} s")
+    if overlay := results.get("diagnostics", {}).get("overlay"):
+        console.print(overlay_line(overlay))
 
 
 @contextmanager

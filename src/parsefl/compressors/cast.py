@@ -7,20 +7,20 @@ from typing import ClassVar
 
 import torch
 
-from parsefl.compressors.base import Compressor, Spec
+from parsefl.compressors.base import Compressor, Shape, Spec
 from parsefl.registry import COMPRESSORS
 
 
 class _Cast(Compressor):
     half: ClassVar[torch.dtype]
 
-    def parts(self, n: int, dtype: torch.dtype) -> dict[str, Spec]:
-        return {"v": (self.half, (n,))}
+    def parts(self, shape: Shape, dtype: torch.dtype) -> dict[str, Spec]:
+        return {"v": (self.half, tuple(shape))}
 
     def encode_rows(self, x: torch.Tensor, keys: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"v": x.to(self.half)}  # round to nearest even (deterministic)
 
-    def decode_rows(self, parts: Mapping[str, torch.Tensor], n: int,
+    def decode_rows(self, parts: Mapping[str, torch.Tensor], shape: Shape,
                     dtype: torch.dtype) -> torch.Tensor:
         return parts["v"].to(dtype)
 

@@ -23,7 +23,7 @@ strategy phase: the same key in every process).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 
 import torch
 
@@ -68,6 +68,16 @@ class Choco:
         self.views[i, j, component] = dict(q) if view is None else {
             n: view[n] + q[n] for n in q}
 
+    def merger(self, aggregator: Aggregator, i: int, component: str) -> Callable[..., dict]:
+        """``merge(x, received, self_weight, weights)`` for agent ``i``'s ``component``, as
+        an aggregator's: the received differences move ``i``'s views, then :meth:`merge`."""
+        def merge(x: Tensors, received: Mapping[int, Tensors], self_weight: float,
+                  weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
+            for j, q in received.items():
+                self.receive(i, j, component, q)
+            return self.merge(aggregator, i, component, x, received, self_weight, weights)
+        return merge
+
     def merge(self, aggregator: Aggregator, i: int, component: str, x: Tensors,
               arrived: Collection[int], self_weight: float,
               weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
@@ -76,5 +86,5 @@ class Choco:
         hat = self.own[i, component]
         mixed = aggregator.merge(hat, {j: self.views[i, j, component] for j in sorted(arrived)},
                                  self_weight, weights)
-        g = self.comm.gamma
+        g = self.comm.gamma_for(component)
         return {n: x[n] + g * (mixed[n] - hat[n]) for n in x}

@@ -46,9 +46,11 @@ class Communication:
     consensus step size ``gamma`` (see :mod:`parsefl.compressors.choco`)."""
 
     def __init__(self, default: Rule, kinds: Mapping[str, Rule] | None = None,
-                 error_feedback: bool = False, gamma: float = 1.0, seed: int = 0) -> None:
+                 error_feedback: bool = False, gamma: float | None = None,
+                 seed: int = 0) -> None:
         self.default, self.kinds = default, dict(kinds or {})
-        self.error_feedback, self.gamma, self.seed = error_feedback, float(gamma), seed
+        self.error_feedback, self.seed = error_feedback, seed
+        self.gamma = None if gamma is None else float(gamma)
         self._base: dict[tuple, Any] = {}
         self._due: tuple[Hashable, dict] | None = None
 
@@ -87,6 +89,11 @@ class Communication:
 
     def compressor(self, component: str) -> Compressor:
         return self.rule(component).compressor
+
+    def gamma_for(self, component: str) -> float:
+        """CHOCO's consensus step size for ``component``: the configured one, else its
+        compressor's (``Compressor.gamma``)."""
+        return self.gamma if self.gamma is not None else self.compressor(component).gamma
 
     def due(self, component: str, r: int) -> bool:
         """Whether ``component`` is exchanged in round ``r`` (period k: rounds r % k == 0)."""
@@ -147,7 +154,7 @@ class Communication:
     def bytes(self, component: str, like: Mapping[str, Spec]) -> int:
         """Encoded bytes of one copy of ``component`` (tensors ``like``)."""
         comp = self.compressor(component)
-        return sum(comp.bytes(_numel(shape), dt) for dt, shape in like.values())
+        return sum(comp.bytes(tuple(shape), dt) for dt, shape in like.values())
 
     def bound_specs(self, expected: Mapping[tuple[int, str], Mapping[str, tuple[str, tuple]]]
                     ) -> dict:
@@ -171,13 +178,6 @@ def _dtype(name: str) -> torch.dtype:
     if not isinstance(dtype, torch.dtype):
         raise CodecError(f"unknown dtype {name!r}")
     return dtype
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _compressor(name: str, params: Mapping[str, Any], field: str) -> Compressor:

@@ -108,7 +108,8 @@ def dynamics_record(cfg: RunConfig, loop: object, n_agents: int) -> dict | None:
                 timeline.setdefault(str(i), []).append(
                     {"round": r, "modalities": now[0], "online": now[1]})
                 last = now
-    executor = type(getattr(loop, "executor", None)).__name__
+    executor = getattr(loop, "executor", None)  # a backend may name itself as the simulator's
+    executor = getattr(executor, "backend_name", type(executor).__name__)
     # None since the stacked optimizer keeps a step count per agent (the key stays for readers
     # of older results: it said the shared Adam step counter advanced for masked rows).
     return {"timeline": timeline, "executor": executor, "vectorized_note": None}

@@ -23,10 +23,10 @@ from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError
 from parsefl.experiments.build import agent_count
 from parsefl.experiments.merge import STARTUP_S, merge_run
+from parsefl.experiments.placing import placement as resolve_placement
 from parsefl.experiments.rundir import atomic_write, default_run_dir
 from parsefl.experiments.worker import runtime_setting
 from parsefl.plugins import load_plugins
-from parsefl.runtime.distributed import place_agents
 from parsefl.security import init_keys
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def launch(
     method: str | None = None,
     timeout_s: float | None = None,
     checkpoint_every: int | None = None,
-    placement: str = "block",
+    placement: str | None = None,
     wall_timeout_s: float | None = None,
     plugins: Sequence[str | Path] = (),
     keys: str | Path | None = None,
@@ -68,10 +68,7 @@ def launch(
     """
     load_plugins(plugins)
     cfg = load_config(config, overrides, method)
-    try:
-        place_agents(agent_count(cfg), nproc, placement)
-    except ValueError as err:
-        raise ConfigError("--nproc", str(err)) from None
+    placement = resolve_placement(cfg, placement, nproc)[0]  # bad name or nproc: exit 2 here
     out = Path(out_dir) if out_dir else \
         default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     if resume and not (out / "state").is_dir():

@@ -22,6 +22,7 @@ from parsefl.experiments.convergence import convergence_summary
 from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import metrics_row, results_dict
 from parsefl.experiments.rundir import write_csv, write_json
+from parsefl.overlays.summary import overlay_summary
 from parsefl.runtime import Evaluation, RoundStats
 from parsefl.runtime.evaluate import summarize_groups
 
@@ -107,12 +108,17 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
     results = results_dict(cfg, exp, evals[cfg.rounds - 1], bytes_rounds, wall)
     missing = sorted(set(range(world)) - set(summaries))
     wire = sum((Counter(s["wire"]) for s in summaries.values()), Counter())
-    results["diagnostics"] = {"gradient_cosine": None}  # not gathered across processes
+    results["diagnostics"] = {"gradient_cosine": None,  # not gathered across processes
+                              "overlay": overlay_summary(tuple(link) for s in summaries.values()
+                                                         for link in s.get("overlay_links", []))}
     results["ablations"] = {"slice_drop": None}  # needs every agent's model in one place
     results["convergence"] = convergence_summary(
         [s["validation"] for s in summaries.values() if "validation" in s], ran)
     results["distributed"] = {
         "world_size": world, "placement": placement,
+        # share of round 0's physical edges whose ends sit in different processes
+        "cross_edge_share": summaries[min(summaries)].get("cross_edge_share"),
+        "backend": summaries[min(summaries)].get("backend", "reference"),
         "missing_ranks": missing,
         "missing_agents": [i for i in range(len(exp.n_train)) if i not in
                            {row["id"] for row in results["agents"]}],

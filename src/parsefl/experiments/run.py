@@ -34,6 +34,7 @@ from parsefl.experiments.results import (
 )
 from parsefl.experiments.rundir import atomic_write, write_csv, write_json
 from parsefl.model import SlicedModel
+from parsefl.overlays.summary import overlay_summary, plan_links
 from parsefl.runtime import Evaluation, RoundStats, evaluate
 
 ProgressFn = Callable[[RoundStats, Evaluation | None], None]
@@ -126,7 +127,8 @@ def run_experiment(
         history.last = _evaluate(exp).agents
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
-    results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines)}
+    results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines),
+                              "overlay": overlay_summary(plan_links(getattr(loop, "plans", {})))}
     results["convergence"] = validate.summary(len(history.bytes_rounds))
     results["ablations"] = {"slice_drop": slice_drop(exp)}
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:

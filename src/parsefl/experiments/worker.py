@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig, load_config, to_yaml
 from parsefl.errors import ConfigError, ParseflError
-from parsefl.experiments.build import agent_count, build_experiment
+from parsefl.experiments.build import build_experiment
 from parsefl.experiments.checkpoint import (
     complete_rounds,
     fingerprint,
@@ -40,17 +40,14 @@ from parsefl.experiments.convergence import Validate
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
 from parsefl.experiments.links import make_auth, make_transport
 from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
+from parsefl.experiments.placing import choose_executor, placement
 from parsefl.experiments.results import save_checkpoints
 from parsefl.experiments.run import convergence_stop
 from parsefl.experiments.rundir import atomic_write, write_json
+from parsefl.overlays.summary import plan_links
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
-from parsefl.runtime.distributed import (
-    DistributedLoop,
-    component_specs,
-    peer_ranks,
-    place_agents,
-)
+from parsefl.runtime.distributed import DistributedLoop, component_specs, peer_ranks
 from parsefl.runtime.handshake import overlay_radius
 from parsefl.runtime.wire import WireError, loads_bounded
 
@@ -73,10 +70,10 @@ class Worker:
         self.cfg, self.rank, self.world, self.out = cfg, rank, world, Path(args.out)
         self.timeout_s = float(runtime_setting(cfg, "timeout_s", args.timeout_s))
         self.every = int(runtime_setting(cfg, "checkpoint_every", args.checkpoint_every))
-        self.placement, self.insecure = args.placement, args.insecure
+        self.insecure = args.insecure
         self.marker = f"rank_{rank}.json"
         self.start = time.perf_counter()
-        self.owner = place_agents(agent_count(cfg), world, args.placement)
+        self.placement, self.owner, self.cross_share = placement(cfg, args.placement, world)
         mine = [i for i, r in enumerate(self.owner) if r == rank]
         self.auth = make_auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
         # Build before the rendezvous, so that ranks reach their first exchange together.
@@ -93,13 +90,16 @@ class Worker:
                                         self.store, self.timeout_s, peers, self.exp.device,
                                         self.auth, codec=self.exp.loop.communication)
         self.loop = DistributedLoop.from_engine(self.exp.loop, self.local, self.transport)
+        self.backend = choose_executor(self.exp, self.loop, cfg)
         self.transport.checks = self.loop.checks  # one count per reason, wire and merge
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
-        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s, %s",
+        log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s, %s, "
+                 "%s backend, placement %s (%.1f%% of edges cross processes)",
                  rank, world, os.getpid(), [a.id for a in self.local],
                  "all" if peers is None else sorted(peers), self.timeout_s,
-                 f"signed frames (keys {args.keys})" if self.auth else "unsigned frames")
+                 f"signed frames (keys {args.keys})" if self.auth else "unsigned frames",
+                 self.backend, self.placement, 100 * self.cross_share)
 
     def run(self, resume: bool) -> None:
         self.validate = validate = Validate(self.loop, self.local, self.exp.val,
@@ -124,9 +124,11 @@ class Worker:
                    "resumed_from": first, "validation": validate.to_json(),
                    "insecure": self.insecure,
                    "rejected": self.loop.checks.counts,
+                   "overlay_links": plan_links(self.loop.plans),
                    "authenticated": self.auth is not None or (self.kind == "grpc"
                                                               and not self.insecure),
                    "world_size": self.world, "placement": self.placement,
+                   "cross_edge_share": self.cross_share, "backend": self.backend,
                    "wall_s": time.perf_counter() - self.start, "transport": self.kind,
                    "encrypted": self.kind == "grpc" and not self.insecure}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
@@ -179,7 +181,7 @@ class Worker:
 
     def checkpoint(self, done: int) -> None:
         """This rank's part of ``state/round_<done>/`` (its JSON marker written last)."""
-        save_state(round_folder(self.out, done), self.local, None, self.marker, {
+        save_state(round_folder(self.out, done), self.local, self.loop.executor, self.marker, {
             "rounds_done": done, "world_size": self.world, "owner": self.owner,
             "fingerprint": fingerprint(self.cfg), "history": self.history,
             "wire": dict(self.transport.wire), "validation": self.validate.to_json()})
@@ -202,7 +204,9 @@ class Worker:
         if meta["owner"] != self.owner or meta["fingerprint"] != fingerprint(self.cfg):
             raise ConfigError("--resume", f"{folder} was written with another placement, "
                               "process count or config; resume with the same ones")
-        load_state(folder, self.local, None, self.marker)
+        if hasattr(self.loop.executor, "load_checkpoint_state"):
+            self.loop.replay_schedules(done)  # stacked groups as when saved
+        load_state(folder, self.local, self.loop.executor, self.marker)
         self.history = meta["history"]
         if "validation" in meta:
             self.validate.load(meta["validation"], lambda r: r <= done)
@@ -230,7 +234,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--timeout-s", type=float, default=None, help="deadline per exchange")
     p.add_argument("--checkpoint-every", type=int, default=None, help="rounds between saves")
-    p.add_argument("--placement", choices=("block", "round_robin"), default="block")
+    p.add_argument("--placement", default=None,
+                   help="which process hosts each agent: auto, block, partition or "
+                        "round_robin (default: runtime.placement)")
     p.add_argument("--keys", default=None,
                    help="keys folder (parsefl keys init): sign and verify every wire message")
     p.add_argument("--transport", choices=("gloo", "grpc"), default="gloo",

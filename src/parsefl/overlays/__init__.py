@@ -4,7 +4,7 @@ The registry imports this package on first use (``registry.OVERLAYS``), so the k
 wherever overlays are read.
 """
 
-from parsefl.overlays import induced, relay, rewire  # noqa: F401  (fill the registry)
+from parsefl.overlays import auto, induced, relay, rewire  # noqa: F401  (fill the registry)
 from parsefl.overlays.base import HopPath, Overlay
 from parsefl.topology.overlays import make_overlay
 

@@ -41,6 +41,12 @@ class Overlay:
         strategy already agreed) this agent links to. Default: all of them."""
         return dict(candidates)
 
+    def select(self, me: int, candidates: Mapping[int, HopPath],
+               graph: nx.Graph | None) -> dict[int, HopPath]:
+        """What the handshake calls: :meth:`choose`, given also the asking agent and the
+        physical graph (which every process already has) for kinds that need them."""
+        return self.choose(candidates)
+
     def build(self, graph: nx.Graph, holders: Iterable[int]) -> nx.Graph:
         """The global overlay on ``holders``: an ``nx.Graph`` whose edges carry ``path``
         (physical nodes from the smaller endpoint to the larger one)."""

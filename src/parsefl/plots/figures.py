@@ -21,7 +21,8 @@ def plot_dir(path: Path, out: Path | None = None, formats: Sequence[str] = ("png
     ``gradient_cosine`` (per round, per shared component and their mean; skipped when the
     method logs none), and with ``tsne_agent`` ``tsne-agentNNNN`` (see plot_slices_tsne).
     Sweep folder: ``accuracy[-PP-point]`` and ``gradient_cosine[-PP-point]`` per grid point
-    (methods overlaid, mean ± std over seeds), ``bytes`` (bars per method) and, for a grid of
+    (methods overlaid, mean ± std over seeds), ``bytes`` (bars per method), ``frontier[-PP-
+    setting]`` (accuracy against cumulative bytes, one curve per run label) and, for a grid of
     several points, ``ablation`` (grouped bars per grid point and method).
 
     Args:

@@ -213,8 +213,14 @@ def _schema_flat(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples and other containers as the YAML/JSON types a sweep file would use."""
-    return json.loads(json.dumps(value, default=str))
+    """Tuples and other containers as the YAML/JSON types a sweep file would use (a config
+    model inside a mapping, e.g. ``communication.kinds``, as its fields that were set)."""
+    from pydantic import BaseModel
+
+    def encode(v: Any) -> Any:
+        return v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else str(v)
+
+    return json.loads(json.dumps(value, default=encode))
 
 
 def _results_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:

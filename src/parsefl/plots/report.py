@@ -24,6 +24,8 @@ CAPTIONS = {
                        "of multimodal holders of each shared component (1 = agree, "
                        "<0 = pull apart).",
     "ablation": "Final test accuracy per grid point and method (error bars: std over seeds).",
+    "frontier": "Accuracy per byte: test accuracy against cumulative bytes sent at each "
+                "evaluation round, one curve per run label (log bytes axis).",
     "tsne": "t-SNE of one agent's r/u/s slices on the test set, coloured by class.",
 }
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}

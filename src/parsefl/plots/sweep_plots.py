@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from parsefl.plots.frontier import plot_frontier
 from parsefl.plots.load import RunData, SweepData, cosine_per_round, nanmean_rows, order_groups
 from parsefl.plots.style import (
     band,
@@ -31,7 +32,8 @@ FOCUS = ("dsgd_task", "parse")
 
 def plot_sweep(sweep: SweepData, out: Path, formats: Sequence[str]) -> list[Path]:
     """Per grid point an accuracy and a gradient-cosine figure (suffixed with the point when
-    there are several), then the bytes bars and, for a grid, the ablation bars."""
+    there are several), then the bytes bars, the accuracy-per-byte frontier (plots/frontier.py)
+    and, for a grid, the ablation bars."""
     colours = method_colours(sweep.methods)
     points = sweep.points
     paths: list[Path] = []
@@ -42,6 +44,7 @@ def plot_sweep(sweep: SweepData, out: Path, formats: Sequence[str]) -> list[Path
         paths += plot_sweep_cosine(runs, sweep.summary.get(point, {}), point, colours,
                                    out / f"gradient_cosine{suffix}", formats)
     paths += plot_sweep_bytes(sweep, colours, out / "bytes", formats)
+    paths += plot_frontier(sweep.runs, out, formats)  # accuracy against cumulative bytes
     if len(sweep.summary) > 1:
         paths += plot_ablation(sweep, colours, out / "ablation", formats)
     return paths

@@ -86,10 +86,12 @@ def plan_gossip(
     transport: Transport,
     round: int,
     overlay: Overlay,
+    graph: nx.Graph | None = None,
 ) -> dict[int, GossipPlan]:
     """Phase 2: choose overlay peers per component (the overlay picks among the holders the
     strategy allows; a link exchange then makes one-sided choices symmetric where the overlay
-    asks for it), swap degrees, compute MH weights."""
+    asks for it), swap degrees, compute MH weights. ``graph``: the physical graph, for
+    overlays whose choice needs it (``auto``)."""
     plans = {i: GossipPlan() for i in caps}
     for i, me in caps.items():
         for comp in sorted(strategy.offered(me, round)):
@@ -99,7 +101,7 @@ def plan_gossip(
                 if j != i and comp in cap.signatures
                 and strategy.exchanges(comp, me, cap, round)
             }
-            peers = overlay.choose(peers)
+            peers = overlay.select(i, peers, graph)
             if peers:
                 plans[i].paths[comp] = peers
     if overlay.symmetrize:

@@ -193,7 +193,7 @@ class RoundEngine:
         key = (hkey, self.strategy.plan_key(r))
         if new or key != self._plan_key or not self.plans or not self.cache_plans:
             self.plans = plan_gossip(caps, self._known, self.strategy, self.transport, r,
-                                     self.overlay)
+                                     self.overlay, self.topology.at(r))
             self._plan_key = key
             self.plan_version += 1
             self.planned()
@@ -299,15 +299,10 @@ class ReferenceExecutor:
                         own[i, msg.component], body, f"{msg.component} {msg.src}->{i}"):
                     received.setdefault(msg.component, {})[msg.src] = body
             for comp in plan.paths:
-                got = received.get(comp, {})
-                if self.choco is not None:
-                    for j, q in got.items():
-                        self.choco.receive(i, j, comp, q)
-                    merged = self.choco.merge(aggregator, i, comp, own[i, comp], got,
-                                              plan.self_weight[comp], plan.weights[comp])
-                else:
-                    merged = aggregator.merge(own[i, comp], got, plan.self_weight[comp],
-                                              plan.weights[comp])
+                merge = aggregator.merge if self.choco is None else self.choco.merger(
+                    aggregator, i, comp)  # error feedback: merges the public copies
+                merged = merge(own[i, comp], received.get(comp, {}), plan.self_weight[comp],
+                               plan.weights[comp])
                 updates.append((agents[i], comp, merged))
         for agent, comp, merged in updates:
             agent.set_component(comp, merged)

@@ -45,8 +45,12 @@ class StackedCodec:
         """What the receivers decode of rows ``block`` sent by ``senders`` (default: the
         holders), each row with its sender's keys."""
         senders = mix.order if senders is None else senders
-        return {n: self.compressor.roundtrip(
-            x, self.comm.keys(mix.comp, n, senders, r).to(x.device)) for n, x in block.items()}
+        out = {}
+        for n, x in block.items():  # rows of flat copies, as (rows, *tensor shape)
+            shape = mix.parts[0][0].params[n].shape[1:]
+            keys = self.comm.keys(mix.comp, n, senders, r).to(x.device)
+            out[n] = self.compressor.roundtrip(x.reshape(-1, *shape), keys).reshape(x.shape)
+        return out
 
     def apply(self, mix: StackedMix, aggregator: Aggregator, checks: ReceiveChecks | None,
               adversary: Adversary | None, r: int) -> None:
@@ -64,7 +68,7 @@ class StackedCodec:
         for n in mix.names:
             hat[n] += q[n]
         mixed = self._mix(mix, hat, hat, aggregator, None, None, r)
-        g = self.comm.gamma
+        g = self.comm.gamma_for(mix.comp)
         for n in mix.names:
             mix._write(n, own[n] + g * (mixed[n] - hat[n]))
 
@@ -86,13 +90,14 @@ class StackedCodec:
             return {n: torch.sparse.mm(off, torch.where(bad, torch.zeros_like(sent[n]),
                                                         sent[n])) + (diag + back) * own[n]
                     for n in mix.names}
+        flat_own = torch.cat([own[n] for n in mix.names], dim=1)
         values = torch.cat([sent[n] for n in mix.names], dim=1)[mix.index]
-        values[:, 0] = torch.cat([own[n] for n in mix.names], dim=1)
+        values[:, 0] = flat_own
         mask, weights = mix.mask, mix.weights
-        if attacking:
-            values = adversary.tamper(values, mask, weights, mix.byz, mix.pairs, mix.ids,
-                                      mix.comp, r)
-            values = self._encode_crafted(mix, values, r)
+        if attacking:  # attackers craft from the plain copies (as in the reference send path)
+            crafted = adversary.tamper(flat_own[mix.index], mask, weights, mix.byz, mix.pairs,
+                                       mix.ids, mix.comp, r)
+            values = self._encode_crafted(mix, values, crafted, r)
         valid = mask
         if checks is not None:
             valid = checks.stacked_valid(values, mask)
@@ -104,11 +109,12 @@ class StackedCodec:
             merged = aggregator.combine(values, valid, weights)
         return _unflat(mix, merged)
 
-    def _encode_crafted(self, mix: StackedMix, values: torch.Tensor, r: int) -> torch.Tensor:
+    def _encode_crafted(self, mix: StackedMix, values: torch.Tensor, crafted: torch.Tensor,
+                        r: int) -> torch.Tensor:
         """The attackers' crafted copies travel compressed too, with their sender's keys."""
         rows, cols = mix.pairs
         senders = tuple(s for s, _ in mix.ids)
-        crafted = _unflat(mix, values[rows, cols])
+        crafted = _unflat(mix, crafted[rows, cols])
         sent = self.roundtrip(mix, crafted, r, senders)
         values = values.clone()
         values[rows, cols] = torch.cat([sent[n] for n in mix.names], dim=1)

@@ -16,9 +16,6 @@ DYN = [
     "rounds=4", "eval_every=2", "dynamics.membership.offline=0.3",
     "dynamics.membership.join={3: 2}",
     "dynamics.modalities.events=[{agent: 5, modality: m2, lose: 1, regain: 3}]",
-    # the workers run agents one at a time: the reference backend's numbers (and executor
-    # named in results.json's dynamics record), bit for bit
-    "runtime.backend=reference",
 ]
 
 
@@ -31,10 +28,14 @@ def test_launch_with_a_membership_schedule_gives_the_simulator_numbers(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        sim = run_experiment(load_config(None, DYN), tmp_path / "sim")
+        # both on the reference backend: the same numbers, bit for bit (stacked workers are
+        # checked against the vectorized simulator in test_distributed_vectorized.py)
+        sim = run_experiment(load_config(None, [*DYN, "runtime.backend=reference"]),
+                             tmp_path / "sim")
     finally:
         torch.set_num_threads(threads)
-    dist = launch(None, DYN, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    dist = launch(None, [*DYN, "runtime.backend=reference"], nproc=2,
+                  out_dir=tmp_path / "dist", wall_timeout_s=120)
     assert _strip(dist) == _strip(sim)
     assert not dist["distributed"]["lost_peers"] and dist["distributed"]["missing_agents"] == []
     timeline = sim["dynamics"]["timeline"]

@@ -182,7 +182,8 @@ class Worker:
         save_state(round_folder(self.out, done), self.local, None, self.marker, {
             "rounds_done": done, "world_size": self.world, "owner": self.owner,
             "fingerprint": fingerprint(self.cfg), "history": self.history,
-            "wire": dict(self.transport.wire), "validation": self.validate.to_json()})
+            "wire": dict(self.transport.wire), "validation": self.validate.to_json()},
+            self.loop.checks)
 
     def restore(self) -> int:
         """Agree with every rank on the latest round all of them checkpointed; load it."""
@@ -202,7 +203,7 @@ class Worker:
         if meta["owner"] != self.owner or meta["fingerprint"] != fingerprint(self.cfg):
             raise ConfigError("--resume", f"{folder} was written with another placement, "
                               "process count or config; resume with the same ones")
-        load_state(folder, self.local, None, self.marker)
+        load_state(folder, self.local, None, self.marker, self.loop.checks)
         self.history = meta["history"]
         if "validation" in meta:
             self.validate.load(meta["validation"], lambda r: r <= done)

@@ -46,7 +46,8 @@ def load_runs(folders: list[Path]) -> list[dict]:
                          for t in load_file(str(p)).values() if t.is_floating_point())
             runs.append({
                 "method": cfg["method"], "agg": cfg["aggregation"]["name"],
-                "topology": cfg["topology"]["name"], "seed": cfg["seed"],
+                "topology": f"{cfg['topology']['name']}, {cfg['rounds']} rounds",
+                "seed": cfg["seed"],
                 "attack": attack_label(cfg.get("adversary")),
                 "agents": {a["id"]: a for a in r["agents"]},
                 "rejected": r.get("rejected_messages", {}), "finite": finite,
@@ -123,44 +124,97 @@ def main() -> None:
             conv[g][0] += bool(c)
             conv[g][1] += 1
     print("\nplateaued per group (runs):", {g: f"{a}/{b}" for g, (a, b) in conv.items()})
-    figures(own)
+    ring_table(own, vs_mean)
+    containment_table(own)
+    figures(own, vs_mean)
 
 
-def figures(own: dict) -> None:
+def _mean_sd(vals: list[float]) -> str:
+    if not vals:
+        return "-"
+    sd = f" ± {np.std(vals, ddof=1):.1f}" if len(vals) > 1 else ""
+    return f"{np.mean(vals):+.1f}{sd}"
+
+
+def ring_table(own: dict, vs_mean: dict) -> None:
+    """PARSE on the 60-round ring, one attacker: mean vs clipped per attack."""
+    topo = "ring, 60 rounds"
+    attacks = sorted({k[3] for k in own if k[0] == "parse" and k[2] == topo},
+                     key=lambda a: (a != "none", a))
+    print("\n| attack | mean: honest acc (Δ) | clipped: honest acc (Δ own no-attack; Δ mean "
+          "no-attack) | best Δ vs mean no-attack | seeds |")
+    print("|---|---|---|---|---|")
+    for at in attacks:
+        m = own.get(("parse", "mean", topo, at), [])
+        c = own.get(("parse", "clipped", topo, at), [])
+        cm = [x["delta"] for x in vs_mean.get(("parse", "clipped", topo, at), []) if "delta" in x]
+        md = [x["delta"] for x in m if "delta" in x]
+        means = ([np.mean(md)] if md else []) + ([np.mean(cm)] if cm else [])
+        best = max(means) if means else float("nan")
+        cell_m = f"{np.mean([x['acc'] for x in m]):.3f} ({_mean_sd(md)})" if m else "not run"
+        cell_c = (f"{np.mean([x['acc'] for x in c]):.3f} "
+                  f"({_mean_sd([x['delta'] for x in c if 'delta' in x])}; {_mean_sd(cm)})"
+                  if c else "not run")
+        print(f"| {at.split('@')[0]} | {cell_m} | {cell_c} | {best:+.1f} | "
+              f"{len(m)} / {len(c)} |")
+
+
+def containment_table(own: dict) -> None:
+    topo = "ring, 30 rounds"
+    print("\n| method | attacker in | fou | pix | fou+pix | overall | seeds |")
+    print("|---|---|---|---|---|---|---|")
+    for place in ("sign_flip@fou", "sign_flip@pix", "sign_flip@fou+pix"):
+        for method in ("parse", "sliced_hybrid", "dsgd_full"):
+            rows = [x for x in own.get((method, "mean", topo, place), []) if "gdelta" in x]
+            if not rows:
+                print(f"| {method} | {place.split('@')[1]} | not run | | | | 0 |")
+                continue
+            cells = " | ".join(_mean_sd([x["gdelta"][g] for x in rows]) for g in GROUPS)
+            print(f"| {method} | {place.split('@')[1]} | {cells} | "
+                  f"{_mean_sd([x['delta'] for x in rows])} | {len(rows)} |")
+
+
+def figures(own: dict, vs_mean: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = Path(__file__).resolve().parent
-    ring = {k: v for k, v in own.items() if k[0] == "parse" and k[2] == "ring"
-            and k[3].endswith("@1x")}
-    aggs = sorted({k[1] for k in ring})
-    attacks = sorted({k[3] for k in ring})
+    topo = "ring, 60 rounds"
+    ring = {k: v for k, v in vs_mean.items() if k[0] == "parse" and k[2] == topo
+            and k[3] != "none"}
+    bars = sorted({(k[1], k[3].split("@")[1]) for k in ring})  # (aggregator, "1x"/"2x")
+    attacks = sorted({k[3].split("@")[0] for k in ring})
     if ring:
         fig, ax = plt.subplots(figsize=(9, 3.6))
-        width = 0.8 / max(len(aggs), 1)
-        for a, agg in enumerate(aggs):
-            ys = [np.mean([x["delta"] for x in ring.get(("parse", agg, "ring", at), [])
-                           if "delta" in x] or [np.nan]) for at in attacks]
-            ax.bar(np.arange(len(attacks)) + a * width, ys, width, label=agg)
-        ax.axhline(-2, color="k", ls="--", lw=0.8, label="target: -2 points")
-        ax.set_xticks(np.arange(len(attacks)) + width * (len(aggs) - 1) / 2)
-        ax.set_xticklabels([a.split("@")[0] for a in attacks], rotation=30)
+        width = 0.8 / max(len(bars), 1)
+        for b, (agg, count) in enumerate(bars):
+            ys = [np.mean([x["delta"] for x in ring.get(("parse", agg, topo, f"{at}@{count}"),
+                                                         []) if "delta" in x] or [np.nan])
+                  for at in attacks]
+            ax.bar(np.arange(len(attacks)) + b * width, ys, width,
+                   label=f"{agg}, {count[:-1]} attacker(s)")
+        ax.axhline(-2, color="k", ls="--", lw=0.8, label="target, 1 attacker: -2")
+        ax.axhline(-5, color="grey", ls=":", lw=0.8, label="target, 2 attackers: -5")
+        ax.set_xticks(np.arange(len(attacks)) + width * (len(bars) - 1) / 2)
+        ax.set_xticklabels(attacks, rotation=30)
         ax.set_ylabel("honest accuracy change (points)")
-        ax.set_title("PARSE, quickstart ring, 1 attacker: change vs no attack (mean of seeds)")
+        ax.set_title("PARSE, quickstart ring, 60 rounds: vs gossip mean without attack "
+                     "(mean of 3 seeds)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "byzantine_ring_1attacker.png", dpi=120)
+        fig.savefig(out / "byzantine_ring_attacks.png", dpi=120)
     contain = {k: v for k, v in own.items() if k[1] == "mean" and "@" in k[3]
-               and not k[3].endswith("x")}
+               and not k[3].split("@")[1][0].isdigit()}
     if contain:
         methods = sorted({k[0] for k in contain})
-        places = sorted({k[3] for k in contain})
+        places = [p for p in ("sign_flip@fou", "sign_flip@pix", "sign_flip@fou+pix")
+                  if any(k[3] == p for k in contain)]
         fig, axes = plt.subplots(1, len(places), figsize=(4 * len(places), 3.4), sharey=True)
         for ax, place in zip(np.atleast_1d(axes), places, strict=False):
             for m, method in enumerate(methods):
-                rows = [x for x in contain.get((method, "mean", "ring", place), [])
+                rows = [x for x in contain.get((method, "mean", "ring, 30 rounds", place), [])
                         if "gdelta" in x]
                 ys = [np.mean([x["gdelta"][g] for x in rows]) if rows else np.nan
                       for g in GROUPS]

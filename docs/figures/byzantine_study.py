@@ -121,9 +121,11 @@ def main() -> None:
     conv = defaultdict(lambda: [0, 0])
     for r in runs:
         for g, c in r["groups_conv"].items():
-            conv[g][0] += bool(c)
-            conv[g][1] += 1
-    print("\nplateaued per group (runs):", {g: f"{a}/{b}" for g, (a, b) in conv.items()})
+            conv[(r["topology"], g)][0] += bool(c)
+            conv[(r["topology"], g)][1] += 1
+        conv[(r["topology"], "every group")][0] += bool(r["converged"])
+        conv[(r["topology"], "every group")][1] += 1
+    print("\nplateaued (runs):", {k: f"{a}/{b}" for k, (a, b) in sorted(conv.items())})
     ring_table(own, vs_mean)
     containment_table(own)
     figures(own, vs_mean)
@@ -140,7 +142,7 @@ def ring_table(own: dict, vs_mean: dict) -> None:
     """PARSE on the 60-round ring, one attacker: mean vs clipped per attack."""
     topo = "ring, 60 rounds"
     attacks = sorted({k[3] for k in own if k[0] == "parse" and k[2] == topo},
-                     key=lambda a: (a != "none", a))
+                     key=lambda a: (a != "none", a.split("@")[-1], a))
     print("\n| attack | mean: honest acc (Δ) | clipped: honest acc (Δ own no-attack; Δ mean "
           "no-attack) | best Δ vs mean no-attack | seeds |")
     print("|---|---|---|---|---|")
@@ -155,7 +157,9 @@ def ring_table(own: dict, vs_mean: dict) -> None:
         cell_c = (f"{np.mean([x['acc'] for x in c]):.3f} "
                   f"({_mean_sd([x['delta'] for x in c if 'delta' in x])}; {_mean_sd(cm)})"
                   if c else "not run")
-        print(f"| {at.split('@')[0]} | {cell_m} | {cell_c} | {best:+.1f} | "
+        label = at if at == "none" else \
+            f"{at.split('@')[0]}, {at.split('@')[1][:-1]} attacker(s)"
+        print(f"| {label} | {cell_m} | {cell_c} | {best:+.1f} | "
               f"{len(m)} / {len(c)} |")
 
 

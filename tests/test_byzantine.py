@@ -81,3 +81,32 @@ def test_cli_run_with_an_attacker(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((out / "results.json").read_text())
     assert res["adversary"]["agents"] == [3]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("backend", ["reference", "vectorized"])
+def test_resume_restores_the_rejection_counts(tmp_path, backend):
+    """An attacked run stopped after round 2 and resumed reports the rejections of every
+    round, as the run that never stopped (agent 3 sends NaN to its neighbours)."""
+    from parsefl.experiments.run import run_experiment as run
+
+    overrides = [*BASE, "rounds=4", "eval_every=2", "runtime.checkpoint_every=2",
+                 f"runtime.backend={backend}", "train.local_steps=2",
+                 "adversary={agents: [3], attack: nan}"]
+    cfg = load_config(None, overrides)
+    whole = _simulate(tmp_path / "whole", overrides)
+
+    def stop(stats, ev):
+        if stats.round == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run(cfg, tmp_path / "cut", stop)  # rounds 0..2 done, the checkpoint after round 2
+    resumed = run(cfg, tmp_path / "cut", resume=True)
+    saved = json.loads((tmp_path / "cut" / "results.json").read_text())
+    assert whole["rejected_messages"]["non_finite"] > 0
+    assert saved["rejected_messages"] == resumed["rejected_messages"] == \
+        whole["rejected_messages"]

@@ -86,3 +86,45 @@ def test_bad_params_name_the_field():
     with pytest.raises(ConfigError) as err:
         build_aggregator("trimmed_mean", {"beta": 0.5})
     assert err.value.field == "aggregation.params.beta"
+
+
+def test_the_sorting_network_sorts_every_zero_one_input():
+    """0-1 principle: a comparator network that sorts every 0/1 input sorts every input."""
+    from itertools import product
+
+    from parsefl.aggregation._stack import comparators
+
+    for k in range(1, 11):
+        for bits in product((0, 1), repeat=k):
+            s = list(bits)
+            for a, b in comparators(k):
+                s[a], s[b] = min(s[a], s[b]), max(s[a], s[b])
+            assert s == sorted(s), (k, bits)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 9])
+def test_stacked_rules_match_a_sort_and_plain_weiszfeld_with_padding(k):
+    """The network / Gram forms against the textbook forms, on copies with padding holes."""
+    gen = torch.Generator().manual_seed(k)
+    values = torch.randn(6, k, 40, generator=gen) + torch.randn(6, k, 1, generator=gen) * 3
+    mask = torch.rand(6, k, generator=gen) > 0.3
+    mask[:, 0] = True
+    values = torch.where(mask[..., None], values, torch.zeros_like(values))
+    weights = torch.rand(6, k, generator=gen) * mask
+    n = mask.sum(dim=1)
+    ordered = values.masked_fill(~mask[..., None], math.inf).sort(dim=1).values
+    for h in range(6):
+        real = ordered[h, : n[h]]
+        med = (real[(n[h] - 1) // 2] + real[n[h] // 2]) / 2
+        b = min(int(n[h]) // 3, (int(n[h]) - 1) // 2)
+        trimmed = real[b : n[h] - b].mean(dim=0)
+        for name, want in (("median", med), ("trimmed_mean", trimmed)):
+            got = build_aggregator(name).combine(values, mask, weights)[h]
+            assert torch.allclose(got, want, atol=1e-6), name
+    w = weights
+    z = (w[..., None] * values).sum(dim=1) / w.sum(dim=1, keepdim=True)
+    for _ in range(8):
+        beta = w / torch.linalg.vector_norm(values - z[:, None], dim=2).clamp_min(1e-6)
+        z = (beta[..., None] * values).sum(dim=1) / beta.sum(dim=1, keepdim=True)
+    assert torch.allclose(build_aggregator("geomed").combine(values, mask, weights), z,
+                          atol=1e-4)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from parsefl.aggregation._stack import workspace
 from parsefl.aggregation.base import StackedAggregator
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION
@@ -39,14 +40,21 @@ class ClippedGossip(StackedAggregator):
     def combine(self, values: torch.Tensor, mask: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
         own = values[:, 0]
-        delta = values - own[:, None]
-        dist = torch.linalg.vector_norm(delta, dim=2)  # (H, K)
+        # Per peer slot, into a reused workspace: no (H, K, numel) temporaries.
+        deltas = workspace(values.shape[1] - 1, own).unbind(0)
+        dist = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)  # (H, K)
+        for j, delta in enumerate(deltas, start=1):
+            torch.sub(values[:, j], own, out=delta)
+            dist[:, j] = torch.linalg.vector_norm(delta, dim=1)
         peer = mask.clone()
         peer[:, 0] = False
         tau = self._radius(dist, peer)
         scale = torch.where(dist > tau, tau / dist.clamp_min(1e-30), torch.ones_like(dist))
         w = torch.where(peer, weights, torch.zeros_like(weights)) * scale
-        return own + (w[..., None] * delta).sum(dim=1)
+        out = own.clone()
+        for j, delta in enumerate(deltas, start=1):
+            out.addcmul_(delta, w[:, j : j + 1])
+        return out
 
     def _radius(self, dist: torch.Tensor, peer: torch.Tensor) -> torch.Tensor:
         if self.tau is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from parsefl.aggregation._stack import workspace
 from parsefl.aggregation.base import StackedAggregator
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION
@@ -33,10 +34,28 @@ class GeometricMedian(StackedAggregator):
 
     def combine(self, values: torch.Tensor, mask: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
-        w = torch.where(mask, weights, torch.zeros_like(weights))
-        z = (w[..., None] * values).sum(dim=1) / w.sum(dim=1, keepdim=True)
+        # z stays a convex combination of the copies, z = own + sum_j a_j (x_j - own), so
+        # every distance follows from the Gram matrix of the offsets: the iterations run on
+        # (H, K) coefficients and the (H, K, numel) stack is read twice, not twice per
+        # iteration.
+        own, k = values[:, 0], values.shape[1]
+        if k == 1:
+            return own.clone()
+        w = torch.where(mask, weights, torch.zeros_like(weights)).double()
+        offsets = workspace(k, own)  # (K, H, numel); the own copy's offset is 0
+        offsets[0].zero_()
+        for j in range(1, k):
+            torch.sub(values[:, j], own, out=offsets[j])
+        per_holder = offsets.transpose(0, 1)  # (H, K, numel), a view
+        gram = torch.bmm(per_holder, per_holder.transpose(1, 2)).double()  # (H, K, K)
+        a = w / w.sum(dim=1, keepdim=True)
         for _ in range(self.iters):
-            dist = torch.linalg.vector_norm(values - z[:, None], dim=2).clamp_min(self.nu)
-            beta = w / dist
-            z = (beta[..., None] * values).sum(dim=1) / beta.sum(dim=1, keepdim=True)
-        return z
+            ga = torch.bmm(gram, a[..., None]).squeeze(2)  # (H, K)
+            sq = gram.diagonal(dim1=1, dim2=2) - 2 * ga + (a * ga).sum(dim=1, keepdim=True)
+            beta = w / sq.clamp_min(0.0).sqrt().clamp_min(self.nu)
+            a = beta / beta.sum(dim=1, keepdim=True)
+        a = a.to(values.dtype)
+        out = own.clone()
+        for j in range(1, k):
+            out.addcmul_(offsets[j], a[:, j : j + 1])
+        return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from parsefl.aggregation._stack import at_rank, sorted_copies
+from parsefl.aggregation._stack import ordered_slots, rank_coefficients, weighted_ranks
 from parsefl.aggregation.base import StackedAggregator
 from parsefl.registry import AGGREGATION
 
@@ -25,6 +25,8 @@ class CoordinateMedian(StackedAggregator):
 
     def combine(self, values: torch.Tensor, mask: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
-        ordered, n = sorted_copies(values, mask)
-        n = n.view(-1)
-        return (at_rank(ordered, (n - 1) // 2) + at_rank(ordered, n // 2)) / 2
+        n, k = mask.sum(dim=1), values.shape[1]
+        # The two middle ranks, each weighted 1/2 (the same rank twice for odd n).
+        coef = (rank_coefficients((n - 1) // 2, (n - 1) // 2 + 1, k)
+                + rank_coefficients(n // 2, n // 2 + 1, k)) / 2
+        return weighted_ranks(ordered_slots(values, mask), coef)

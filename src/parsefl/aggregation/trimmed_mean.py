@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from parsefl.aggregation._stack import sorted_copies
+from parsefl.aggregation._stack import ordered_slots, rank_coefficients, weighted_ranks
 from parsefl.aggregation.base import StackedAggregator
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION
@@ -32,9 +32,7 @@ class TrimmedMean(StackedAggregator):
 
     def combine(self, values: torch.Tensor, mask: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
-        ordered, n = sorted_copies(values, mask)
-        b = torch.minimum(torch.floor(self.beta * n), (n - 1) // 2)
-        pos = torch.arange(values.shape[1], device=values.device).view(1, 1, -1)
-        keep = (pos >= b) & (pos < n - b)
-        total = torch.where(keep, ordered, torch.zeros_like(ordered)).sum(dim=2)
-        return total / (n - 2 * b).view(-1, 1).to(values.dtype)
+        n = mask.sum(dim=1)
+        b = torch.minimum(torch.floor(self.beta * n).long(), (n - 1) // 2)
+        coef = rank_coefficients(b, n - b, values.shape[1]) / (n - 2 * b)[:, None]
+        return weighted_ranks(ordered_slots(values, mask), coef)

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from parsefl.config import RunConfig
 from parsefl.experiments.rundir import write_json
 from parsefl.runtime import Agent
+from parsefl.runtime.checks import ReceiveChecks
 
 
 def fingerprint(cfg: RunConfig) -> str:
@@ -43,9 +44,10 @@ def complete_rounds(out: Path, marker: str) -> list[int]:
 
 
 def save_state(folder: Path, agents: Iterable[Agent], executor: object, marker: str,
-               meta: Mapping[str, Any]) -> None:
+               meta: Mapping[str, Any], checks: ReceiveChecks | None = None) -> None:
     """Agents, the executor's own state (if it has any) and the RNG, then ``marker`` (several
-    processes may write their parts into one folder: each names its files by its marker)."""
+    processes may write their parts into one folder: each names its files by its marker),
+    which also holds the receive checks' rejection counts so far (``checks``)."""
     part = Path(marker).stem
     folder.mkdir(parents=True, exist_ok=True)
     for agent in agents:
@@ -57,11 +59,16 @@ def save_state(folder: Path, agents: Iterable[Agent], executor: object, marker: 
             _flatten_optimizer(opt, f"group{k}.", tensors, scalars)
         _save(tensors, {"scalars": json.dumps(scalars)}, folder / f"executor_{part}.safetensors")
     _save({"torch": torch.get_rng_state()}, {}, folder / f"rng_{part}.safetensors")
-    write_json(folder / marker, dict(meta))
+    extra = {} if checks is None else {"rejected": checks.state()}
+    write_json(folder / marker, {**meta, **extra})
 
 
-def load_state(folder: Path, agents: Iterable[Agent], executor: object, marker: str) -> None:
-    """Restore what :func:`save_state` wrote into freshly built agents and executor."""
+def load_state(folder: Path, agents: Iterable[Agent], executor: object, marker: str,
+               checks: ReceiveChecks | None = None) -> None:
+    """Restore what :func:`save_state` wrote into freshly built agents, executor and
+    ``checks`` (rejection counts; a checkpoint written before they were saved restores 0)."""
+    if checks is not None:
+        checks.load(json.loads((folder / marker).read_text()).get("rejected", {}))
     part = Path(marker).stem
     for agent in agents:
         load_agent_state(agent, folder / f"agent_{agent.id:04d}.safetensors")

@@ -105,7 +105,7 @@ def run_experiment(
     def save(done: int) -> None:
         save_state(round_folder(out_dir, done), exp.agents, getattr(loop, "executor", None),
                    MARKER, {"rounds_done": done, "fingerprint": fingerprint(cfg),
-                            "history": history.to_json(wall())})
+                            "history": history.to_json(wall())}, getattr(loop, "checks", None))
         for old in complete_rounds(out_dir, MARKER):  # only the latest is ever resumed from
             if old != done:
                 shutil.rmtree(round_folder(out_dir, old), ignore_errors=True)
@@ -162,7 +162,8 @@ def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) ->
     if done > cfg.rounds:
         raise ConfigError("rounds", f"the checkpoint in {folder} is past round {cfg.rounds}")
     exp.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
-    load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER)
+    load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER,
+               getattr(exp.loop, "checks", None))
     history.restore(meta["history"], cfg)
     if done < cfg.rounds:
         history.last = None  # the final evaluation is still to come

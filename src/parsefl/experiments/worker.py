@@ -184,7 +184,8 @@ class Worker:
         save_state(round_folder(self.out, done), self.local, self.loop.executor, self.marker, {
             "rounds_done": done, "world_size": self.world, "owner": self.owner,
             "fingerprint": fingerprint(self.cfg), "history": self.history,
-            "wire": dict(self.transport.wire), "validation": self.validate.to_json()})
+            "wire": dict(self.transport.wire), "validation": self.validate.to_json()},
+            self.loop.checks)
 
     def restore(self) -> int:
         """Agree with every rank on the latest round all of them checkpointed; load it."""
@@ -206,7 +207,7 @@ class Worker:
                               "process count or config; resume with the same ones")
         if hasattr(self.loop.executor, "load_checkpoint_state"):
             self.loop.replay_schedules(done)  # stacked groups as when saved
-        load_state(folder, self.local, self.loop.executor, self.marker)
+        load_state(folder, self.local, self.loop.executor, self.marker, self.loop.checks)
         self.history = meta["history"]
         if "validation" in meta:
             self.validate.load(meta["validation"], lambda r: r <= done)

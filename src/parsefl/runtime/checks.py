@@ -117,12 +117,15 @@ class ReceiveChecks:
         return why
 
     # -- stacked (vectorized backend) ------------------------------------------------------
-    def stacked_valid(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def stacked_valid(self, values: torch.Tensor, mask: torch.Tensor,
+                      norm: torch.Tensor | None = None) -> torch.Tensor:
         """``(H, K)``: which real copies of a padded ``(H, K, numel)`` stack pass (the own
-        copies at ``[:, 0]`` always do); the rejected ones are counted without a host sync."""
+        copies at ``[:, 0]`` always do); the rejected ones are counted without a host sync.
+        ``norm``: the copies' ``(H, K)`` L2 norms when the caller has them already."""
         # One pass: a non-finite entry makes the norm NaN or inf (an entry above ~1e19 in
         # float32 overflows the norm too: rejected either way, counted as non_finite).
-        norm = torch.linalg.vector_norm(values, dim=2)
+        if norm is None:
+            norm = torch.linalg.vector_norm(values, dim=2)
         finite = torch.isfinite(norm)
         ok_norm = norm <= self.max_norm
         if self.max_ratio is not None:

@@ -74,9 +74,11 @@ class StackedMix:
                                       self.comp, r)
         valid = mask
         if checks is not None:
-            valid = checks.stacked_valid(values, mask)
+            # Untampered, a copy's norm is its holder row's: one pass over (H, numel), not K.
+            norms = None if attacking else torch.linalg.vector_norm(flat, dim=1)[self.index]
+            valid = checks.stacked_valid(values, mask, norms)
             weights = fold_rejected(weights, mask, valid)
-            values = torch.where(valid[..., None], values, torch.zeros_like(values))
+            values.masked_fill_(~valid[..., None], 0.0)  # a fresh stack: zeroed in place
         if isinstance(aggregator, LinearAggregator):
             merged = (weights[..., None] * values).sum(dim=1)
         else:

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_results, scaling_overrides  # noqa: E402
@@ -24,14 +23,7 @@ from _common import append_results, scaling_overrides  # noqa: E402
 def plain_round(groups: list, steps: int, batch: int) -> None:
     """One round of the bare stacked training loop over the executor's groups."""
     for g in groups:
-        n = min(a.n_samples for a in g.agents)
-        for _ in range(steps):
-            idx = torch.randint(0, n, (len(g.agents), batch), device=g.y.device)
-            xb, yb = g.gather(g.rows, idx)
-            losses = g.loss(g.params, xb, yb)
-            g.optimizer.zero_grad()
-            losses.sum().backward()
-            g.optimizer.step()
+        g.bare_steps(steps, batch)
 
 
 def measure(n: int, rounds: int) -> tuple[float, float]:

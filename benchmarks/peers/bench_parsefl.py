@@ -83,20 +83,9 @@ def main() -> None:
 
 
 def plain_round(groups: list, steps: int, batch: int) -> None:
-    """The compute floor: the same stacked forward/backward/optimizer steps with no
-    federation machinery (the plain loop of benchmarks/floor.py, repeated here because that
-    script's ``_common`` is not this folder's)."""
-    import torch
-
+    """One round of the bare stacked training loop over the executor's groups."""
     for g in groups:
-        n = min(a.n_samples for a in g.agents)
-        for _ in range(steps):
-            idx = torch.randint(0, n, (len(g.agents), batch), device=g.y.device)
-            xb, yb = g.gather(g.rows, idx)
-            losses = g.loss(g.params, xb, yb)
-            g.optimizer.zero_grad()
-            losses.sum().backward()
-            g.optimizer.step()
+        g.bare_steps(steps, batch)
 
 
 def _time_phases(loop) -> dict[str, list[float]]:

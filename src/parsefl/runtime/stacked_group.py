@@ -115,6 +115,20 @@ class StackedGroup:
             self.optimizer.step(None if len(rows) == len(self.agents) else rows)
         return torch.where(count > 0, total / count.clamp(min=1), float("nan"))
 
+    def bare_steps(self, steps: int, batch: int) -> None:
+        """The compute floor the benchmarks compare a round against (benchmarks/floor.py,
+        benchmarks/peers): ``steps`` stacked forward/backward/optimizer steps on random
+        batches, with none of the federation machinery (no slots, masks or tracking). Kept
+        here, beside the internals it uses, so that it changes with them."""
+        n = min(a.n_samples for a in self.agents)
+        for _ in range(steps):
+            idx = torch.randint(0, n, (len(self.agents), batch), device=self.y.device)
+            xb, yb = self.gather(self.rows, idx)
+            losses = self.loss(self.params, xb, yb)
+            self.optimizer.zero_grad()
+            losses.sum().backward()
+            self.optimizer.step()
+
     def _track(self) -> None:
         """Sum each agent's gradients over the round (rows that sat the slot out are zero)."""
         for n, p in self.params.items():

@@ -20,6 +20,7 @@ import torch
 from parsefl.experiments.driver import Engine, RoundEnd, scheduled
 from parsefl.runtime import Agent
 from parsefl.runtime.transport import Message
+from parsefl.sharing.phases import Phases
 
 WINDOW = 0.2  # share of the rounds run that the plateau is judged on
 MIN_GAIN = 0.005  # accuracy (a fraction: 0.5 points) a plateaued curve gains at most
@@ -52,17 +53,19 @@ def hold_out(
     return train, val
 
 
-def plateau_gain(curve: Sequence[tuple[int, float]], rounds: int) -> float | None:
-    """Mean accuracy over the last ``WINDOW`` of ``rounds`` minus that over the window before
-    (None until both windows hold a point)."""
-    w = max(1, round(WINDOW * rounds))
+def plateau_gain(curve: Sequence[tuple[int, float]], rounds: int, since: int = 0) -> float | None:
+    """Mean accuracy over the last ``WINDOW`` of the rounds ``since .. rounds`` minus that over
+    the window before (None until both windows hold a point). ``since``: the first round of
+    the phase being judged (points before it belong to an earlier phase)."""
+    span = rounds - since
+    w = max(1, round(WINDOW * span))
     last = [a for r, a in curve if rounds - w < r <= rounds]
-    prev = [a for r, a in curve if rounds - 2 * w < r <= rounds - w]
+    prev = [a for r, a in curve if max(rounds - 2 * w, since) < r <= rounds - w]
     return float(np.mean(last) - np.mean(prev)) if last and prev else None
 
 
-def plateaued(curve: Sequence[tuple[int, float]], rounds: int) -> bool:
-    gain = plateau_gain(curve, rounds)
+def plateaued(curve: Sequence[tuple[int, float]], rounds: int, since: int = 0) -> bool:
+    gain = plateau_gain(curve, rounds, since)
     return gain is not None and gain < MIN_GAIN
 
 
@@ -96,8 +99,8 @@ class Validate:
         for i, acc in accs.items():
             self.curves.setdefault(i, []).append((end.done, acc))
 
-    def summary(self, rounds: int) -> dict[str, Any]:
-        return convergence_summary(self.to_json(), rounds)
+    def summary(self, rounds: int, since: int = 0) -> dict[str, Any]:
+        return convergence_summary(self.to_json(), rounds, since)
 
     def load(self, data: dict[str, Any], keep: Any) -> None:
         """Curves from :meth:`to_json` (a resumed run), only the points ``keep(round)``."""
@@ -112,10 +115,10 @@ class Validate:
 
 
 def convergence_summary(parts: dict[str, Any] | Sequence[dict[str, Any]],
-                        rounds: int) -> dict[str, Any]:
+                        rounds: int, since: int = 0) -> dict[str, Any]:
     """results.json's ``convergence`` from one or more :meth:`Validate.to_json` records:
     per-agent and per-group curves, gains and flags; the run converged when every group's
-    mean curve plateaued."""
+    mean curve plateaued, judged in its final phase (from round ``since``)."""
     parts = [parts] if isinstance(parts, dict) else list(parts)
     curves = {int(i): [(int(r), float(a)) for r, a in c]
               for p in parts for i, c in p["curves"].items()}
@@ -123,12 +126,12 @@ def convergence_summary(parts: dict[str, Any] | Sequence[dict[str, Any]],
     by_group: dict[str, list[Curve]] = {}
     for i, curve in curves.items():
         by_group.setdefault(names[i], []).append(curve)
-    groups = {g: _judge(_mean_curve(cs), rounds) for g, cs in sorted(by_group.items())}
+    groups = {g: _judge(_mean_curve(cs), rounds, since) for g, cs in sorted(by_group.items())}
     return {"source": parts[0]["source"] if parts else "none", "window": WINDOW,
-            "min_gain": MIN_GAIN, "rounds": rounds,
+            "min_gain": MIN_GAIN, "rounds": rounds, "judged_from": since,
             "converged": bool(groups) and all(v["converged"] for v in groups.values()),
             "groups": groups,
-            "agents": {str(i): _judge(c, rounds) for i, c in sorted(curves.items())}}
+            "agents": {str(i): _judge(c, rounds, since) for i, c in sorted(curves.items())}}
 
 
 def _mean_curve(curves: Sequence[Curve]) -> Curve:
@@ -139,30 +142,41 @@ def _mean_curve(curves: Sequence[Curve]) -> Curve:
     return [(r, float(np.mean(v))) for r, v in sorted(points.items())]
 
 
-def _judge(curve: Curve, rounds: int) -> dict[str, Any]:
-    gain = plateau_gain(curve, rounds)
+def _judge(curve: Curve, rounds: int, since: int) -> dict[str, Any]:
+    gain = plateau_gain(curve, rounds, since)
     return {"converged": gain is not None and gain < MIN_GAIN, "gain": gain,
             "curve": [[r, round(a, 6)] for r, a in curve]}
 
 
 class PlateauStop:
     """``rounds: auto``: on evaluation rounds each local agent raises its flag when its own
-    validation curve has plateaued (judged anew each time, so that a stopped run's summary
-    reads converged: the group curves are means of plateaued curves); the agents AND them by
-    flooding them over the physical graph (diameter-many control exchanges through the
-    transport, the same number in every process), and the run ends when all are up. Put it
-    after :class:`Validate`."""
+    validation curve has plateaued in the current phase (judged anew each time, so that a
+    stopped run's summary reads converged: the group curves are means of plateaued curves);
+    the agents AND them by flooding them over the physical graph (diameter-many control
+    exchanges through the transport, the same number in every process). When all are up, the
+    run ends if this is the method's final phase (``strategy.phases``), else the next phase
+    begins with the next round: no run stops inside a phase. Put it after :class:`Validate`.
+    ``stopped`` tells whether it ended the run."""
 
     def __init__(self, loop: Any, validate: Validate, every: int, min_rounds: int) -> None:
         self.loop, self.validate, self.every, self.min_rounds = loop, validate, every, min_rounds
+        self.stopped = False
 
     def __call__(self, end: RoundEnd) -> None:
-        if not scheduled(end, self.every) or end.done < self.min_rounds:
+        phases = self.loop.strategy.phases
+        k = phases.index(end.round)
+        since = phases.starts[k]
+        if not scheduled(end, self.every) or end.done - since < self.min_rounds:
             return
         curves = self.validate.curves
-        flags = {a.id: plateaued(curves.get(a.id, []), end.done) for a in self.validate.agents}
-        if agree(flags, self.loop.topology.at(end.round), self.loop.transport):
-            end.last = True
+        flags = {a.id: plateaued(curves.get(a.id, []), end.done, since)
+                 for a in self.validate.agents}
+        if not agree(flags, self.loop.topology.at(end.round), self.loop.transport):
+            return
+        if k < phases.last:
+            phases.begin_next(end.done)
+        elif not end.last:
+            end.last = self.stopped = True
 
 
 def agree(flags: Mapping[int, bool], graph: nx.Graph, transport: Any) -> bool:
@@ -196,3 +210,15 @@ def warn_unconverged(results: Mapping[Any, Mapping[str, Any]]) -> str | None:
             f"{100 * MIN_GAIN:g} points over the last {WINDOW:.0%} of rounds), so their "
             f"numbers measure speed, not what the method reaches: {', '.join(names)} "
             "(raise rounds, or use rounds: auto with train.val_fraction)")
+
+
+def stop_record(phases: Phases, rounds: int, plateau: bool) -> dict[str, Any]:
+    """results.json's ``stopped_by`` (``plateau``: ``rounds: auto`` ended the run in its final
+    phase; ``max_rounds``: the configured rounds ran out) and the ``phases`` that ran."""
+    return {"stopped_by": "plateau" if plateau else "max_rounds",
+            "phases": phases.spans(rounds)}
+
+
+def final_phase_start(phases: Phases, rounds: int) -> int:
+    """The first round of the phase the run ended in (what convergence is judged on)."""
+    return phases.starts[phases.index(rounds - 1)] if rounds else 0

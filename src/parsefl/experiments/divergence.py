@@ -36,7 +36,8 @@ def stop_if_diverged(cfg: Any, agents: Any, stats: Any, out_dir: Path) -> None:
 
 def diverged_results(cfg: Any, round_: int, loss: float, agents: list[int]) -> dict[str, Any]:
     return {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
-            "diverged": True, "diverged_round": round_, "train_loss": str(loss),
+            "diverged": True, "stopped_by": "diverged", "diverged_round": round_,
+            "train_loss": str(loss),
             "diverged_agents": agents, "rounds_completed": round_ - 1}
 
 

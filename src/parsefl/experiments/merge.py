@@ -18,7 +18,11 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig
 from parsefl.experiments.build import Experiment
-from parsefl.experiments.convergence import convergence_summary
+from parsefl.experiments.convergence import (
+    convergence_summary,
+    final_phase_start,
+    stop_record,
+)
 from parsefl.experiments.dynamics import dynamics_record
 from parsefl.experiments.results import metrics_row, results_dict
 from parsefl.experiments.rundir import write_csv, write_json
@@ -112,8 +116,14 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
                               "overlay": overlay_summary(tuple(link) for s in summaries.values()
                                                          for link in s.get("overlay_links", []))}
     results["ablations"] = {"slice_drop": None}  # needs every agent's model in one place
+    phases = exp.loop.strategy.phases
+    first = summaries[min(summaries)]
+    if "phases" in first:  # every rank agreed on the same phase starts
+        phases.load(first["phases"])
     results["convergence"] = convergence_summary(
-        [s["validation"] for s in summaries.values() if "validation" in s], ran)
+        [s["validation"] for s in summaries.values() if "validation" in s], ran,
+        final_phase_start(phases, ran))
+    results.update(stop_record(phases, ran, any(s.get("plateau") for s in summaries.values())))
     results["distributed"] = {
         "world_size": world, "placement": placement,
         # share of round 0's physical edges whose ends sit in different processes

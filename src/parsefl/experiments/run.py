@@ -22,7 +22,12 @@ from parsefl.experiments.checkpoint import (
     round_folder,
     save_state,
 )
-from parsefl.experiments.convergence import PlateauStop, Validate
+from parsefl.experiments.convergence import (
+    PlateauStop,
+    Validate,
+    final_phase_start,
+    stop_record,
+)
 from parsefl.experiments.divergence import stop_if_diverged
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, progress, run_rounds
 from parsefl.experiments.dynamics import dynamics_record
@@ -105,7 +110,9 @@ def run_experiment(
     def save(done: int) -> None:
         save_state(round_folder(out_dir, done), exp.agents, getattr(loop, "executor", None),
                    MARKER, {"rounds_done": done, "fingerprint": fingerprint(cfg),
-                            "history": history.to_json(wall())}, getattr(loop, "checks", None))
+                            "history": history.to_json(wall()),
+                            "phases": loop.strategy.phases.state()},
+                   getattr(loop, "checks", None))
         for old in complete_rounds(out_dir, MARKER):  # only the latest is ever resumed from
             if old != done:
                 shutil.rmtree(round_folder(out_dir, old), ignore_errors=True)
@@ -118,8 +125,9 @@ def run_experiment(
         trained = [a for a in exp.agents if online is None or a.id in online]
         stop_if_diverged(cfg, trained, end.stats, out_dir)
 
+    stop = convergence_stop(cfg, loop, validate)
     hooks = [diverged, Evaluate(loop, cfg.eval_every, lambda: _evaluate(exp)), validate,
-             *convergence_stop(cfg, loop, validate), history,
+             *stop, history,
              Checkpoint(loop, cfg.runtime.checkpoint_every, save)]
     run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
     if history.last is None:  # resumed at the final round: nothing ran
@@ -129,7 +137,9 @@ def run_experiment(
     results = results_dict(cfg, exp, history.last, history.bytes_rounds, wall())
     results["diagnostics"] = {"gradient_cosine": summarize_cosine(history.cosines),
                               "overlay": overlay_summary(plan_links(getattr(loop, "plans", {})))}
-    results["convergence"] = validate.summary(len(history.bytes_rounds))
+    ran, phases = len(history.bytes_rounds), loop.strategy.phases
+    results["convergence"] = validate.summary(ran, final_phase_start(phases, ran))
+    results.update(stop_record(phases, ran, any(s.stopped for s in stop)))
     results["ablations"] = {"slice_drop": slice_drop(exp)}
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
         results["dynamics"] = record
@@ -165,6 +175,8 @@ def restore(out_dir: Path, cfg: RunConfig, exp: Experiment, history: History) ->
     load_state(folder, exp.agents, getattr(exp.loop, "executor", None), MARKER,
                getattr(exp.loop, "checks", None))
     history.restore(meta["history"], cfg)
+    if "phases" in meta:  # where rounds: auto ended a phase early
+        exp.loop.strategy.phases.load(meta["phases"])
     if done < cfg.rounds:
         history.last = None  # the final evaluation is still to come
     return done

@@ -104,6 +104,7 @@ class Worker:
     def run(self, resume: bool) -> None:
         self.validate = validate = Validate(self.loop, self.local, self.exp.val,
                                             self.cfg.eval_every)
+        self.stop = convergence_stop(self.cfg, self.loop, validate)
         first = self.restore() if resume else 0
         if self.rank == 0:
             atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
@@ -111,7 +112,7 @@ class Worker:
         hooks = [Evaluate(self.loop, self.cfg.eval_every,
                           lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
                                            ds.n_classes)),
-                 validate, *convergence_stop(self.cfg, self.loop, validate), self.record,
+                 validate, *self.stop, self.record,
                  Checkpoint(self.loop, self.every, self.checkpoint),
                  lambda end: end.round == first and write_json(
                      self.out / "logs" / f"plans_rank_{self.rank}.json", self.plans()),
@@ -122,6 +123,8 @@ class Worker:
                    "history": self.history, "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
                    "resumed_from": first, "validation": validate.to_json(),
+                   "phases": self.loop.strategy.phases.state(),
+                   "plateau": any(s.stopped for s in self.stop),
                    "insecure": self.insecure,
                    "rejected": self.loop.checks.counts,
                    "overlay_links": plan_links(self.loop.plans),
@@ -184,7 +187,8 @@ class Worker:
         save_state(round_folder(self.out, done), self.local, self.loop.executor, self.marker, {
             "rounds_done": done, "world_size": self.world, "owner": self.owner,
             "fingerprint": fingerprint(self.cfg), "history": self.history,
-            "wire": dict(self.transport.wire), "validation": self.validate.to_json()},
+            "wire": dict(self.transport.wire), "validation": self.validate.to_json(),
+            "phases": self.loop.strategy.phases.state()},
             self.loop.checks)
 
     def restore(self) -> int:
@@ -211,6 +215,8 @@ class Worker:
         self.history = meta["history"]
         if "validation" in meta:
             self.validate.load(meta["validation"], lambda r: r <= done)
+        if "phases" in meta:  # where rounds: auto ended a phase early
+            self.loop.strategy.phases.load(meta["phases"])
         self.transport.wire.update(meta["wire"])
         log.info("resumed from %s", folder)
         return done

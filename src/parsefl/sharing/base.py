@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from parsefl.model import AgentModel, ModelSpec, SlicedModel
+from parsefl.sharing.phases import Phases
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class SharingStrategy:
 
     def __init__(self, rounds: int = 1) -> None:
         self.rounds = rounds
+        # A staged method declares its phases here (``sharing.phases``): the stop rule of
+        # ``rounds: auto`` reads them, and may end a phase early when it has plateaued.
+        self.phases = Phases()
 
     def build_model(
         self, modalities: Sequence[str], input_shapes: Mapping[str, Sequence[int]],
@@ -50,8 +54,9 @@ class SharingStrategy:
         return SlicedModel(modalities, input_shapes, spec)
 
     def phase(self, round: int) -> str | None:
-        """A training phase name passed to the model's loss (multi-stage methods)."""
-        return None
+        """The training phase of ``round``, passed to the model's loss (multi-stage methods
+        name theirs in ``self.phases``; a method without phases has one, None)."""
+        return self.phases.at(round)
 
     def plan_key(self, round: int) -> Hashable:
         """When the answers of ``offered`` and ``exchanges`` may change. Every runtime reuses

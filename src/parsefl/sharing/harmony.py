@@ -9,6 +9,7 @@ from parsefl.errors import ConfigError
 from parsefl.registry import SHARING
 from parsefl.sharing.base import Capability, with_prefix
 from parsefl.sharing.monolithic import MonolithicStrategy
+from parsefl.sharing.phases import Phases
 
 
 @SHARING.register("harmony", "two stages: modality-wise encoders, then multimodal fusion")
@@ -21,10 +22,9 @@ class Harmony(MonolithicStrategy):
         if not 0.0 < stage1_fraction < 1.0:
             raise ConfigError("method_params.stage1_fraction",
                               f"must be in (0, 1), got {stage1_fraction}")
-        self.stage1_rounds = max(1, round(stage1_fraction * rounds))
-
-    def phase(self, round: int) -> str:
-        return "unimodal" if round < self.stage1_rounds else "fusion"
+        # Under rounds: auto, stage 1 ends at the latest here, earlier once it plateaued.
+        self.phases = Phases(("unimodal", "fusion"),
+                             (0, max(1, round(stage1_fraction * rounds))))
 
     def offered(self, me: Capability, round: int) -> set[str]:
         comps = set(me.signatures)

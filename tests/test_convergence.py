@@ -110,4 +110,6 @@ def test_rounds_auto_stops_at_the_same_round_in_the_simulator_and_under_launch(t
     dist = launch(None, AUTO, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
     assert dist["rounds_completed"] == sim["rounds_completed"]
     assert dist["convergence"] == sim["convergence"]
+    assert sim["stopped_by"] == "plateau" and (dist["stopped_by"], dist["phases"]) == (
+        sim["stopped_by"], sim["phases"])
     assert dist["final"] == sim["final"]

@@ -8,10 +8,14 @@ import pytest
 import torch
 from conftest import make_agent
 
+from parsefl.aggregation import LinearAggregator, build_aggregator
+from parsefl.compressors import Communication
+from parsefl.compressors.communication import Rule
 from parsefl.config import TrainConfig, load_config
 from parsefl.registry import SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
-from parsefl.runtime.checks import ReceiveChecks, fold_rejected
+from parsefl.runtime.checks import ReceiveChecks
+from parsefl.runtime.stacked_merge import arrived_weights
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.topology import StaticGraph
 
@@ -49,7 +53,8 @@ def test_stacked_mask_and_folded_weights():
     mask = T([[True, True, True], [True, True, False]])
     valid = checks.stacked_valid(values, mask)
     assert valid.tolist() == [[True, False, False], [True, True, False]]
-    w = fold_rejected(T([[0.2, 0.4, 0.4], [0.5, 0.5, 0.0]]), mask, valid)
+    median = build_aggregator("median")  # a stacked rule: lost weight goes to the own copy
+    w = arrived_weights(median, [], [], mask, valid, T([[0.2, 0.4, 0.4], [0.5, 0.5, 0.0]]))
     assert w.flatten().tolist() == pytest.approx([1.0, 0.0, 0.0, 0.5, 0.5, 0.0])
     assert checks.counts == {"non_finite": 1, "norm": 1}
 
@@ -104,3 +109,53 @@ def test_relative_bound_in_both_backends_with_the_linear_aggregator(vectorized):
         for t in agent.get_component("enc.a").values():
             assert torch.allclose(t, torch.full_like(t, want))
     assert engine.checks.counts == {"norm": 1}
+
+
+class UniformOverArrived(LinearAggregator):
+    """A legal plugin whose weights depend on which copies arrived: 1/n over the own copy and
+    the n - 1 copies that arrived (and passed the checks)."""
+
+    name = "uniform_test"
+
+    def mixing_weights(self, self_weight, weights, arrived):
+        n = 1 + len(arrived)
+        return 1.0 / n, {j: 1.0 / n for j in sorted(arrived)}
+
+
+PATHS = {  # backend, and what makes the vectorized one take each of its merge paths
+    "reference": (False, None, None),
+    "vectorized-sparse": (True, None, None),
+    "vectorized-padded": (True, 1e6, None),  # max_ratio: the padded stack
+    "vectorized-codec-sparse": (True, None, "fp16"),
+    "vectorized-codec-padded": (True, 1e6, "fp16"),
+}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("bad", [float("nan"), 1e9])
+def test_an_arrived_dependent_linear_plugin_gives_the_same_numbers_on_every_path(path, bad):
+    """enc.a on the path 0-1-2 (values 0, 3, bad): agent 1 rejects agent 2's copy; the plugin
+    averages uniformly over what it accepted, (3 + 0) / 2 = 1.5, and so does agent 0 over its
+    own and agent 1's copy. The vectorized paths asked the mean's rule before (agent 1 got
+    1/3 * 0 + 2/3 * 3 = 2.0 there)."""
+    vectorized, ratio, compressor = PATHS[path]
+    agents = [make_agent(i, "a") for i in range(3)] + [make_agent(3, "b")]
+    for agent, value in zip(agents[:3], (0.0, 3.0, bad), strict=True):
+        comp = agent.get_component("enc.a")
+        agent.set_component("enc.a", {k: torch.full_like(v, value) for k, v in comp.items()})
+    comm = None if compressor is None else Communication(
+        Rule(Communication.from_config(load_config(
+            None, [f"communication.compressor={compressor}"]).communication).default.compressor))
+    engine = RoundEngine(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(4)),
+                         InMemoryTransport(), aggregator=UniformOverArrived(),
+                         communication=comm)
+    engine.checks = ReceiveChecks(max_ratio=ratio)
+    if vectorized:
+        engine.executor = VectorizedExecutor(engine, TrainConfig(local_steps=1, batch_size=4))
+    engine.prepare(0)
+    engine.gossip()
+    engine.sync()
+    values = [{float(x) for t in a.get_component("enc.a").values() for x in t.flatten()}
+              for a in agents[:2]]
+    assert values == [{1.5}, {1.5}]
+    assert sum(engine.checks.counts.values()) == 1

@@ -128,8 +128,10 @@ class ReceiveChecks:
             norm = torch.linalg.vector_norm(values, dim=2)
         finite = torch.isfinite(norm)
         ok_norm = norm <= self.max_norm
-        if self.max_ratio is not None:
-            ok_norm &= norm <= self.max_ratio * norm[:, :1].clamp_min(1.0)
+        if self.max_ratio is not None:  # a non-finite own copy bounds nothing (as in reason)
+            own = norm[:, :1]
+            ok_norm &= norm <= torch.where(torch.isfinite(own), self.max_ratio *
+                                           own.clamp_min(1.0), torch.inf)
         valid = mask & finite & ok_norm
         valid[:, 0] = True
         peers = mask[:, 1:]
@@ -170,11 +172,3 @@ class ReceiveChecks:
     def load(self, counts: Mapping[str, int]) -> None:
         self._counts = Counter(counts)
         self._pending = {}
-
-
-def fold_rejected(weights: torch.Tensor, mask: torch.Tensor,
-                  valid: torch.Tensor) -> torch.Tensor:
-    """``(H, K)`` weights where a rejected real copy's weight goes back to the own copy."""
-    out = torch.where(valid, weights, torch.zeros_like(weights))
-    out[:, 0] += torch.where(mask & ~valid, weights, torch.zeros_like(weights)).sum(dim=1)
-    return out

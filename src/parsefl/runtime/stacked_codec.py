@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from parsefl.aggregation import Aggregator, LinearAggregator
+from parsefl.aggregation import Aggregator
 from parsefl.compressors import Communication, Compressor
-from parsefl.runtime.checks import ReceiveChecks, fold_rejected
+from parsefl.runtime.checks import ReceiveChecks
 
 if TYPE_CHECKING:
     from parsefl.attacks import Adversary
@@ -78,18 +78,12 @@ class StackedCodec:
         attacking = mix.byz is not None and adversary is not None and adversary.active(r)
         if mix.matrix is not None and not attacking and (checks is None
                                                          or checks.max_ratio is None):
-            off, diag = _split(mix)
-            if checks is None:
-                return {n: torch.sparse.mm(off, sent[n]) + diag * own[n] for n in mix.names}
-            flat = torch.cat([sent[n] for n in mix.names], dim=1)
-            non_finite, too_large = checks.rows_bad(flat)
-            checks.add_stacked("non_finite", (mix.receivers * non_finite).sum())
-            checks.add_stacked("norm", (mix.receivers * too_large).sum())
-            bad = (non_finite | too_large)[:, None]
-            back = torch.sparse.mm(off, bad.to(flat.dtype))
-            return {n: torch.sparse.mm(off, torch.where(bad, torch.zeros_like(sent[n]),
-                                                        sent[n])) + (diag + back) * own[n]
-                    for n in mix.names}
+            matrix = mix.matrix
+            if checks is not None:  # a rejected copy leaves its receivers' rows (stacked_merge)
+                flat = torch.cat([sent[n] for n in mix.names], dim=1)
+                matrix = mix.matrix_for(aggregator, mix.bad_rows(flat, checks))
+            off, diag = _split(mix, matrix)
+            return {n: torch.sparse.mm(off, sent[n]) + diag * own[n] for n in mix.names}
         flat_own = torch.cat([own[n] for n in mix.names], dim=1)
         values = torch.cat([sent[n] for n in mix.names], dim=1)[mix.index]
         values[:, 0] = flat_own
@@ -98,16 +92,8 @@ class StackedCodec:
             crafted = adversary.tamper(flat_own[mix.index], mask, weights, mix.byz, mix.pairs,
                                        mix.ids, mix.comp, r)
             values = self._encode_crafted(mix, values, crafted, r)
-        valid = mask
-        if checks is not None:
-            valid = checks.stacked_valid(values, mask)
-            weights = fold_rejected(weights, mask, valid)
-            values = torch.where(valid[..., None], values, torch.zeros_like(values))
-        if isinstance(aggregator, LinearAggregator):
-            merged = (weights[..., None] * values).sum(dim=1)
-        else:
-            merged = aggregator.combine(values, valid, weights)
-        return _unflat(mix, merged)
+        valid = mask if checks is None else checks.stacked_valid(values, mask)
+        return _unflat(mix, mix.merge(values, valid, aggregator))
 
     def _encode_crafted(self, mix: StackedMix, values: torch.Tensor, crafted: torch.Tensor,
                         r: int) -> torch.Tensor:
@@ -130,18 +116,21 @@ def _unflat(mix: StackedMix, flat: torch.Tensor) -> Block:
     return out
 
 
-def _split(mix: StackedMix) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mixing matrix without its diagonal, and the diagonal as an ``(H, 1)`` column."""
-    if mix._split is None:
-        m = mix.matrix.coalesce()
-        idx, val = m.indices(), m.values()
-        off = idx[0] != idx[1]
-        diag = torch.zeros(m.shape[0], dtype=val.dtype, device=val.device)
-        diag.index_add_(0, idx[0][~off], val[~off])
-        mix._split = (torch.sparse_coo_tensor(idx[:, off], val[off], m.shape,
-                                              check_invariants=True).coalesce(),
-                      diag[:, None])
-    return mix._split
+def _split(mix: StackedMix, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``matrix`` without its diagonal, and the diagonal as an ``(H, 1)`` column (cached for
+    the mix's own matrix; a matrix without rejected copies is rare and made anew)."""
+    if matrix is mix.matrix and mix._split is not None:
+        return mix._split
+    m = matrix.coalesce()
+    idx, val = m.indices(), m.values()
+    off = idx[0] != idx[1]
+    diag = torch.zeros(m.shape[0], dtype=val.dtype, device=val.device)
+    diag.index_add_(0, idx[0][~off], val[~off])
+    out = (torch.sparse_coo_tensor(idx[:, off], val[off], m.shape,
+                                   check_invariants=True).coalesce(), diag[:, None])
+    if matrix is mix.matrix:
+        mix._split = out
+    return out
 
 
 def _drop_bad(mix: StackedMix, q: Block, checks: ReceiveChecks) -> Block:

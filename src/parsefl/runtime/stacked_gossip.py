@@ -15,9 +15,16 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from parsefl.aggregation import Aggregator, LinearAggregator, fold_missing
-from parsefl.runtime.checks import ReceiveChecks, fold_rejected
+from parsefl.aggregation import Aggregator, LinearAggregator
+from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.handshake import GossipPlan
+from parsefl.runtime.stacked_merge import (
+    Planned,
+    arrived_weights,
+    matrix_without,
+    merge,
+    rule_of,
+)
 
 if TYPE_CHECKING:
     from parsefl.attacks import Adversary
@@ -50,7 +57,10 @@ class StackedMix:
     pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # the byz entries (rows, cols)
     ids: list[tuple[int, int]] | None = None  # (sender, recipient) of each pair
     order: tuple[int, ...] = ()  # the holders' agent ids, row by row
+    planned: list[Planned] | None = None  # each holder's (self weight, peer weights) plan
+    peers: list[list[int]] | None = None  # non-linear: each holder's senders, column by column
     _split: tuple[torch.Tensor, torch.Tensor] | None = None  # (off-diagonal matrix, diagonal)
+    _without: dict[frozenset[int], torch.Tensor] | None = None  # matrices for rejected rows
 
     def apply(self, aggregator: Aggregator, checks: ReceiveChecks | None = None,
               adversary: Adversary | None = None, r: int = 0,
@@ -65,7 +75,7 @@ class StackedMix:
         attacking = self.byz is not None and adversary is not None and adversary.active(r)
         if self.matrix is not None and not attacking and (checks is None
                                                            or checks.max_ratio is None):
-            self._apply_linear(checks)
+            self._apply_linear(checks, aggregator)
             return
         flat = torch.cat([self._gather(name) for name in self.names], dim=1)  # (H, numel)
         values, mask, weights = flat[self.index], self.mask, self.weights
@@ -77,43 +87,53 @@ class StackedMix:
             # Untampered, a copy's norm is its holder row's: one pass over (H, numel), not K.
             norms = None if attacking else torch.linalg.vector_norm(flat, dim=1)[self.index]
             valid = checks.stacked_valid(values, mask, norms)
-            weights = fold_rejected(weights, mask, valid)
-            values.masked_fill_(~valid[..., None], 0.0)  # a fresh stack: zeroed in place
-        if isinstance(aggregator, LinearAggregator):
-            merged = (weights[..., None] * values).sum(dim=1)
-        else:
-            merged = aggregator.combine(values, valid, weights)
+        merged = self.merge(values, valid, aggregator)
         start = 0
         for name in self.names:
             size = self.parts[0][0].params[name][0].numel()
             self._write(name, merged[:, start : start + size])
             start += size
 
-    def _apply_linear(self, checks: ReceiveChecks | None) -> None:
-        """The sparse product. A holder's copy that fails the checks (the same copy goes to
-        every peer) is zeroed and its weight added back to each receiver's own copy:
-        ``M @ where(bad, 0, X) + (M @ bad) * X``, no padded stack; one host sync skips the
-        masking when every copy passed (the usual case: it halved gossip at N = 256)."""
-        if checks is None:
-            for name in self.names:  # one product per tensor: the sum order of the matrix rows
-                for cols in self._chunks(name):  # columns mix independently: bounded copies
-                    self._write(name, torch.sparse.mm(self.matrix, self._gather(name, cols)),
-                                cols)
-            return
-        non_finite, too_large = checks.rows_bad(self._row_norms())
+    def merge(self, values: torch.Tensor, valid: torch.Tensor,
+              aggregator: Aggregator) -> torch.Tensor:
+        """The padded stack's merge (``stacked_merge``): the weights over the copies that
+        arrived and passed, by the aggregator's rule, then its sum or combine."""
+        weights = arrived_weights(aggregator, self.planned, self.peers, self.mask, valid,
+                                  self.weights)
+        return merge(values, valid, weights, aggregator)
+
+    def bad_rows(self, flat: torch.Tensor, checks: ReceiveChecks) -> frozenset[int]:
+        """Holders whose sent copy (row of ``flat``, the same copy to every peer) fails the
+        checks, counted once per receiver; one host sync (none rejected: the usual case)."""
+        non_finite, too_large = checks.rows_bad(flat)
         checks.add_stacked("non_finite", (self.receivers * non_finite).sum())
         checks.add_stacked("norm", (self.receivers * too_large).sum())
-        bad = (non_finite | too_large)[:, None]
-        if not bool(bad.any()):
-            self._apply_linear(None)
-            return
-        back = torch.sparse.mm(self.matrix, bad.to(self.matrix.dtype))  # (H, 1) given back
-        for name in self.names:
-            for cols in self._chunks(name):
-                x = self._gather(name, cols)
-                kept = torch.sparse.mm(self.matrix, torch.where(bad, torch.zeros_like(x), x))
-                self._write(name, kept + torch.where(back > 0, back * x, torch.zeros_like(x)),
-                            cols)
+        return frozenset((non_finite | too_large).nonzero().flatten().tolist())
+
+    def matrix_for(self, aggregator: Aggregator, bad: frozenset[int]) -> torch.Tensor:
+        """The mixing matrix when the copies of holders ``bad`` are rejected (cached: a lost
+        or attacking sender stays so for many rounds)."""
+        if not bad:
+            return self.matrix
+        self._without = self._without or {}
+        if bad not in self._without:
+            if len(self._without) > 8:
+                self._without = {}
+            self._without[bad] = matrix_without(self.matrix, aggregator, self.planned,
+                                                self.order, bad)
+        return self._without[bad]
+
+    def _apply_linear(self, checks: ReceiveChecks | None,
+                      aggregator: Aggregator | None = None) -> None:
+        """The sparse product, no padded stack. Holders whose copy fails the checks are taken
+        out of the matrix, and each of their receivers' rows comes from the aggregator's
+        rule over the copies it still accepts (``stacked_merge.matrix_without``)."""
+        matrix = self.matrix
+        if checks is not None:
+            matrix = self.matrix_for(aggregator, self.bad_rows(self._row_norms(), checks))
+        for name in self.names:  # one product per tensor: the sum order of the matrix rows
+            for cols in self._chunks(name):  # columns mix independently: bounded copies
+                self._write(name, torch.sparse.mm(matrix, self._gather(name, cols)), cols)
 
     def _row_norms(self) -> torch.Tensor:
         """(H, 1): each holder's whole copy's norm (NaN if a value is not finite; an
@@ -163,7 +183,9 @@ def build_mix(comp: str, names: Sequence[str], order: Sequence[int],
     ref = parts[0][0].params[names[0]]
     device, dtype = ref.device, ref.dtype
     mix = StackedMix(list(names), [(g, torch.tensor(rows, device=device)) for g, rows in parts],
-                     comp=comp, order=tuple(order))
+                     comp=comp, order=tuple(order),
+                     planned=[(plans[i].self_weight[comp], plans[i].weights[comp])
+                              for i in order])
     pos = {i: k for k, i in enumerate(order)}
     attacked = any(j in attackers for i in order for j in plans[i].weights[comp])
     if isinstance(aggregator, LinearAggregator):
@@ -213,11 +235,12 @@ def _padded(mix: StackedMix, comp: str, order: Sequence[int], pos: Mapping[int, 
     index = torch.tensor([[pos[i]] * width for i in order])
     mask = torch.zeros(len(order), width, dtype=torch.bool)
     weights = torch.zeros(len(order), width, dtype=torch.float64)
+    rule = rule_of(aggregator)
+    mix.peers = []
     for h, i in enumerate(order):
-        rule = aggregator.mixing_weights if isinstance(aggregator, LinearAggregator) \
-            else fold_missing
         w_own, w = rule(plans[i].self_weight[comp], plans[i].weights[comp],
                         plans[i].weights[comp])
+        mix.peers.append(sorted(w))
         mask[h, : 1 + len(w)] = True
         weights[h, 0] = w_own
         for k, j in enumerate(w, start=1):  # sorted by sender, as the reference path

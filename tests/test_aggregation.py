@@ -23,7 +23,8 @@ from parsefl.config import TrainConfig, load_config
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION, ALL, SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
-from parsefl.runtime.vectorized import VectorizedExecutor, vectorized_blocker
+from parsefl.runtime.vectorized import VectorizedExecutor
+from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.topology import StaticGraph, mh_weights_local
 
 

@@ -12,7 +12,7 @@ epoch as 4 fixed steps, ring) on the vectorized backend, in one process and as `
 launch --nproc 2`` (stacked agents in each worker, placement ``auto`` = blocks on the ring).
 
 A round's time is the median over rounds 1..R-2 (round 0 holds the handshake, the last one the
-evaluation): for the simulator, ``RoundLoop.step``; for a distributed run, rank 0's round time
+evaluation): for the simulator, ``RoundEngine.step``; for a distributed run, rank 0's round time
 from its log (ranks run in lockstep, so rank 0 waits for the slowest neighbour).
 """
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny agents built by hand so that exchanged values can be computed exactly."""
+"""Shared fixtures: tiny agents built by hand so that exchanged values can be computed exactly;
+and a check after every test that it left every registry as it found it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from collections.abc import Sequence
 import pytest
 import torch
 
+import parsefl.components  # noqa: F401  (fills every registry: a test's first import adds none)
 from parsefl.config import LossConfig, TrainConfig
 from parsefl.model import ModelSpec, SlicedModel
+from parsefl.pid import PID_ESTIMATORS
+from parsefl.registry import ALL
 from parsefl.runtime import Agent
+
+REGISTRIES = {**ALL, "pid": PID_ESTIMATORS}
 
 INPUT = {"a": (4,), "b": (5,)}
 
@@ -29,3 +35,45 @@ def make_agent(
 @pytest.fixture
 def agent_factory():
     return make_agent
+
+
+def registry_entries() -> dict[str, set[str]]:
+    return {kind: set(registry.names()) for kind, registry in REGISTRIES.items()}
+
+
+def leftovers(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Entries in ``after`` that were not in ``before``, per registry kind."""
+    return {kind: sorted(after[kind] - before[kind]) for kind in after
+            if after[kind] - before[kind]}
+
+
+@pytest.fixture
+def registries_restored():
+    """For a test whose code registers entries it does not name (a plugin): every entry added
+    during the test is removed after it."""
+    before = registry_entries()
+    yield
+    for kind, names in leftovers(before, registry_entries()).items():
+        for name in names:
+            REGISTRIES[kind].unregister(name)
+
+
+AT_START = registry_entries()  # before any test module is collected (and may register at import)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """What no per-test check sees: an entry registered when a test module was imported."""
+    left = leftovers(AT_START, registry_entries())
+    if left:
+        print(f"\nregistry entries left behind by the tests: {left} (use Registry.registered)")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _registries_left_as_found():
+    """A test that registers a component removes it again (``Registry.registered``), so that
+    no other test runs against its entry."""
+    before = registry_entries()
+    yield
+    left = leftovers(before, registry_entries())
+    assert not left, f"the test left registry entries behind: {left} (use Registry.registered)"

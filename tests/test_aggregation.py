@@ -23,7 +23,8 @@ from parsefl.config import TrainConfig, load_config
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION, ALL, SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
-from parsefl.runtime.vectorized import VectorizedExecutor, vectorized_blocker
+from parsefl.runtime.vectorized import VectorizedExecutor
+from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.topology import StaticGraph, mh_weights_local
 
 
@@ -37,8 +38,12 @@ class CoordinateMedian(StackedAggregator):
         return masked.nanmedian(dim=1).values
 
 
-if "test_median" not in AGGREGATION:
-    AGGREGATION.register("test_median")(CoordinateMedian)
+@pytest.fixture
+def median_registered():
+    """``test_median`` is a registered aggregator for the test only."""
+    with AGGREGATION.registered("test_median", CoordinateMedian):
+        yield
+
 
 T = torch.tensor
 
@@ -81,6 +86,7 @@ def test_linear_weights_equal_the_merge_bit_for_bit():
     assert torch.equal(mean.merge(own, received, 0.3, weights)["w"], by_hand)
 
 
+@pytest.mark.usefixtures("median_registered")
 def test_coordinate_median_per_agent():
     median = build_aggregator("test_median")
     assert not median.linear
@@ -122,6 +128,7 @@ def _path_overlay(aggregator, vectorized):
             for a in agents[:3]]
 
 
+@pytest.mark.usefixtures("median_registered")
 @pytest.mark.parametrize("vectorized", [False, True])
 def test_median_runs_per_agent_and_stacked(vectorized):
     # Copies: agent 0 {0, 3} -> 0 (lower median); agent 1 {3, 0, 6} -> 3; agent 2 {6, 3} -> 3.
@@ -135,6 +142,7 @@ def test_mean_runs_per_agent_and_stacked(vectorized):
     assert [v.pop() for v in got] == pytest.approx([1.0, 3.0, 5.0], abs=1e-6)
 
 
+@pytest.mark.usefixtures("median_registered")
 def test_vectorized_blocker_names_an_aggregator_it_cannot_stack():
     agents = [make_agent(0, "a")]
     train = TrainConfig(local_steps=1)
@@ -161,6 +169,7 @@ def test_registry_lists_aggregators():
     assert proc.returncode == 0 and "mean" in proc.stdout and "Metropolis" in proc.stdout
 
 
+@pytest.mark.usefixtures("median_registered")
 def test_median_vectorized_equals_reference_on_a_full_build():
     from parsefl.experiments.build import build_experiment
 

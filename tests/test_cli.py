@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
@@ -75,8 +77,17 @@ def test_cli_list_shows_every_registry():
     assert _cli("list", "nonsense").returncode == 2
 
 
-def test_method_option_overrides_the_preset():
-    assert load_config(None, [], method="local").method == "local"
+def test_method_option_overrides_the_preset(tmp_path):
+    """The real console script: ``--method`` wins over the preset's method, in the resolved
+    config the run folder keeps and in its results."""
+    assert load_config(None, []).method != "dsgd_full"  # the preset says otherwise
+    exe = Path(sys.executable).with_name("parsefl")
+    out = tmp_path / "run"
+    proc = subprocess.run([str(exe), "run", *QUICK, "-o", "rounds=1", "--method", "dsgd_full",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((out / "config.yaml").read_text())["method"] == "dsgd_full"
+    assert json.loads((out / "results.json").read_text())["method"] == "dsgd_full"
 
 
 def test_cli_pid_json_on_the_mixed_synthetic_data():

@@ -96,8 +96,9 @@ def test_malformed_payloads_are_rejected_logged_and_the_round_goes_on(tmp_path):
 
 
 def test_wire_format_round_trips_and_placement_is_blocks():
-    from parsefl.runtime.distributed import decode_one, encode, place_agents
+    from parsefl.runtime.distributed import place_agents
     from parsefl.runtime.transport import Message
+    from parsefl.runtime.wire import decode_one, encode
 
     body = {"a": torch.randn(2, 3), "b": torch.arange(4, dtype=torch.bfloat16),
             "c": torch.tensor(True)}
@@ -160,7 +161,7 @@ class _Gone(Exception):
 
 class _Endpoint:
     """One rank of an in-process, two-rank network (threads + a barrier) with the transport
-    interface ``DistributedLoop`` uses; rank 1 dies at exchange call ``die_at``."""
+    interface ``DistributedEngine`` uses; rank 1 dies at exchange call ``die_at``."""
 
     def __init__(self, rank, owner, shared, die_at):
         self.rank, self.owner, self.shared, self.die_at = rank, owner, shared, die_at
@@ -196,13 +197,13 @@ class _Endpoint:
 
 
 def test_survivors_replan_when_a_peer_dies_during_the_degree_swap():
-    from parsefl.runtime.distributed import DistributedLoop
+    from parsefl.runtime.distributed import DistributedEngine
 
     cfg = load_config(None, [*BASE, "rounds=3"])
     exp = build_experiment(cfg)
     owner = [0, 0, 0, 0, 1, 1]
     shared = {"posted": {}, "barrier": threading.Barrier(2)}
-    loops = [DistributedLoop([a for a in exp.agents if owner[a.id] == r], exp.loop.strategy,
+    loops = [DistributedEngine([a for a in exp.agents if owner[a.id] == r], exp.loop.strategy,
                              exp.loop.topology, _Endpoint(r, owner, shared, die_at=4))
              for r in (0, 1)]
     errors: list = []

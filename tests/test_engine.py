@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import networkx as nx
 import pytest
 from conftest import make_agent
 
 from parsefl.aggregation import build_aggregator
 from parsefl.errors import ConfigError
-from parsefl.runtime import InMemoryTransport, RoundEngine, RoundLoop
-from parsefl.runtime.distributed import DistributedEngine, DistributedLoop
+from parsefl.runtime import InMemoryTransport, RoundEngine
+from parsefl.runtime.distributed import DistributedEngine
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import StaticGraph
 
@@ -40,8 +42,19 @@ def test_plans_are_rebuilt_exactly_when_the_plan_key_changes():
                        (3, ["head_r"])]
 
 
-def test_old_names_are_aliases():
-    assert RoundLoop is RoundEngine and DistributedLoop is DistributedEngine
+@pytest.mark.parametrize(("module", "old"), [
+    ("parsefl.runtime", "RoundLoop"), ("parsefl.runtime.loop", "RoundLoop"),
+    ("parsefl.runtime.distributed", "DistributedLoop"),
+    ("parsefl.runtime.vectorized", "vectorizable"),
+    ("parsefl.runtime.vectorized_blocker", "vectorizable")])
+def test_the_old_names_are_gone(module, old):
+    with pytest.raises(ImportError):
+        exec(f"from {module} import {old}", {})
+
+
+def test_the_old_worker_module_is_gone():
+    assert importlib.util.find_spec("parsefl.experiments.launch") is None
+    assert importlib.util.find_spec("parsefl.experiments.worker") is not None
 
 
 def test_from_engine_keeps_the_rules_and_takes_the_agents():

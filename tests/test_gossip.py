@@ -8,14 +8,14 @@ import torch
 from conftest import make_agent
 
 from parsefl.registry import SHARING
-from parsefl.runtime import InMemoryTransport, RoundLoop
+from parsefl.runtime import InMemoryTransport, RoundEngine
 from parsefl.runtime.transport import payload_bytes
 from parsefl.topology import StaticGraph, build_overlay, build_topology
 
 
 def _loop(agents, graph, method="parse", overlay="induced", hops=2):
     strategy = SHARING.get(method)()
-    return RoundLoop(agents, strategy, StaticGraph(graph), InMemoryTransport(), overlay, hops)
+    return RoundEngine(agents, strategy, StaticGraph(graph), InMemoryTransport(), overlay, hops)
 
 
 def _fill(agent, component, value):

@@ -123,3 +123,21 @@ def test_the_checker_finds_a_circle_and_reads_relative_imports():
 @pytest.mark.parametrize("nested", [False, True], ids=["module-level", "with-function-level"])
 def test_no_import_cycle_in_src(nested):
     assert cycles(import_graph(nested)) == []
+
+
+SHARED_ALIASES = {"Tensors", "HopPath", "PhysicalLink", "OverlayLink", "Link"}
+
+
+def test_shared_type_aliases_are_defined_once_at_the_bottom():
+    """``parsefl.types`` imports no parsefl module, and no other module assigns one of its
+    aliases (nor the old ambiguous ``Link``) at module level."""
+    assert import_graph(nested=True)["parsefl.types"] == set()
+    redefined = []
+    for name, (path, _) in _modules().items():
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, ast.AnnAssign) else [])
+            redefined += [f"{name}.{t.id}" for t in targets
+                          if isinstance(t, ast.Name) and t.id in SHARED_ALIASES]
+    assert sorted(redefined) == ["parsefl.types.HopPath", "parsefl.types.OverlayLink",
+                                 "parsefl.types.PhysicalLink", "parsefl.types.Tensors"]

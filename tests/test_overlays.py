@@ -68,11 +68,11 @@ class Hermit(Overlay):
 
 
 def test_a_new_overlay_is_one_class_and_the_engine_uses_it():
-    if "test_hermit" not in OVERLAYS:
-        OVERLAYS.register("test_hermit")(Hermit)
     agents = [make_agent(i, "a") for i in range(3)]
-    engine = RoundEngine(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(3)),
-                         InMemoryTransport(), "test_hermit")
+    with OVERLAYS.registered("test_hermit", Hermit):
+        engine = RoundEngine(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(3)),
+                             InMemoryTransport(), "test_hermit")
+    assert "test_hermit" not in OVERLAYS
     assert isinstance(engine.overlay, Hermit)
     engine.prepare(0)
     engine.gossip()

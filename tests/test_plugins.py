@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from parsefl import plugins
 from parsefl.errors import ConfigError
 from parsefl.plugins import load_plugin, load_plugins
 
@@ -41,7 +42,9 @@ def test_the_worked_example_runs_through_the_console_script(tmp_path):
     assert "parse_heads" in listed.stdout and "encoders stay private" in listed.stdout
 
 
-def test_the_example_aggregator_runs_by_name_with_hand_computed_weights(tmp_path):
+@pytest.mark.usefixtures("registries_restored")
+def test_the_example_aggregator_runs_by_name_with_hand_computed_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(plugins, "_loaded", set())  # loaded here, forgotten after the test
     load_plugin(str(EXAMPLE))
     from parsefl.aggregation import build_aggregator
 

@@ -1,6 +1,9 @@
 """The README's two set-up commands are what CI runs and what a newcomer types."""
 
+import re
 from pathlib import Path
+
+from parsefl.config import PRESETS, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,4 +30,12 @@ def test_constraints_pin_every_dependency():
 
 
 def test_quickstart_preset_is_shipped_and_linked():
-    assert (ROOT / "configs" / "quickstart.yaml").is_file()
+    """The README links the quickstart preset, the link resolves, and it is the very file that
+    ``parsefl run`` with no config reads (configs/ links to the package's presets)."""
+    targets = re.findall(r"\]\(([^)#]*quickstart\.yaml)\)", (ROOT / "README.md").read_text())
+    assert targets, "the README does not link the quickstart preset"
+    for target in targets:
+        linked = ROOT / target
+        assert linked.is_file(), f"README link {target} resolves to no file"
+        assert linked.resolve() == (PRESETS / "quickstart.yaml").resolve()
+        assert load_config(linked) == load_config(None)

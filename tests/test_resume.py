@@ -15,7 +15,6 @@ from parsefl.errors import ConfigError
 from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
 from parsefl.experiments.run import run_experiment
 from parsefl.runtime import RoundStats
-from parsefl.runtime.vectorized import VectorizedExecutor
 
 BASE = ["data.name=synthetic_pid", "data.params={label: mixed, n_samples: 400}",
         "mix={m1: 2, m2: 1, m1+m2: 2}", "model.dim=12", "model.encoder.params.hidden=[16]",
@@ -85,13 +84,15 @@ def test_a_shorter_run_extended_by_resume_equals_the_whole_run(whole):
     assert (out / "metrics.csv").read_text() == (tmp / "whole" / "metrics.csv").read_text()
 
 
-def test_vectorized_backend_was_used(whole):
+def test_the_run_used_the_backend_it_was_given(whole):
+    """Read from what the run wrote: only the vectorized backend has state of its own (the
+    stacked optimizers), saved beside the agents in every checkpoint as
+    ``executor_run.safetensors``; a reference run's checkpoints have none."""
     overrides, tmp, _ = whole
-    if "runtime.backend=vectorized" in overrides:  # both vectorized setups
-        from parsefl.experiments.build import build_experiment
-
-        exp = build_experiment(load_config(None, overrides))
-        assert isinstance(exp.loop.executor, VectorizedExecutor)
+    folders = sorted((tmp / "whole" / "state").glob("round_*"))
+    assert folders and all((f / "run.json").is_file() for f in folders)
+    stacked = "runtime.backend=vectorized" in overrides
+    assert [(f / "executor_run.safetensors").is_file() for f in folders] == [stacked] * len(folders)
 
 
 def test_resume_refuses_another_config(tmp_path):

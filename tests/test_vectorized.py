@@ -90,14 +90,14 @@ def test_mixing_matrix_gossip_equals_the_hand_computed_average():
 
     from parsefl.config import TrainConfig
     from parsefl.registry import SHARING
-    from parsefl.runtime import InMemoryTransport, RoundLoop
+    from parsefl.runtime import InMemoryTransport, RoundEngine
     from parsefl.topology import StaticGraph
 
     agents = [make_agent(i, "a") for i in range(3)] + [make_agent(3, "b")]
     for agent, value in zip(agents[:3], (0.0, 3.0, 6.0), strict=True):
         comp = agent.get_component("enc.a")
         agent.set_component("enc.a", {k: torch.full_like(v, value) for k, v in comp.items()})
-    loop = RoundLoop(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(4)),
+    loop = RoundEngine(agents, SHARING.get("parse")(), StaticGraph(nx.cycle_graph(4)),
                      InMemoryTransport())
     loop.executor = VectorizedExecutor(loop, TrainConfig(local_steps=1, batch_size=4))
     loop.prepare(0)

@@ -1,4 +1,4 @@
-"""parsefl on the peers workload, through the Python API: seconds per ``RoundLoop.step`` (local
+"""parsefl on the peers workload, through the Python API: seconds per ``RoundEngine.step`` (local
 training + ring gossip of the whole model), the same config as the ``parsefl run`` command
 that ``run.py`` times end to end. Run with the Python that has parsefl installed.
 
@@ -90,7 +90,7 @@ def plain_round(groups: list, steps: int, batch: int) -> None:
 
 def _time_phases(loop) -> dict[str, list[float]]:
     """Wrap the loop's executor so that each round's local training and gossip are timed
-    separately (``RoundLoop.step`` = handshake/plans + train + gossip)."""
+    separately (``RoundEngine.step`` = handshake/plans + train + gossip)."""
     spent: dict[str, list[float]] = {"train": [], "gossip": []}
     executor = loop.executor
     for name in spent:

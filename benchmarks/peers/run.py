@@ -15,7 +15,7 @@ is not there). Every run is one subprocess at a time, bounded by ``--timeout``.
 Figures: s/round is the median over the rounds after the first; end-to-end is the wall time
 of the whole subprocess (interpreter start, imports, data, start-up, rounds, final evaluation,
 teardown); start-up = end-to-end - rounds x s/round. For parsefl, s/round comes from timing
-``RoundLoop.step`` through the Python API and end-to-end from the ``parsefl run`` command.
+``RoundEngine.step`` through the Python API and end-to-end from the ``parsefl run`` command.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ the registry is complete wherever it is read, without a module-level import circ
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from parsefl.errors import ConfigError
@@ -44,6 +45,23 @@ class Registry(Generic[T]):
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (a component registered for a while only)."""
+        self._load()
+        if name not in self._items:
+            raise KeyError(f"{self.kind} {name!r} is not registered")
+        del self._descriptions[name]
+        return self._items.pop(name)
+
+    @contextmanager
+    def registered(self, name: str, obj: T, description: str = "") -> Iterator[T]:
+        """``obj`` registered as ``name`` inside the ``with`` block only (tests, notebooks)."""
+        self.register(name, description)(obj)
+        try:
+            yield obj
+        finally:
+            self.unregister(name)
 
     def get(self, name: str, field: str | None = None) -> T:
         """The entry called ``name``; an unknown name raises a ConfigError listing the choices."""

@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from parsefl.registry import AGGREGATION
-
-Tensors = Mapping[str, torch.Tensor]
+from parsefl.types import Tensors
 
 
 def fold_missing(

@@ -29,8 +29,7 @@ import torch
 
 from parsefl.aggregation import Aggregator
 from parsefl.compressors.communication import Communication, like_of
-
-Tensors = Mapping[str, torch.Tensor]
+from parsefl.types import Tensors
 
 
 class Choco:

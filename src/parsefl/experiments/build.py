@@ -26,7 +26,8 @@ from parsefl.model.pretrained import load_trunks
 from parsefl.registry import PARTITIONS, SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
 from parsefl.runtime.checks import ReceiveChecks
-from parsefl.runtime.vectorized import VectorizedExecutor, vectorized_blocker
+from parsefl.runtime.vectorized import VectorizedExecutor
+from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.sharing import SharingStrategy
 from parsefl.topology import StaticGraph, build_topology
 

@@ -47,9 +47,9 @@ from parsefl.experiments.rundir import atomic_write, write_json
 from parsefl.overlays.summary import plan_links
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
-from parsefl.runtime.distributed import DistributedLoop, component_specs, peer_ranks
+from parsefl.runtime.distributed import DistributedEngine, peer_ranks
 from parsefl.runtime.handshake import overlay_radius
-from parsefl.runtime.wire import WireError, loads_bounded
+from parsefl.runtime.wire import WireError, component_specs, loads_bounded
 
 log = logging.getLogger("parsefl.worker")
 
@@ -89,7 +89,7 @@ class Worker:
         self.transport = make_transport(args, rank, self.owner, component_specs(self.local),
                                         self.store, self.timeout_s, peers, self.exp.device,
                                         self.auth, codec=self.exp.loop.communication)
-        self.loop = DistributedLoop.from_engine(self.exp.loop, self.local, self.transport)
+        self.loop = DistributedEngine.from_engine(self.exp.loop, self.local, self.transport)
         self.backend = choose_executor(self.exp, self.loop, cfg)
         self.transport.checks = self.loop.checks  # one count per reason, wire and merge
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}

@@ -5,7 +5,7 @@ wherever overlays are read.
 """
 
 from parsefl.overlays import auto, induced, relay, rewire  # noqa: F401  (fill the registry)
-from parsefl.overlays.base import HopPath, Overlay
+from parsefl.overlays.base import Overlay
 from parsefl.topology.overlays import make_overlay
 
-__all__ = ["HopPath", "Overlay", "make_overlay"]
+__all__ = ["Overlay", "make_overlay"]

@@ -27,9 +27,10 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from parsefl.overlays.base import HopPath, Overlay
+from parsefl.overlays.base import Overlay
 from parsefl.registry import OVERLAYS
 from parsefl.topology.overlays import check_holders, empty_overlay, k_hop_paths
+from parsefl.types import HopPath
 
 
 @OVERLAYS.register("auto", "direct links between holders, plus the relayed links (at most k "

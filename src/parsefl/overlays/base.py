@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import networkx as nx
 
-HopPath = tuple[int, ...]
+from parsefl.types import HopPath
 
 
 class Overlay:

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from parsefl.overlays.base import HopPath, Overlay
+from parsefl.overlays.base import Overlay
 from parsefl.registry import OVERLAYS
 from parsefl.topology.overlays import bfs_distances, check_holders, empty_overlay, k_hop_paths
+from parsefl.types import HopPath
 
 
 @OVERLAYS.register("rewire", "each holder links to its `degree` nearest holders found within k "

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-Link = tuple[str, int, int, int]  # component, smaller end, larger end, physical hops
+from parsefl.types import OverlayLink
 
 
-def plan_links(plans: Mapping[int, Any]) -> list[Link]:
+def plan_links(plans: Mapping[int, Any]) -> list[OverlayLink]:
     """Every planned link of the given agents' plans (``GossipPlan``s): component, ends, hops."""
     return sorted({(comp, min(i, j), max(i, j), len(path) - 1)
                    for i, plan in plans.items()
@@ -21,7 +21,7 @@ def plan_links(plans: Mapping[int, Any]) -> list[Link]:
                    for j, path in peers.items()})
 
 
-def overlay_summary(links: Iterable[Link]) -> dict[str, dict[str, int]]:
+def overlay_summary(links: Iterable[OverlayLink]) -> dict[str, dict[str, int]]:
     """Per component: ``links``, ``relayed_links`` (paths of two hops or more), ``hops`` (all
     links' physical hops) and ``relay_hops`` (the hops of relayed links only)."""
     out: dict[str, dict[str, int]] = {}

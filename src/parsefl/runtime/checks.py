@@ -27,6 +27,8 @@ from collections.abc import Mapping
 
 import torch
 
+from parsefl.types import Tensors
+
 log = logging.getLogger(__name__)
 
 REASONS = ("non_finite", "names", "shape", "dtype", "norm")
@@ -35,7 +37,6 @@ DETAIL = {  # what each reason means, for the logs
     "shape": "dtype/shape: shape differs from the expected",
     "dtype": "dtype/shape: dtype differs from the expected", "norm": "norm above the bound",
 }
-Tensors = Mapping[str, torch.Tensor]
 
 
 class ReceiveChecks:

@@ -29,18 +29,12 @@ from parsefl.runtime.checks import DETAIL, ReceiveChecks
 from parsefl.runtime.loop import RoundEngine
 from parsefl.runtime.meter import LinkMeter
 from parsefl.runtime.transport import Message
-from parsefl.runtime.wire import (  # noqa: F401  (re-exported: the wire API lives in wire.py)
-    DTYPES,
-    KINDS,
-    MAX_FRAME,
+from parsefl.runtime.wire import (
     WIRE_VERSION,
     ComponentSpecs,
     Frames,
-    TensorSpec,
     WireError,
     check_control,
-    check_params,
-    component_specs,
     decode_one,
     encode,
     frame_limits,
@@ -299,5 +293,3 @@ class DistributedEngine(RoundEngine):
             self._known = {i: {j: v for j, v in t.items() if j not in gone}
                            for i, t in self._known.items()}
 
-
-DistributedLoop = DistributedEngine  # the old name, kept for one release

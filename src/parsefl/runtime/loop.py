@@ -248,8 +248,6 @@ class RoundEngine:
         self.executor.sync()
 
 
-RoundLoop = RoundEngine  # the old name (it never looped over rounds); kept for one release
-
 
 class ReferenceExecutor:
     """One agent at a time; every component travels as a message through the transport."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-Link = tuple[int, int]
+from parsefl.types import PhysicalLink
 
 
 def payload_bytes(tensors: Mapping[str, torch.Tensor]) -> int:
@@ -21,7 +21,7 @@ def payload_bytes(tensors: Mapping[str, torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-def path_links(path: Sequence[int]) -> list[Link]:
+def path_links(path: Sequence[int]) -> list[PhysicalLink]:
     """The undirected physical links a path crosses, each as (min, max)."""
     return [(min(a, b), max(a, b)) for a, b in zip(path, path[1:], strict=False)]
 
@@ -50,7 +50,7 @@ class LinkMeter:
         self.record(msg.path, size)
         return size
 
-    def add(self, counts: Mapping[Link, int]) -> None:
+    def add(self, counts: Mapping[PhysicalLink, int]) -> None:
         """Bill bytes already worked out per link (a backend replaying a cached round)."""
         self._bytes.update(counts)
 

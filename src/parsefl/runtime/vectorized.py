@@ -28,11 +28,7 @@ from parsefl.runtime.meter import LinkMeter, payload_bytes
 from parsefl.runtime.stacked_codec import make_codec
 from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
 from parsefl.runtime.stacked_group import StackedGroup
-from parsefl.runtime.vectorized_blocker import (  # noqa: F401  (re-exported)
-    Blocker,
-    vectorizable,
-    vectorized_blocker,
-)
+from parsefl.runtime.vectorized_blocker import vectorized_blocker
 
 if TYPE_CHECKING:
     from parsefl.runtime.loop import RoundEngine

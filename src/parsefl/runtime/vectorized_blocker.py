@@ -11,7 +11,6 @@ from parsefl.aggregation import (
     Aggregator,
     LinearAggregator,
     StackedAggregator,
-    build_aggregator,
 )
 from parsefl.config import TrainConfig
 from parsefl.runtime.agent import Agent
@@ -51,8 +50,3 @@ def vectorized_blocker(agents: Sequence[Agent], aggregator: Aggregator,
                        "backend keeps one per sender")
     return None
 
-
-def vectorizable(agents: Sequence[Agent], strategy: object, train: TrainConfig) -> str:
-    """Deprecated (one release): ``str(vectorized_blocker(...) or "")`` with the default
-    aggregator; ``strategy`` is ignored (strategies no longer merge)."""
-    return str(vectorized_blocker(agents, build_aggregator("mean"), train) or "")

@@ -21,11 +21,11 @@ import numpy as np
 
 from parsefl.errors import ConfigError
 from parsefl.registry import OVERLAYS
+from parsefl.types import HopPath
 
 if TYPE_CHECKING:
     from parsefl.overlays.base import Overlay
 
-HopPath = tuple[int, ...]
 Distances = Callable[[int], dict[int, int]]
 
 

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import networkx as nx
 
 from parsefl.config import RunConfig
@@ -16,8 +14,6 @@ from parsefl.runtime.distributed_vectorized import DistributedVectorizedExecutor
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.topology import build_topology
 from parsefl.topology.placement import cut_share, place
-
-log = logging.getLogger(__name__)
 
 
 def placement_graph(cfg: RunConfig) -> nx.Graph:
@@ -39,20 +35,14 @@ def placement(cfg: RunConfig, name: str | None, world: int) -> tuple[str, list[i
 
 
 def choose_executor(exp: Experiment, loop: DistributedEngine, cfg: RunConfig) -> str:
-    """The simulator's backend choice for these agents (``build_experiment`` made it):
-    stacked agents when it chose the vectorized backend, else one agent at a time. An
-    adversary keeps the reference path (senders tamper in their own process), and so does
-    compression or a per-slice period (the stacked workers send plain copies every round;
-    the reference path encodes each message). Returns the
-    backend's name; ``exp.loop`` drops its own executor (one stacked copy of the agents)."""
-    stacked = isinstance(exp.loop.executor, VectorizedExecutor)
-    if stacked and loop.adversary is not None:
-        log.warning("adversary configured: distributed workers use the reference backend")
-    elif stacked and loop.communication is not None and not (
-            loop.communication.plain and loop.communication.every_round):
-        log.warning("communication compresses or skips rounds: distributed workers use the "
-                    "reference backend")
-    elif stacked:
+    """The simulator's backend choice for these agents (``build_experiment`` made it, and
+    refused what its vectorized backend cannot run): stacked agents when it chose the
+    vectorized backend (adversaries, compression and periods included: senders tamper and
+    encode in their own process, ``runtime.distributed_vectorized``), else one agent at a
+    time. Returns the backend's name; ``exp.loop`` drops its own executor (one stacked copy
+    of the agents)."""
+    if isinstance(exp.loop.executor, VectorizedExecutor):
         loop.executor = DistributedVectorizedExecutor(loop, cfg.train)
     exp.loop.executor = loop.executor
     return "vectorized" if isinstance(loop.executor, VectorizedExecutor) else "reference"
+

@@ -7,6 +7,8 @@ are held to the reference workers' numbers instead (docs/robustness.md)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,20 @@ def test_an_omniscient_attacker_sends_what_a_reference_worker_sends(tmp_path: Pa
     assert [a["accuracy"] for a in dist["agents"]] == [a["accuracy"] for a in ref["agents"]]
     _same_parameters(tmp_path / "ref", tmp_path / "dist", atol=1e-5)
 
+
+def test_what_the_vectorized_backend_refuses_launch_refuses_before_starting(tmp_path: Path):
+    """Error feedback with an adversary: ``parsefl run`` refuses it with
+    ``runtime.backend=vectorized``; so does ``parsefl launch``, at config time (no worker
+    starts), with the same one line."""
+    args = [f"-o{o}" for o in [*TINY, "runtime.backend=vectorized", "adversary={agents: [1]}",
+                               "communication.compressor=int8",
+                               "communication.error_feedback=true"]]
+    proc = subprocess.run([sys.executable, "-m", "parsefl.cli", "launch", "--nproc", "2",
+                           "--out", str(tmp_path / "x"), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: runtime.backend: vectorized backend unavailable: error feedback with an "
+        "adversary: receivers' public copies of an attacker differ, and the vectorized backend "
+        "keeps one per sender"]
+    assert not (tmp_path / "x" / "logs").exists()  # no worker was started

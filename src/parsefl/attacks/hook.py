@@ -1,4 +1,4 @@
-"""The send-path hook of the reference executor (and so of every distributed worker): the
+"""The send-path hook of the reference executor and of the stacked distributed worker: the
 attackers' messages of one round replaced by what they send, one recipient at a time, through
 the same :meth:`Adversary.tamper` the vectorized backend calls on all recipients at once."""
 

@@ -24,6 +24,7 @@ from parsefl.errors import ConfigError
 from parsefl.experiments.build import agent_count
 from parsefl.experiments.merge import STARTUP_S, merge_run
 from parsefl.experiments.placing import placement as resolve_placement
+from parsefl.experiments.placing import refuse_unstackable
 from parsefl.experiments.rundir import atomic_write, default_run_dir
 from parsefl.experiments.worker import runtime_setting
 from parsefl.plugins import load_plugins
@@ -69,6 +70,7 @@ def launch(
     load_plugins(plugins)
     cfg = load_config(config, overrides, method)
     placement = resolve_placement(cfg, placement, nproc)[0]  # bad name or nproc: exit 2 here
+    refuse_unstackable(cfg)  # as parsefl run refuses it: exit 2 before any worker starts
     out = Path(out_dir) if out_dir else \
         default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     if resume and not (out / "state").is_dir():

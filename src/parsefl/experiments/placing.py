@@ -4,20 +4,21 @@
 
 from __future__ import annotations
 
-import logging
-
 import networkx as nx
 
+from parsefl.aggregation import build_aggregator
+from parsefl.attacks import build_attack
+from parsefl.attacks.select import choose_adversaries
 from parsefl.config import RunConfig
-from parsefl.experiments.build import Experiment, agent_count
+from parsefl.errors import ConfigError
+from parsefl.experiments.build import Experiment, agent_count, agent_groups, build_communication
 from parsefl.registry import SHARING
 from parsefl.runtime.distributed import DistributedEngine
 from parsefl.runtime.distributed_vectorized import DistributedVectorizedExecutor
 from parsefl.runtime.vectorized import VectorizedExecutor
+from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.topology import build_topology
 from parsefl.topology.placement import cut_share, place
-
-log = logging.getLogger(__name__)
 
 
 def placement_graph(cfg: RunConfig) -> nx.Graph:
@@ -39,20 +40,38 @@ def placement(cfg: RunConfig, name: str | None, world: int) -> tuple[str, list[i
 
 
 def choose_executor(exp: Experiment, loop: DistributedEngine, cfg: RunConfig) -> str:
-    """The simulator's backend choice for these agents (``build_experiment`` made it):
-    stacked agents when it chose the vectorized backend, else one agent at a time. An
-    adversary keeps the reference path (senders tamper in their own process), and so does
-    compression or a per-slice period (the stacked workers send plain copies every round;
-    the reference path encodes each message). Returns the
-    backend's name; ``exp.loop`` drops its own executor (one stacked copy of the agents)."""
-    stacked = isinstance(exp.loop.executor, VectorizedExecutor)
-    if stacked and loop.adversary is not None:
-        log.warning("adversary configured: distributed workers use the reference backend")
-    elif stacked and loop.communication is not None and not (
-            loop.communication.plain and loop.communication.every_round):
-        log.warning("communication compresses or skips rounds: distributed workers use the "
-                    "reference backend")
-    elif stacked:
+    """The simulator's backend choice for these agents (``build_experiment`` made it, and
+    refused what its vectorized backend cannot run): stacked agents when it chose the
+    vectorized backend (adversaries, compression and periods included: senders tamper and
+    encode in their own process, ``runtime.distributed_vectorized``), else one agent at a
+    time. Returns the backend's name; ``exp.loop`` drops its own executor (one stacked copy
+    of the agents)."""
+    if isinstance(exp.loop.executor, VectorizedExecutor):
         loop.executor = DistributedVectorizedExecutor(loop, cfg.train)
     exp.loop.executor = loop.executor
     return "vectorized" if isinstance(loop.executor, VectorizedExecutor) else "reference"
+
+
+def refuse_unstackable(cfg: RunConfig) -> None:
+    """``runtime.backend: vectorized`` with what the vectorized backend refuses for the whole
+    config (error feedback with an adversary, an aggregator with no stacked form), refused
+    before any process starts: each worker would refuse it only after starting. Rules that
+    need the built agents (``imperfect``) stay with the workers; ``auto`` needs nothing here
+    (the workers take the simulator's choice and ``distributed.backend`` records it)."""
+    if cfg.runtime.backend != "vectorized":
+        return
+    blocker = vectorized_blocker([], build_aggregator(cfg.aggregation.name,
+                                                      cfg.aggregation.params),
+                                 cfg.train, communication=build_communication(cfg),
+                                 attacked=_attacked(cfg))
+    if blocker:
+        raise ConfigError("runtime.backend", f"vectorized backend unavailable: {blocker}")
+
+
+def _attacked(cfg: RunConfig) -> bool:
+    """Whether an adversary replaces some agents' sent copies (as ``RoundEngine.attackers``)."""
+    adv = cfg.adversary
+    if adv is None or SHARING.get(cfg.method, field="method").centralized or \
+            build_attack(adv.attack, adv.params).data_poisoning:
+        return False
+    return bool(choose_adversaries(adv, agent_groups(cfg), cfg.seed))

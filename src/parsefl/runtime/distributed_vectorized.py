@@ -4,50 +4,43 @@ stacked form, and components that cross a process boundary travel through the tr
 (gloo or gRPC) as ordinary ``params`` messages, one per (sender, receiver, component).
 
 A component's gossip is the simulator's stacked gossip (``runtime.stacked_gossip.build_mix``)
-over the local holders *plus* one extra row per remote sender: the copies that arrived are
-stacked into those rows (an ``_Inbox``), which keep their own value (an identity row), so the
-local holders' rows see exactly the simulator's weighted sum. A planned remote copy that did
-not arrive (lost process, rejected message) gives its weight back by the aggregator's rule,
-as the reference executor does; that round's mix is built for the copies that arrived.
-Every message is billed once: by the transport when its receiver is remote, here otherwise.
+over the local holders *plus* extra rows (``runtime.remote_rows``): the copies that arrived
+from remote senders, and while an adversary is active, each attacker's crafted copy per
+receiver. Extra rows keep their own value (an identity row), so the local holders' rows see
+exactly the reference receiver's weighted sum. A planned remote copy that did not arrive
+(lost process, rejected message) gives its weight back by the aggregator's rule, as the
+reference executor does; that round's mix is built for the copies that arrived.
+
+What crosses processes is what the reference sender sends (``runtime.loop.ReferenceExecutor``):
+an attacker's copy crafted from what this process sends the same receiver, then encoded by the
+``communication:`` policy (with error feedback: the difference to the sender's public copy,
+the stacked codec's row). The local mix encodes the local holders' rows (``make_codec``) and
+takes the extra rows as decoded. Every message is billed once: by the transport when its
+receiver is remote, here otherwise.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 
 from parsefl.aggregation import Aggregator, LinearAggregator, fold_missing
-from parsefl.config import TrainConfig
+from parsefl.attacks.hook import tamper_messages
+from parsefl.compressors import like_of
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
+from parsefl.runtime.remote_rows import Inbox, Row, routes, row_plans, split
+from parsefl.runtime.stacked_codec import make_codec
 from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
 from parsefl.runtime.transport import Message
 from parsefl.runtime.vectorized import VectorizedExecutor
 
-if TYPE_CHECKING:
-    from parsefl.runtime.loop import RoundEngine
-
-
-class _Inbox:
-    """The remote copies of one component, stacked (``stacked_gossip.Stacked``)."""
-
-    def __init__(self, like: Mapping[str, torch.Tensor], senders: list[int]) -> None:
-        self.senders = senders
-        self.params = {n: t.new_zeros((len(senders), *t.shape)) for n, t in like.items()}
-
-    def fill(self, copies: Mapping[int, Mapping[str, torch.Tensor]]) -> None:
-        for k, j in enumerate(self.senders):
-            body = copies.get(j)
-            for n, t in self.params.items():
-                if body is None:
-                    t[k].zero_()  # not arrived: its weight goes back to the receivers' own
-                else:
-                    t[k].copy_(body[n])
+Tensors = Mapping[str, torch.Tensor]
+Crafted = dict[tuple[int, str, int], Tensors]  # (attacker, component, receiver) -> its copy
+RECENT = 4  # builds kept (periods alternate the plans; the engine re-plans every round)
 
 
 @dataclass
@@ -56,11 +49,28 @@ class _Component:
 
     comp: str
     names: list[str]
-    order: list[int]  # local holders (group-major), then the remote senders
+    holders: list[int]  # the local holders, group-major (the mix's first rows)
     parts: list  # (group or inbox, rows), as build_mix wants them
-    inbox: _Inbox
+    plans: dict[int, GossipPlan]  # the local holders' plans over row ids
+    route: dict[tuple[int, int], Row]  # (sender, local holder) -> row of its copy
+    remote: frozenset[Row]  # rows filled from messages (the others are local)
+    inbox: Inbox | None
     mix: StackedMix
     degraded: tuple[frozenset, StackedMix] | None = None  # the mix for some missing copies
+
+    @property
+    def order(self) -> list[Row]:
+        return self.holders + (self.inbox.rows if self.inbox is not None else [])
+
+
+@dataclass
+class _Build:
+    """What one set of plans derives: the mixes, what to send, the bytes billed here."""
+
+    parts: list[_Component]
+    out: list[tuple[int, str, int, tuple[int, ...]]]  # (src, comp, dst, path) to send
+    local_bytes: Counter
+    row: dict[tuple[int, str], tuple[_Component, int]] = field(default_factory=dict)
 
 
 class DistributedVectorizedExecutor(VectorizedExecutor):
@@ -69,84 +79,144 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
 
     backend_name = "VectorizedExecutor"  # records (results.json dynamics) name the backend
 
-    def __init__(self, loop: RoundEngine, train: TrainConfig) -> None:
-        super().__init__(loop, train)
-        self._plans: dict[int, GossipPlan] | None = None
-        self._parts: list[_Component] = []
-        self._out: list[tuple[int, str, int, tuple[int, ...]]] = []  # (src, comp, dst, path)
-        self._local_bytes: Counter = Counter()
+    _built: list[tuple[dict[int, GossipPlan], bool, _Build]]  # recent builds, newest last
 
     def _regroup(self) -> None:
         super()._regroup()
-        self._plans = None  # the mixes point at the old groups' stacked rows
+        self._built = []  # the mixes point at the old groups' stacked rows
 
     def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
-        # The distributed engine re-plans every round (lost peers): rebuild only when the
-        # plans' content changed, not their version.
-        if self._plans != plans:
-            self._build_all(plans)
-            self._plans = {i: plans[i] for i in plans}
+        if self._epoch != self.loop.plan_epoch:  # public copies restart with new plans
+            self._hats, self._epoch = {}, self.loop.plan_epoch
+        adversary = self.loop.adversary
+        attacking = bool(self.loop.attackers) and adversary.active(self.loop.round)
+        build = self._build_for(plans, attacking)
         with torch.no_grad():
-            sent = [Message(i, j, "params", self._body(i, comp), path, comp)
-                    for i, comp, j, path in self._out]
+            crafted = self._crafted(plans) if attacking else {}
+            honest: dict[tuple[int, str], Tensors] = {}
+            sent = [Message(i, j, "params", self._sent(build, i, comp, j, crafted, honest),
+                            path, comp) for i, comp, j, path in build.out]
             inbox = self.loop.transport.exchange(sent)
-            for part in self._parts:
-                self._mix_one(part, plans, inbox)
-        self.loop.transport.meter.add(self._local_bytes)
+            for part in build.parts:
+                self._mix_one(part, inbox, crafted)
+        self.loop.transport.meter.add(build.local_bytes)
+
+    def _build_for(self, plans: dict[int, GossipPlan], attacking: bool) -> _Build:
+        """The build for these plans' *content* (the distributed engine re-plans every round,
+        so versions always differ)."""
+        for old, was, build in self._built:
+            if was == attacking and old == plans:
+                return build
+        build = self._build_all(plans, attacking)
+        self._built = [*self._built[-(RECENT - 1):], ({i: plans[i] for i in plans}, attacking,
+                                                       build)]
+        return build
 
     def _body(self, i: int, comp: str) -> dict[str, torch.Tensor]:
         g, k = self.where[i]
         return {n: g.params[n][k] for n in self.loop.agents[i].component_params[comp]}
 
-    def _mix_one(self, part: _Component, plans: Mapping[int, GossipPlan],
-                 inbox: Mapping[int, list[Message]]) -> None:
-        copies: dict[int, dict[str, torch.Tensor]] = {}
-        arrived: dict[int, set[int]] = {}
-        for i in part.order[: len(part.order) - len(part.inbox.senders)]:
-            for msg in inbox.get(i, ()):
-                if msg.component == part.comp:
-                    copies.setdefault(msg.src, msg.body)
-                    arrived.setdefault(i, set()).add(msg.src)
-        part.inbox.fill(copies)
-        missing = frozenset((i, j) for i in part.order if i in plans
-                            for j in plans[i].weights[part.comp]
-                            if j in part.inbox.senders and j not in arrived.get(i, ()))
-        mix = part.mix if not missing else self._degraded(part, plans, arrived, missing)
-        mix.apply(self.loop.aggregator, self.loop.checks, None, self.loop.round)
+    def _crafted(self, plans: Mapping[int, GossipPlan]) -> Crafted:
+        """Each local attacker's copy for each receiver, crafted as the reference sender
+        crafts it: over the receiver's own copy (when local) and the copies this process
+        sends that receiver."""
+        attackers = self.loop.attackers
+        hit = {(j, c) for i, p in plans.items() if i in attackers
+               for c, peers in p.paths.items() for j in peers}
+        own = {(i, c): self._body(i, c) for i, p in plans.items() for c in p.paths}
+        msgs = [Message(i, j, "params", own[i, c], path, c) for i, p in plans.items()
+                for c, peers in p.paths.items() for j, path in peers.items() if (j, c) in hit]
+        out = tamper_messages(self.loop.adversary, msgs, own, plans, self.loop.round)
+        return {(m.src, m.component, m.dst): m.body for m in out if m.src in attackers}
 
-    def _degraded(self, part: _Component, plans: Mapping[int, GossipPlan],
-                  arrived: Mapping[int, set[int]], missing: frozenset) -> StackedMix:
+    def _sent(self, build: _Build, i: int, comp: str, j: int, crafted: Crafted,
+              honest: dict[tuple[int, str], Tensors]) -> Tensors:
+        """What ``i`` sends ``j`` of ``comp``, as the reference sender encodes it (an honest
+        copy once per (sender, component); error feedback: its difference to the public
+        copy, before this round moves it)."""
+        comm, r = self.loop.communication, self.loop.round
+        plain = comm is None or comm.plain
+        if (i, comp, j) in crafted:
+            body = crafted[i, comp, j]
+            return body if plain else comm.encode(comp, i, r, body)
+        if (i, comp) not in honest:
+            x = self._body(i, comp)
+            if not plain and comm.error_feedback:
+                part, row = build.row[i, comp]
+                hat = make_codec(comm, part.mix, self._hats).hat
+                x = {n: t - hat[n][row].view_as(t) for n, t in x.items()}
+            honest[i, comp] = x if plain else comm.encode(comp, i, r, x)
+        return honest[i, comp]
+
+    def _mix_one(self, part: _Component, inbox: Mapping[int, list[Message]],
+                 crafted: Crafted) -> None:
+        bodies: dict[Row, Tensors] = {}
+        arrived: dict[int, set[Row]] = {}
+        for i in part.holders:
+            for msg in inbox.get(i, ()):
+                row = part.route.get((msg.src, i))
+                if msg.component == part.comp and row in part.remote:
+                    bodies.setdefault(row, msg.body)
+                    arrived.setdefault(i, set()).add(row)
+        for (j, comp, i), body in crafted.items():
+            if comp == part.comp and (j, i) in part.route and i in self.loop.agents:
+                bodies[part.route[j, i]] = self._decoded(comp, j, body)
+        if part.inbox is not None:
+            part.inbox.fill(bodies)
+        missing = frozenset((i, row) for i in part.holders
+                            for row in part.plans[i].weights[part.comp]
+                            if row in part.remote and row not in arrived.get(i, ()))
+        mix = part.mix if not missing else self._degraded(part, arrived, missing)
+        codec = make_codec(self.loop.communication, mix, self._hats)
+        mix.apply(self.loop.aggregator, self.loop.checks, None, self.loop.round,
+                  split(codec, len(part.holders), part.inbox))
+
+    def _decoded(self, comp: str, sender: int, body: Tensors) -> Tensors:
+        """A local attacker's copy as its (local) receiver decodes it."""
+        comm = self.loop.communication
+        if comm is None or comm.plain:
+            return body
+        return comm.decode(comp, comm.encode(comp, sender, self.loop.round, body),
+                           like_of(body))
+
+    def _degraded(self, part: _Component, arrived: Mapping[int, set[Row]],
+                  missing: frozenset) -> StackedMix:
         """The mix when some planned remote copies did not arrive (cached while the same
         ones are missing, e.g. a lost process)."""
         if part.degraded is None or part.degraded[0] != missing:
-            view = _folded(plans, part.comp, part.order, {i for i, _ in missing}, arrived,
-                           set(part.inbox.senders), self.loop.aggregator)
+            view = _folded(part.plans, part.comp, part.order, {i for i, _ in missing},
+                           arrived, set(part.remote), self.loop.aggregator)
             mix = build_mix(part.comp, part.names, part.order, part.parts, view,
                             self.loop.aggregator, padded=pairwise(self.loop.checks))
             part.degraded = (missing, mix)
         return part.degraded[1]
 
-    def _build_all(self, plans: dict[int, GossipPlan]) -> None:
-        """Per (component, signature): the local holders' stacked mix with remote rows; the
+    def _build_all(self, plans: dict[int, GossipPlan], attacking: bool) -> _Build:
+        """Per (component, signature): the local holders' stacked mix with extra rows; the
         messages to send across processes; the bytes billed here (local receivers)."""
         holders: dict[tuple[str, str], list[int]] = {}
         tariff, out = LinkMeter(), []
+        comm = self.loop.communication
         for i, plan in plans.items():
             agent = self.loop.agents[i]
             for comp, peers in plan.paths.items():
                 holders.setdefault((comp, agent.capability().signatures[comp]), []).append(i)
-                size = payload_bytes({n: agent.model.get_parameter(n)
-                                      for n in agent.component_params[comp]})
+                tensors = {n: agent.model.get_parameter(n) for n in agent.component_params[comp]}
+                size = payload_bytes(tensors) if comm is None or comm.plain else \
+                    comm.bytes(comp, like_of(tensors))  # as encoded
                 for j, path in peers.items():
                     if j in self.loop.agents:
                         tariff.record(path, size)
                     else:  # the transport bills it when it sends it
                         out.append((i, comp, j, path))
-        self._out, self._local_bytes = out, tariff.take()
-        self._parts = [self._component(comp, ids, plans) for (comp, _), ids in holders.items()]
+        per_pair = self.loop.attackers if attacking else frozenset()
+        parts = [self._component(comp, ids, plans, per_pair) for (comp, _), ids in holders.items()]
+        build = _Build(parts, out, tariff.take())
+        build.row = {(i, p.comp): (p, k) for p in parts for k, i in enumerate(p.holders)}
+        return build
 
-    def _component(self, comp: str, ids: list[int],
-                   plans: Mapping[int, GossipPlan]) -> _Component:
+    def _component(self, comp: str, ids: list[int], plans: Mapping[int, GossipPlan],
+                   per_pair: frozenset[int]) -> _Component:
         order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]),
                                            self.where[i][1]))
         parts: list = []
@@ -155,16 +225,19 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
             if mine:
                 parts.append((g, mine))
         names = list(self.loop.agents[order[0]].component_params[comp])
-        senders = sorted({j for i in order for j in plans[i].weights[comp]
-                          if j not in self.loop.agents})
-        g, k = self.where[order[0]]
-        inbox = _Inbox({n: g.params[n][k] for n in names}, senders)
-        if senders:
-            parts.append((inbox, list(range(len(senders)))))
-        full = {**{i: plans[i] for i in order}, **{j: _self_only(comp) for j in senders}}
-        mix = build_mix(comp, names, order + senders, parts, full, self.loop.aggregator,
+        route = routes(plans, comp, order, per_pair, len(self.loop.transport.owner))
+        extra = sorted(set(route.values()) - set(order))
+        remote = frozenset(row for (j, _), row in route.items() if j not in self.loop.agents)
+        inbox = None
+        if extra:
+            g, k = self.where[order[0]]
+            inbox = Inbox({n: g.params[n][k] for n in names}, extra)
+            parts.append((inbox, list(range(len(extra)))))
+        mine_plans = row_plans(plans, comp, order, route)
+        full = {**mine_plans, **{row: _self_only(comp) for row in extra}}
+        mix = build_mix(comp, names, order + extra, parts, full, self.loop.aggregator,
                         padded=pairwise(self.loop.checks))
-        return _Component(comp, names, order + senders, parts, inbox, mix)
+        return _Component(comp, names, order, parts, mine_plans, route, remote, inbox, mix)
 
 
 def _self_only(comp: str) -> GossipPlan:

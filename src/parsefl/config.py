@@ -251,7 +251,10 @@ def _check_names(cfg: RunConfig) -> None:
         TOPOLOGIES,
     )
 
-    SHARING.get(cfg.method, field="method")
+    if SHARING.get(cfg.method, field="method").centralized and cfg.dynamics != DynamicsConfig():
+        raise ConfigError("dynamics", f"{cfg.method} pools every agent's data into one model, "
+                          "so no modality, membership or step schedule applies to it; leave "
+                          "dynamics at its defaults")
     resolve_dataset(cfg.data.name)
     PARTITIONS.get(cfg.partition.name, field="partition.name")
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")

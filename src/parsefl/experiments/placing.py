@@ -34,6 +34,17 @@ def placement(cfg: RunConfig, name: str | None, world: int) -> tuple[str, list[i
     """(placement name, rank of each agent, share of round 0's edges that cross processes);
     ``name`` None: ``runtime.placement``."""
     name = name or cfg.runtime.placement
+    if world > 1 and SHARING.get(cfg.method, field="method").centralized:
+        raise ConfigError("--nproc", f"{cfg.method} pools every agent's data into one model, "
+                          "which runs in one process: use --nproc 1 or parsefl run")
+    if world > 1 and cfg.adversary is not None and \
+            build_attack(cfg.adversary.attack, cfg.adversary.params).omniscient:
+        # The simulator's attacker reads its recipients' honest copies of the same round; a
+        # worker holds only its own process's, so the attack would silently be weaker.
+        raise ConfigError("adversary.attack", f"{cfg.adversary.attack!r} is omniscient (it "
+                          "reads the honest copies of the round it attacks), which only one "
+                          "process can give it: use parsefl run or --nproc 1, or a "
+                          "non-omniscient attack")
     graph = placement_graph(cfg)
     owner = place(name, graph, world, cfg.seed)
     return name, owner, cut_share(graph, owner)

@@ -24,7 +24,7 @@ from parsefl.experiments.convergence import (
     stop_record,
 )
 from parsefl.experiments.dynamics import dynamics_record
-from parsefl.experiments.results import metrics_row, results_dict
+from parsefl.experiments.results import metrics_row, results_dict, summarize_cosine
 from parsefl.experiments.rundir import write_csv, write_json
 from parsefl.overlays.summary import overlay_summary
 from parsefl.runtime import Evaluation, RoundStats
@@ -87,68 +87,92 @@ def _summary(rank: int, out: Path, store: dist.Store,
 
 def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: Path,
            world: int, wall: float, placement: str) -> dict[str, Any]:
-    """Merge the summaries into the simulator's metrics.csv and results.json (plus a
+    """Merge the ranks' records into the simulator's metrics.csv and results.json (plus a
     ``distributed`` section: placement, missing agents, lost peers, bytes on the wire)."""
-    ran = 1 + max((rec["round"] for s in summaries.values() for rec in s["history"]["rounds"]),
-                  default=cfg.rounds - 1)
-    cfg = cfg.model_copy(update={"rounds": ran})  # rounds: auto may have stopped early
-    bytes_rounds = [Counter() for _ in range(cfg.rounds)]
-    losses: list[dict[int, float]] = [{} for _ in range(cfg.rounds)]
-    evals: dict[int, list[dict]] = {}
-    for s in summaries.values():
-        for rec in s["history"]["rounds"]:
-            bytes_rounds[rec["round"]].update({(u, v): b for u, v, b in rec["links"]})
-            losses[rec["round"]].update({int(k): v for k, v in rec["losses"].items()})
-        for r, rows in s["history"]["evals"].items():
-            evals.setdefault(int(r), []).extend(rows)
-    rows, cum = [], 0
-    for r in range(cfg.rounds):
-        cum += sum(bytes_rounds[r].values())
-        if r in evals and ((r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1):
-            ev = _evaluation(evals[r])
-            loss = float(np.nanmean([losses[r][i] for i in sorted(losses[r])]))
-            rows.append(metrics_row(RoundStats(r, loss, bytes_rounds[r]), ev, cum))
-    write_csv(out / "metrics.csv", rows)
-    results = results_dict(cfg, exp, evals[cfg.rounds - 1], bytes_rounds, wall)
+    results = merged_results(cfg, exp, summaries, out, wall)
     missing = sorted(set(range(world)) - set(summaries))
     wire = sum((Counter(s["wire"]) for s in summaries.values()), Counter())
-    results["diagnostics"] = {"gradient_cosine": None,  # not gathered across processes
-                              "overlay": overlay_summary(tuple(link) for s in summaries.values()
-                                                         for link in s.get("overlay_links", []))}
-    results["ablations"] = {"slice_drop": None}  # needs every agent's model in one place
-    phases = exp.loop.strategy.phases
     first = summaries[min(summaries)]
-    if "phases" in first:  # every rank agreed on the same phase starts
-        phases.load(first["phases"])
-    results["convergence"] = convergence_summary(
-        [s["validation"] for s in summaries.values() if "validation" in s], ran,
-        final_phase_start(phases, ran))
-    results.update(stop_record(phases, ran, any(s.get("plateau") for s in summaries.values())))
     results["distributed"] = {
         "world_size": world, "placement": placement,
         # share of round 0's physical edges whose ends sit in different processes
-        "cross_edge_share": summaries[min(summaries)].get("cross_edge_share"),
-        "backend": summaries[min(summaries)].get("backend", "reference"),
+        "cross_edge_share": first.get("cross_edge_share"),
+        "backend": first.get("backend", "reference"),
         "missing_ranks": missing,
         "missing_agents": [i for i in range(len(exp.n_train)) if i not in
                            {row["id"] for row in results["agents"]}],
         "lost_peers": {str(k): s["lost"] for k, s in sorted(summaries.items()) if s["lost"]},
         "rejected_messages": wire.pop("rejected", 0),
         "wire_bytes": dict(wire),
-        "resumed_from_round": summaries[min(summaries)]["resumed_from"],
-        "transport": summaries[min(summaries)].get("transport", "gloo"),
+        "resumed_from_round": first["resumed_from"],
+        "transport": first.get("transport", "gloo"),
         # Every summary merged came from a process that signed and verified every frame.
         "authenticated": all(s.get("authenticated", False) for s in summaries.values()),
         # gRPC with mutual TLS; gloo sends plaintext (signatures: integrity, not secrecy).
         "encrypted": all(s.get("encrypted", False) for s in summaries.values()),
         "insecure": any(s.get("insecure", False) for s in summaries.values()),
     }
-    results["rejected_messages"] = dict(sum((Counter(s.get("rejected", {}))
-                                             for s in summaries.values()), Counter()))
-    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
-        results["dynamics"] = record
     write_json(out / "results.json", results)
     return results
+
+
+def merged_results(cfg: RunConfig, exp: Experiment, records: Mapping[int, dict], out: Path,
+                   wall: float) -> dict[str, Any]:
+    """results.json (without what only one runtime knows) from the records of
+    :class:`~parsefl.experiments.session.RunSession`: one (the simulator's) or one per rank;
+    metrics.csv is written from them too (:func:`metrics_rows`)."""
+    history = [r["history"] for r in records.values()]
+    ran = 1 + max((rec["round"] for h in history for rec in h["rounds"]),
+                  default=cfg.rounds - 1)
+    cfg = cfg.model_copy(update={"rounds": ran})  # rounds: auto may have stopped early
+    rows, bytes_rounds, evals = metrics_rows(cfg, history)
+    write_csv(out / "metrics.csv", rows)
+    results = results_dict(cfg, exp, evals[ran - 1], bytes_rounds, wall)
+    cosines = [rec.get("cosine", {}) for rec in history[0]["rounds"]]
+    results["diagnostics"] = {
+        # per process: a whole-run figure only when one process held every agent
+        "gradient_cosine": summarize_cosine(cosines) if len(records) == 1 else None,
+        "overlay": overlay_summary(tuple(link) for r in records.values()
+                                   for link in r.get("overlay_links", []))}
+    phases = exp.loop.strategy.phases
+    first = records[min(records)]
+    phases.load(first["phases"])  # every rank agreed on the same phase starts
+    results["convergence"] = convergence_summary(
+        [r["validation"] for r in records.values()], ran, final_phase_start(phases, ran))
+    results.update(stop_record(phases, ran, any(r["plateau"] for r in records.values())))
+    results["rejected_messages"] = dict(sum((Counter(r.get("rejected", {}))
+                                             for r in records.values()), Counter()))
+    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
+        results["dynamics"] = record
+    return results
+
+
+def metrics_rows(cfg: RunConfig, history: list[dict]) -> tuple[list[dict], list[Counter],
+                                                                 dict[int, list[dict]]]:
+    """metrics.csv's rows from the records' histories (rounds ``0 .. cfg.rounds - 1``), the
+    bytes per link of every round, and the evaluation rows by round."""
+    bytes_rounds = [Counter() for _ in range(cfg.rounds)]
+    losses: list[dict[int, float]] = [{} for _ in range(cfg.rounds)]
+    cosine: list[dict[str, float]] = [{} for _ in range(cfg.rounds)]
+    evals: dict[int, list[dict]] = {}
+    for h in history:
+        for rec in h["rounds"]:
+            bytes_rounds[rec["round"]].update({(u, v): b for u, v, b in rec["links"]})
+            losses[rec["round"]].update({int(k): v for k, v in rec["losses"].items()})
+            if len(history) == 1:
+                cosine[rec["round"]] = rec.get("cosine", {})
+        for r, rows in h["evals"].items():
+            evals.setdefault(int(r), []).extend(rows)
+    rows, cum = [], 0
+    for r in range(cfg.rounds):
+        cum += sum(bytes_rounds[r].values())
+        if r in evals and ((r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1):
+            # the mean over the agents that trained, in id order (every runtime alike)
+            loss = float(np.nanmean([losses[r][i] for i in sorted(losses[r])])) \
+                if losses[r] else float("nan")
+            rows.append(metrics_row(RoundStats(r, loss, bytes_rounds[r], cosine[r]),
+                                    _evaluation(evals[r]), cum))
+    return rows, bytes_rounds, evals
 
 
 def _evaluation(rows: list[dict]) -> Evaluation:

@@ -31,20 +31,14 @@ from parsefl.errors import ConfigError, ParseflError
 from parsefl.experiments.build import build_experiment
 from parsefl.experiments.checkpoint import (
     complete_rounds,
-    fingerprint,
-    load_state,
-    round_folder,
-    save_state,
 )
-from parsefl.experiments.convergence import Validate
-from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
+from parsefl.experiments.driver import RoundEnd, run_rounds
 from parsefl.experiments.links import make_auth, make_transport
 from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.placing import choose_executor, placement
 from parsefl.experiments.results import save_checkpoints
-from parsefl.experiments.run import convergence_stop
 from parsefl.experiments.rundir import atomic_write, write_json
-from parsefl.overlays.summary import plan_links
+from parsefl.experiments.session import RunSession
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import DistributedEngine, peer_ranks
@@ -92,7 +86,6 @@ class Worker:
         self.loop = DistributedEngine.from_engine(self.exp.loop, self.local, self.transport)
         self.backend = choose_executor(self.exp, self.loop, cfg)
         self.transport.checks = self.loop.checks  # one count per reason, wire and merge
-        self.history: dict[str, Any] = {"rounds": [], "evals": {}}
         self.clock = time.perf_counter()
         log.info("rank %d of %d, pid %d, agents %s, peer ranks %s, timeout %g s, %s, "
                  "%s backend, placement %s (%.1f%% of edges cross processes)",
@@ -102,32 +95,27 @@ class Worker:
                  self.backend, self.placement, 100 * self.cross_share)
 
     def run(self, resume: bool) -> None:
-        self.validate = validate = Validate(self.loop, self.local, self.exp.val,
-                                            self.cfg.eval_every)
-        self.stop = convergence_stop(self.cfg, self.loop, validate)
-        first = self.restore() if resume else 0
+        self.session = session = RunSession(
+            self.cfg, self.exp, self.loop, self.local, self.out, self.marker,
+            lambda: {"world_size": self.world, "owner": self.owner,
+                     "wire": dict(self.transport.wire)})
+        first = session.restore(self.agreed_round()) if resume else 0
+        if first:
+            self.transport.wire.update(session.restored["wire"])
         if self.rank == 0:
             atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
         ds = self.exp.dataset
-        hooks = [Evaluate(self.loop, self.cfg.eval_every,
-                          lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
-                                           ds.n_classes)),
-                 validate, *self.stop, self.record,
-                 Checkpoint(self.loop, self.every, self.checkpoint),
+        hooks = [*session.hooks(lambda: evaluate(self.slots, self.exp.test_x, self.exp.test_y,
+                                                 ds.n_classes), self.every),
                  lambda end: end.round == first and write_json(
                      self.out / "logs" / f"plans_rank_{self.rank}.json", self.plans()),
                  self.log_round]
         run_rounds(self.loop, self.cfg.rounds, hooks, first)
         save_checkpoints(self.local, self.out / "checkpoints")
-        summary = {"rank": self.rank, "agents": [a.id for a in self.local],
-                   "history": self.history, "wire": dict(self.transport.wire),
+        summary = {**session.summary(), "rank": self.rank, "agents": [a.id for a in self.local],
+                   "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
-                   "resumed_from": first, "validation": validate.to_json(),
-                   "phases": self.loop.strategy.phases.state(),
-                   "plateau": any(s.stopped for s in self.stop),
-                   "insecure": self.insecure,
-                   "rejected": self.loop.checks.counts,
-                   "overlay_links": plan_links(self.loop.plans),
+                   "resumed_from": first, "insecure": self.insecure,
                    "authenticated": self.auth is not None or (self.kind == "grpc"
                                                               and not self.insecure),
                    "world_size": self.world, "placement": self.placement,
@@ -168,58 +156,22 @@ class Worker:
             return None
         return summary if isinstance(summary, dict) and summary.get("rank") == rank else None
 
-    def record(self, end: RoundEnd) -> None:
-        self.history["rounds"].append({
-            "round": end.round, "losses": {str(a.id): a.last_loss for a in self.local},
-            "links": [[u, v, b] for (u, v), b in sorted(end.stats.link_bytes.items())],
-        })
-        if end.evaluation is not None:
-            self.history["evals"][str(end.round)] = end.evaluation.agents
-
     def log_round(self, end: RoundEnd) -> None:
         now = time.perf_counter()
         log.info("round %d done: loss %.4f, %d bytes counted, %.3f s", end.round,
                  end.stats.loss, sum(end.stats.link_bytes.values()), now - self.clock)
         self.clock = now
 
-    def checkpoint(self, done: int) -> None:
-        """This rank's part of ``state/round_<done>/`` (its JSON marker written last)."""
-        save_state(round_folder(self.out, done), self.local, self.loop.executor, self.marker, {
-            "rounds_done": done, "world_size": self.world, "owner": self.owner,
-            "fingerprint": fingerprint(self.cfg), "history": self.history,
-            "wire": dict(self.transport.wire), "validation": self.validate.to_json(),
-            "phases": self.loop.strategy.phases.state()},
-            self.loop.checks)
-
-    def restore(self) -> int:
-        """Agree with every rank on the latest round all of them checkpointed; load it."""
+    def agreed_round(self) -> int:
+        """The latest round every rank checkpointed (agreed through the store)."""
         if self.store is None:
             raise ConfigError("--resume", "needs the gloo transport (it agrees on the round "
                               "through the store)")
         self.store.set(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
         keys = [f"resume/{k}" for k in range(self.world)]
         self.store.wait(keys, timedelta(seconds=max(self.timeout_s, STARTUP_S)))
-        done = max(set.intersection(*(set(json.loads(self.store.get(k))) for k in keys)),
+        return max(set.intersection(*(set(json.loads(self.store.get(k))) for k in keys)),
                    default=0)
-        if not done:
-            log.warning("no checkpoint complete on every rank: starting from round 0")
-            return 0
-        folder = round_folder(self.out, done)
-        meta = json.loads((folder / self.marker).read_text())
-        if meta["owner"] != self.owner or meta["fingerprint"] != fingerprint(self.cfg):
-            raise ConfigError("--resume", f"{folder} was written with another placement, "
-                              "process count or config; resume with the same ones")
-        if hasattr(self.loop.executor, "load_checkpoint_state"):
-            self.loop.replay_schedules(done)  # stacked groups as when saved
-        load_state(folder, self.local, self.loop.executor, self.marker, self.loop.checks)
-        self.history = meta["history"]
-        if "validation" in meta:
-            self.validate.load(meta["validation"], lambda r: r <= done)
-        if "phases" in meta:  # where rounds: auto ended a phase early
-            self.loop.strategy.phases.load(meta["phases"])
-        self.transport.wire.update(meta["wire"])
-        log.info("resumed from %s", folder)
-        return done
 
     def plans(self) -> dict[str, Any]:
         """This round's gossip plans (peers with paths, MH weights), for inspection and tests."""

@@ -1,0 +1,143 @@
+"""One run lifecycle for every runtime: :class:`RunSession` records what each round produced,
+checkpoints it with the agents, restores it, and hands over the record at the end. The
+simulator is one session over every agent; each distributed worker is one over its rank's
+agents. Both write the same record (:meth:`RunSession.record`), which
+:func:`parsefl.experiments.merge.merged_results` turns into ``results.json`` and
+``metrics.csv`` — from one record (the simulator) or one per rank (``parsefl launch``,
+``parsefl merge``).
+
+The record: ``history`` (per round: the round, each agent that trained's loss, the bytes per
+physical link, gradient cosines; per evaluated round: each agent's evaluation row), the
+validation curves, the phase starts, and whether the plateau rule ended the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from parsefl.config import RunConfig
+from parsefl.errors import ConfigError
+from parsefl.experiments.build import Experiment
+from parsefl.experiments.checkpoint import fingerprint, load_state, round_folder, save_state
+from parsefl.experiments.convergence import PlateauStop, Validate
+from parsefl.experiments.driver import Checkpoint, Evaluate, Hook, RoundEnd
+from parsefl.overlays.summary import plan_links
+from parsefl.runtime import Agent, Evaluation
+
+log = logging.getLogger(__name__)
+
+
+def convergence_stop(cfg: RunConfig, loop: Any, validate: Validate) -> list[PlateauStop]:
+    """The ``rounds: auto`` hook (none for a fixed number of rounds)."""
+    if cfg.train.stop != "plateau":
+        return []
+    if validate.source != "validation":
+        raise ConfigError("train.val_fraction", "train.stop: plateau needs a validation split "
+                          "(train.val_fraction > 0) and a non-pooled method")
+    # At least two windows of evaluations before anything may stop.
+    return [PlateauStop(loop, validate, cfg.eval_every, min_rounds=10 * cfg.eval_every)]
+
+
+class RunSession:
+    """The lifecycle of one process's part of a run (see the module docstring).
+
+    ``marker``: the checkpoint part this session writes (``run.json`` for the simulator,
+    ``rank_K.json`` for rank K); ``meta``: what else its checkpoints hold and a restore must
+    find equal (a worker's placement), read back by :meth:`restore` as ``self.restored``."""
+
+    def __init__(self, cfg: RunConfig, exp: Experiment, loop: Any, agents: Sequence[Agent],
+                 out: Path, marker: str,
+                 meta: Callable[[], Mapping[str, Any]] = dict) -> None:
+        self.cfg, self.exp, self.loop, self.agents = cfg, exp, loop, list(agents)
+        self.out, self.marker, self.meta = out, marker, meta
+        self.validate = Validate(loop, self.agents, exp.val, cfg.eval_every)
+        self.stop = convergence_stop(cfg, loop, self.validate)
+        self.history: dict[str, Any] = {"rounds": [], "evals": {}}
+        self.wall_s = 0.0  # spent in earlier, interrupted parts of the run
+        self.started = time.perf_counter()
+        self.restored: dict[str, Any] = {}
+
+    def hooks(self, evaluate: Callable[[], Evaluation], checkpoint_every: int,
+              on_checkpoint: Callable[[int], None] | None = None) -> list[Hook]:
+        """Evaluation, validation (and the ``rounds: auto`` stop), the record, checkpoints."""
+        def save(done: int) -> None:
+            self.checkpoint(done)
+            if on_checkpoint is not None:
+                on_checkpoint(done)
+
+        return [Evaluate(self.loop, self.cfg.eval_every, evaluate), self.validate,
+                *self.stop, self.record, Checkpoint(self.loop, checkpoint_every, save)]
+
+    @property
+    def plateau(self) -> bool:
+        """Whether the ``rounds: auto`` rule ended the run."""
+        return any(s.stopped for s in self.stop)
+
+    def wall(self) -> float:
+        return self.wall_s + time.perf_counter() - self.started
+
+    def record(self, end: RoundEnd) -> None:
+        online = self.loop.online
+        self.history["rounds"].append({
+            "round": end.round,
+            "losses": {str(a.id): a.last_loss for a in self.agents if a.id in online},
+            "links": [[u, v, b] for (u, v), b in sorted(end.stats.link_bytes.items())],
+            "cosine": end.stats.gradient_cosine,
+        })
+        if end.evaluation is not None:
+            self.history["evals"][str(end.round)] = end.evaluation.agents
+
+    def summary(self) -> dict[str, Any]:
+        """This session's record (a worker adds its transport's view before publishing)."""
+        return {"history": self.history, "validation": self.validate.to_json(),
+                "phases": self.loop.strategy.phases.state(), "plateau": self.plateau,
+                "rejected": self.loop.checks.counts,
+                "overlay_links": plan_links(self.loop.plans), "wall_s": self.wall()}
+
+    def checkpoint(self, done: int) -> None:
+        """This session's part of ``state/round_<done>/`` (its marker written last)."""
+        save_state(round_folder(self.out, done), self.agents, self.loop.executor, self.marker,
+                   {"rounds_done": done, "fingerprint": fingerprint(self.cfg),
+                    "history": self.history, "validation": self.validate.to_json(),
+                    "phases": self.loop.strategy.phases.state(), "wall_s": self.wall(),
+                    **self.meta()}, self.loop.checks)
+
+    def restore(self, done: int) -> int:
+        """Continue after the checkpoint of round ``done`` (0: start afresh): the agents, the
+        executor's state and the record as they were, and the schedules replayed; the
+        config and this session's ``meta`` must be those it was written with."""
+        if not done:
+            log.warning("no complete checkpoint in %s: starting from round 0", self.out)
+            return 0
+        folder = round_folder(self.out, done)
+        meta = json.loads((folder / self.marker).read_text())
+        if not {"validation", "phases"} <= set(meta) or "evals" not in meta.get("history", {}):
+            raise ConfigError("--resume", f"{folder} was written by an older parsefl (another "
+                              "checkpoint schema); start the run afresh")
+        changed = [k for k, v in self.meta().items() if k in meta and meta[k] != v
+                   and k != "wire"]
+        if meta["fingerprint"] != fingerprint(self.cfg) or changed:
+            raise ConfigError("--resume", f"{folder} was written with another config"
+                              f"{' or ' + ', '.join(changed) if changed else ''}; only rounds, "
+                              "eval_every, device and runtime may change")
+        if done > self.cfg.rounds:
+            raise ConfigError("rounds", f"the checkpoint in {folder} is past round "
+                              f"{self.cfg.rounds}")
+        self.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
+        load_state(folder, self.agents, self.loop.executor, self.marker, self.loop.checks)
+        every = self.cfg.eval_every
+        on_schedule = lambda r: r % every == 0 or r == self.cfg.rounds  # noqa: E731
+        self.history = {"rounds": meta["history"]["rounds"],
+                        "evals": {r: rows for r, rows in meta["history"]["evals"].items()
+                                  if on_schedule(int(r) + 1)}}
+        self.validate.load(meta["validation"], on_schedule)
+        self.loop.strategy.phases.load(meta["phases"])
+        self.wall_s = float(meta.get("wall_s", 0.0))
+        self.restored = meta
+        log.info("resumed from %s", folder)
+        return done

@@ -217,13 +217,8 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
 
     def _component(self, comp: str, ids: list[int], plans: Mapping[int, GossipPlan],
                    per_pair: frozenset[int]) -> _Component:
-        order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]),
-                                           self.where[i][1]))
-        parts: list = []
-        for g in self.groups:
-            mine = [self.where[i][1] for i in order if self.where[i][0] is g]
-            if mine:
-                parts.append((g, mine))
+        order, holders = self.holder_rows(ids)
+        parts: list = list(holders)
         names = list(self.loop.agents[order[0]].component_params[comp])
         route = routes(plans, comp, order, per_pair, len(self.loop.transport.owner))
         extra = sorted(set(route.values()) - set(order))

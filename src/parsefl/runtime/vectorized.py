@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -154,17 +154,21 @@ class VectorizedExecutor:
                     tariff.record(path, size)
         mixes = []
         for (comp, _), ids in holders.items():
-            order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]),
-                                               self.where[i][1]))
-            parts: list[tuple[StackedGroup, list[int]]] = []
-            for g in self.groups:
-                mine = [self.where[i][1] for i in order if self.where[i][0] is g]
-                if mine:
-                    parts.append((g, mine))
+            order, parts = self.holder_rows(ids)
             names = self.loop.agents[order[0]].component_params[comp]
             mixes.append(build_mix(comp, names, order, parts, plans, self.loop.aggregator,
                                    self.loop.attackers, padded=pairwise(self.loop.checks)))
         return mixes, tariff.take()
+
+    def holder_rows(self, ids: Iterable[int]) -> tuple[list[int], list[tuple[StackedGroup,
+                                                                           list[int]]]]:
+        """A component's holders ``ids`` group-major (the stacked merge's row order), and per
+        training group the rows of its stacked parameters they occupy."""
+        order = sorted(ids, key=lambda i: (self.groups.index(self.where[i][0]),
+                                           self.where[i][1]))
+        parts = [(g, rows) for g in self.groups
+                 if (rows := [self.where[i][1] for i in order if self.where[i][0] is g])]
+        return order, parts
 
     def sync(self) -> None:
         """Nothing to copy: each agent's parameters are views of its group's rows."""

@@ -19,7 +19,7 @@ from _common import append_results  # noqa: E402
 def bytes_of(method: str) -> tuple[float, int, dict[str, int]]:
     """Mean bytes per link, max bytes on a link, and bytes by component, in round 1."""
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
     from parsefl.runtime.transport import payload_bytes
 
     exp = build_experiment(load_config(None, [f"method={method}", "rounds=1",

@@ -40,7 +40,7 @@ SETTINGS = {
 
 def measure(n: int, setting: str, rounds: int) -> dict:
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     overrides = [*scaling_overrides(n, "ring", "vectorized"), "runtime.threads=1",
                  *SETTINGS[setting]]

@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 
 from parsefl.config import load_config
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.launcher import launch
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.build import build_experiment
 
 CONFIG = [
     "data.name=synthetic_pid", "data.params={label: mixed, n_samples: 2400}",

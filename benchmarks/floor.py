@@ -28,7 +28,7 @@ def plain_round(groups: list, steps: int, batch: int) -> None:
 
 def measure(n: int, rounds: int) -> tuple[float, float]:
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     cfg = load_config(None, scaling_overrides(n, "ring", "vectorized"))
     exp = build_experiment(cfg)

@@ -83,7 +83,7 @@ def overrides(n: int, device: str, threads: int) -> list[str]:
 def _build(n: int, device: str, threads: int):
     _register_dataset()
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     return build_experiment(load_config(None, overrides(n, device, threads)))
 

@@ -34,7 +34,7 @@ import torch, numpy, pydantic, networkx, sklearn
 print("python", __import__("sys").version.split()[0], "torch", torch.__version__,
       "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       "numpy", numpy.__version__, "pydantic", pydantic.VERSION)
-import parsefl.experiments.build  # fails here, not mid-benchmark, if a dependency is missing
+import parsefl.experiments.run.build  # fails here, not mid-benchmark, if a dependency is missing
 print("parsefl imports from", parsefl.__file__)
 EOF
 [ $? -eq 0 ] || { echo "import check failed"; return 3; }

@@ -155,7 +155,7 @@ def attribute(exp, device_type: str | None = None, python: bool = True) -> Ledge
 
 def measure(n: int) -> dict:
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     overrides = [*scaling_overrides(n, "ring", "vectorized"), "runtime.threads=1"]
     cfg = load_config(None, overrides)

@@ -34,7 +34,7 @@ AGGREGATORS = ("mean", "clipped", "trimmed_mean", "median", "geomed")
 
 def measure(n: int, aggregator: str, attack: str, rounds: int) -> dict:
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     overrides = [*scaling_overrides(n, "ring", "vectorized"), f"aggregation.name={aggregator}",
                  "runtime.threads=1"]

@@ -29,7 +29,7 @@ REFERENCE_MAX = 128  # the per-agent loop takes minutes per round beyond this
 def measure(n: int, topology: str, backend: str, rounds: int) -> dict:
     """One configuration, in this process: build time, median s/round, peak RSS."""
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     overrides = scaling_overrides(n, topology, backend)
     if topology == "erdos_renyi":  # sparse enough to stay meaningful at N = 1024

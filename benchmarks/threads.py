@@ -24,7 +24,7 @@ QUICKSTART = """
 import json, sys, tempfile, time, torch
 from pathlib import Path
 from parsefl.config import load_config
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.run.simulate import run_experiment
 cfg = load_config(None, json.loads(sys.argv[1]))
 start = time.perf_counter()
 res = run_experiment(cfg, Path(tempfile.mkdtemp()) / "run")
@@ -51,7 +51,7 @@ def scaling_rows(threads: int, ns: list[int]) -> dict[int, float]:
     import torch
 
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     torch.set_num_threads(threads)
     out = {}

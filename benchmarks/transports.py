@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from parsefl.experiments.launcher import launch
+from parsefl.experiments.distributed.launcher import launch
 
 ROUND_LINE = re.compile(r"round (\d+) done: .* ([\d.]+) s$")
 VARIANTS = {  # name -> (launch keywords, extra overrides)

@@ -171,7 +171,7 @@ def test_registry_lists_aggregators():
 
 @pytest.mark.usefixtures("median_registered")
 def test_median_vectorized_equals_reference_on_a_full_build():
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     base = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
             "mix={m1: 2, m2: 2, m1+m2: 3}", "model.dim=12", "model.encoder.params={hidden: [8]}",

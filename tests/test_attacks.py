@@ -138,7 +138,7 @@ def test_attack_waits_for_from_round(vectorized):
     ("geomed", "gaussian"), ("mean", "free_rider"), ("clipped", "nan"),
 ])
 def test_vectorized_equals_reference_under_attack_on_a_full_build(aggregator, attack):
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     base = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
             "mix={m1: 2, m2: 2, m1+m2: 3}", "model.dim=12", "model.encoder.params={hidden: [8]}",

@@ -61,8 +61,8 @@ def test_signed_launch_gives_the_simulator_numbers(tmp_path):
     from test_distributed import BOUND_S as WALL
     from test_distributed import EQUAL, _simulate, _strip
 
-    from parsefl.experiments.launcher import launch
-    from parsefl.experiments.merge import merge_run
+    from parsefl.experiments.distributed.launcher import launch
+    from parsefl.experiments.distributed.merge import merge_run
 
     overrides = [*EQUAL, "rounds=2", "eval_every=1", "runtime.auth=true"]
     dist = launch(None, overrides, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=WALL)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from parsefl.config import load_config
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.simulate import run_experiment
 from parsefl.model import MonolithicModel
 from parsefl.registry import SHARING
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from parsefl.experiments.launcher import _loopback_store
-from parsefl.experiments.merge import gather
+from parsefl.experiments.distributed.launcher import _loopback_store
+from parsefl.experiments.distributed.merge import gather
 
 
 def _listeners(port: int) -> set[str]:

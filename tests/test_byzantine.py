@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from parsefl.config import load_config
-from parsefl.experiments.launcher import launch
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.simulate import run_experiment
 
 BASE = [
     "data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",
@@ -91,7 +91,7 @@ class _Stop(Exception):
 def test_resume_restores_the_rejection_counts(tmp_path, backend):
     """An attacked run stopped after round 2 and resumed reports the rejections of every
     round, as the run that never stopped (agent 3 sends NaN to its neighbours)."""
-    from parsefl.experiments.run import run_experiment as run
+    from parsefl.experiments.run.simulate import run_experiment as run
 
     overrides = [*BASE, "rounds=4", "eval_every=2", "runtime.checkpoint_every=2",
                  f"runtime.backend={backend}", "train.local_steps=2",

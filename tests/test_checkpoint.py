@@ -1,4 +1,4 @@
-"""experiments/checkpoint.py: an agent restored from its checkpoint continues exactly as the
+"""experiments/run/checkpoint.py: an agent restored from its checkpoint continues exactly as the
 agent that wrote it (model, optimizer moments, batch generator and stream), and the run
 fingerprint ignores what may change on resume."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from parsefl.config import LossConfig, TrainConfig, load_config
-from parsefl.experiments.checkpoint import (
+from parsefl.experiments.run.checkpoint import (
     complete_rounds,
     fingerprint,
     load_agent_state,

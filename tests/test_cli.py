@@ -41,7 +41,7 @@ def _cli(*args, cwd=None):
 ])
 def test_bad_config_names_the_field(overrides, field, hint, tmp_path):
     with pytest.raises(ConfigError) as err:
-        from parsefl.experiments.build import build_experiment
+        from parsefl.experiments.run.build import build_experiment
 
         build_experiment(load_config(None, overrides))
     assert err.value.field.startswith(field)

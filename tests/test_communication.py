@@ -16,7 +16,7 @@ from parsefl.compressors import Communication, encode_tensors
 from parsefl.compressors.int8 import Int8
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import build_communication, build_experiment
+from parsefl.experiments.run.build import build_communication, build_experiment
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.distributed import DistributedTransport
 from parsefl.runtime.transport import Message
@@ -182,8 +182,8 @@ def test_bad_communication_config_is_one_line_exit_2(override, field, tmp_path):
 def test_launch_gives_the_simulator_numbers_with_compression(tmp_path):
     """Two processes on 127.0.0.1: encoded copies over the wire, decoded before the checks,
     error feedback's public copies kept per process, periods in lockstep."""
-    from parsefl.experiments.launcher import launch
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.distributed.launcher import launch
+    from parsefl.experiments.run.simulate import run_experiment
 
     cfg = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",
            "mix={m1: 2, m2: 2, m1+m2: 2}", "partition.name=iid", "model.dim=12",

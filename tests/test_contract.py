@@ -79,7 +79,7 @@ def overrides(cell: dict[str, str]) -> list[str]:
 def refusal(cell: dict[str, str], backend: str = "auto") -> str | None:
     """The one-line config error of an impossible combination (None: it is valid);
     ``backend``: also what that backend refuses for the whole config."""
-    from parsefl.experiments.placing import refuse_unstackable
+    from parsefl.experiments.distributed.placing import refuse_unstackable
 
     try:
         with _with_plugin():
@@ -133,7 +133,7 @@ REFUSED: dict[tuple[str, str, str, str], str | None] = {}
 
 def launch_refusal(cell: dict[str, str]) -> str | None:
     """Why ``launch --nproc 2`` refuses the cell at config time (None: it runs it)."""
-    from parsefl.experiments.placing import placement
+    from parsefl.experiments.distributed.placing import placement
 
     try:
         with _with_plugin():
@@ -166,7 +166,7 @@ def plugin():
 
 
 def _simulate(cell: dict[str, str], backend: str, out: Path) -> dict:
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.run.simulate import run_experiment
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -247,7 +247,7 @@ def test_reference_equals_vectorized(cell, plugin, tmp_path):
 @pytest.mark.parametrize("transport", ["gloo", "grpc"])
 @pytest.mark.parametrize("cell", LAUNCHED, ids=_cell_id)
 def test_launch_equals_the_simulator(cell, transport, plugin, tmp_path):
-    from parsefl.experiments.launcher import launch
+    from parsefl.experiments.distributed.launcher import launch
 
     ref = _simulate(cell, "reference", tmp_path / "ref")
     dist = launch(None, overrides(cell), nproc=2, out_dir=tmp_path / "dist",

@@ -8,8 +8,8 @@ import pytest
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.experiments.convergence import agree, hold_out, plateau_gain, plateaued
-from parsefl.experiments.driver import RoundEnd, run_rounds
+from parsefl.experiments.run.convergence import agree, hold_out, plateau_gain, plateaued
+from parsefl.experiments.run.driver import RoundEnd, run_rounds
 from parsefl.runtime import InMemoryTransport, RoundStats
 
 
@@ -74,7 +74,7 @@ def test_rounds_auto_needs_a_validation_split_and_sets_the_maximum():
 
 
 def test_the_warning_names_the_runs_that_had_not_plateaued():
-    from parsefl.experiments.convergence import warn_unconverged
+    from parsefl.experiments.run.convergence import warn_unconverged
 
     results = {"parse/seed0": {"convergence": {"converged": True}},
                "dsgd_full/seed0": {"convergence": {"converged": False}},
@@ -94,8 +94,8 @@ AUTO = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 6
 def test_rounds_auto_stops_at_the_same_round_in_the_simulator_and_under_launch(tmp_path):
     import torch
 
-    from parsefl.experiments.launcher import launch
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.distributed.launcher import launch
+    from parsefl.experiments.run.simulate import run_experiment
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -92,7 +92,7 @@ SMALL_RUN = ["data.name=synthetic_pid", "mix={m1+m2: 2}", "partition.name=iid", 
 @pytest.mark.parametrize("rate,labelled", [(0.0, 800), (0.5, 400), (0.99, 8)])
 def test_missing_labels_leave_exactly_the_labelled_samples(rate, labelled) -> None:
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     agent = build_experiment(load_config(None, [
         *SMALL_RUN, f"imperfect.missing_labels={rate}"])).agents[0]
@@ -106,7 +106,7 @@ def test_missing_labels_leaving_one_label_train_nothing() -> None:
     # 100 samples at 0.99: one labelled sample, too few for a batch; it was trained on all
     # 100 labels before (an empty view list was read as "no views").
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
 
     agent = build_experiment(load_config(None, [
         *SMALL_RUN, "data.params={n_samples: 250}", "imperfect.missing_labels=0.99"])).agents[0]

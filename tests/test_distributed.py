@@ -18,9 +18,9 @@ import torch
 from two_ranks import join, run_pair
 
 from parsefl.config import load_config
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.launcher import launch
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.simulate import run_experiment
 
 BASE = [
     "data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from parsefl.aggregation import build_aggregator
 from parsefl.config import load_config
-from parsefl.experiments.launcher import launch
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.simulate import run_experiment
 from parsefl.runtime.distributed_vectorized import _folded
 from parsefl.runtime.handshake import GossipPlan
 

@@ -11,10 +11,10 @@ import torch
 import yaml
 
 from parsefl.config import load_config
-from parsefl.experiments.compare import run_and_summarize
-from parsefl.experiments.divergence import Diverged, stop_if_diverged
-from parsefl.experiments.run import run_experiment
-from parsefl.experiments.sweep import load_sweep
+from parsefl.experiments.run.divergence import Diverged, stop_if_diverged
+from parsefl.experiments.run.simulate import run_experiment
+from parsefl.experiments.sweeps.compare import run_and_summarize
+from parsefl.experiments.sweeps.sweep import load_sweep
 
 QUICK = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
          "mix={m1: 1, m1+m2: 1}", "model.dim=9", "model.encoder.params.hidden=[8]",

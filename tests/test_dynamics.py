@@ -10,7 +10,7 @@ from conftest import make_agent
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import build_experiment
+from parsefl.experiments.run.build import build_experiment
 from parsefl.registry import SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
 from parsefl.runtime.schedules import ScheduledMembership, ScheduledModalities
@@ -188,7 +188,7 @@ class _Stop(Exception):
 
 @pytest.mark.parametrize("backend", ["reference", "vectorized"])
 def test_resume_across_a_modality_change_equals_the_whole_run(backend, tmp_path):
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.run.simulate import run_experiment
 
     def stop(stats, ev):
         if stats.round == 3:
@@ -207,7 +207,7 @@ def test_resume_across_a_modality_change_equals_the_whole_run(backend, tmp_path)
 
 
 def test_stragglers_steps_per_group_or_drawn_per_agent_and_round():
-    from parsefl.experiments.dynamics import _steps
+    from parsefl.experiments.run.dynamics import _steps
 
     groups = [("m1",), ("m2",), ("m1", "m2")]
     by_group = _steps({"m1+m2": 4}, groups, seed=0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from parsefl.config import load_config
-from parsefl.experiments.launcher import launch
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.simulate import run_experiment
 
 DYN = [
     "data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",

@@ -54,7 +54,7 @@ def test_the_old_names_are_gone(module, old):
 
 def test_the_old_worker_module_is_gone():
     assert importlib.util.find_spec("parsefl.experiments.launch") is None
-    assert importlib.util.find_spec("parsefl.experiments.worker") is not None
+    assert importlib.util.find_spec("parsefl.experiments.distributed.worker") is not None
 
 
 def test_from_engine_keeps_the_rules_and_takes_the_agents():

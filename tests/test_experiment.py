@@ -8,7 +8,7 @@ import json
 import pytest
 
 from parsefl.config import load_config
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.run.simulate import run_experiment
 
 SYNERGY = [
     "data.name=synthetic_pid", "data.params={label: synergy, n_samples: 1200}",

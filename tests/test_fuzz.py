@@ -64,7 +64,7 @@ CONFIGS = _configs()
 def in_process(monkeypatch, capsys):
     """Run ``parsefl ARGS`` through cli.main in this process: (exit code, stderr, peak bytes)."""
     import parsefl.config_checks as checks
-    import parsefl.experiments.run as run_module
+    import parsefl.experiments.run.simulate as run_module
 
     build = run_module.build_experiment
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_distributed import BASE, BOUND_S, EQUAL, _simulate, _strip, _wait_for_round
 
-from parsefl.experiments.launcher import launch
+from parsefl.experiments.distributed.launcher import launch
 from parsefl.runtime.grpc_transport import METHOD, PREFIX, GrpcTransport, Tls
 from parsefl.security import init_keys
 
@@ -50,8 +50,8 @@ def test_insecure_grpc_is_recorded_and_survives_losing_the_first_process(tmp_pat
 
 def test_worker_refuses_grpc_without_certificates(tmp_path):
     from parsefl.errors import ConfigError
-    from parsefl.experiments.links import make_transport
-    from parsefl.experiments.worker import parser
+    from parsefl.experiments.distributed.links import make_transport
+    from parsefl.experiments.distributed.worker import parser
 
     args = parser().parse_args(["--out", str(tmp_path), "--transport", "grpc"])
     with pytest.raises(ConfigError, match="needs --keys DIR"):

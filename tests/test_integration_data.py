@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from parsefl.config import load_config
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.simulate import run_experiment
 
 SMALL = ["partition.name=iid", "model.dim=9", "model.encoder.params={hidden: [8]}",
          "train.local_steps=2", "rounds=2"]

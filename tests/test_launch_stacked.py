@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from parsefl.config import load_config
-from parsefl.experiments.launcher import launch
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.simulate import run_experiment
 
 # As tests/test_distributed_vectorized.py: relay paths, round_robin (most edges cross).
 TINY = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 600}",

@@ -106,8 +106,8 @@ def test_cross_correlation_closed_forms():
 
 def test_slice_drop_in_results_removes_exactly_that_head(tmp_path):
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
-    from parsefl.experiments.run import run_experiment, slice_drop
+    from parsefl.experiments.run.build import build_experiment
+    from parsefl.experiments.run.simulate import run_experiment, slice_drop
 
     overrides = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "mix={m1: 1, m1+m2: 1}",
                  "partition.name=iid", "model.dim=9", "train.local_steps=1", "rounds=1"]

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from parsefl.config import load_config
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.launcher import launch
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.distributed.launcher import launch
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.simulate import run_experiment
 from parsefl.overlays import make_overlay
 from parsefl.overlays.summary import overlay_line, overlay_summary, plan_links
 from parsefl.runtime import InMemoryTransport

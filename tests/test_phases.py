@@ -10,8 +10,8 @@ import networkx as nx
 import pytest
 
 from parsefl.config import load_config
-from parsefl.experiments.convergence import PlateauStop, final_phase_start, stop_record
-from parsefl.experiments.driver import RoundEnd
+from parsefl.experiments.run.convergence import PlateauStop, final_phase_start, stop_record
+from parsefl.experiments.run.driver import RoundEnd
 from parsefl.runtime import InMemoryTransport, RoundStats
 from parsefl.sharing.harmony import Harmony
 from parsefl.sharing.phases import Phases
@@ -97,7 +97,7 @@ HARMONY_AUTO = ["method=harmony", "data.name=synthetic_pid",
 
 
 def test_harmony_with_rounds_auto_runs_both_stages_before_it_stops(tmp_path):
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.run.simulate import run_experiment
 
     res = run_experiment(load_config(None, HARMONY_AUTO), tmp_path)
     names = [p["name"] for p in res["phases"]]

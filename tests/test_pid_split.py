@@ -5,8 +5,8 @@ from __future__ import annotations
 import networkx as nx
 
 from parsefl.config import load_config
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.pid_split import flood
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.studies.pid_split import flood
 
 BASE = [
     "data.name=synthetic_pid",

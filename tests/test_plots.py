@@ -17,9 +17,9 @@ from matplotlib.image import imread
 
 from parsefl.config import load_config, validate
 from parsefl.errors import ConfigError, DataError
-from parsefl.experiments.compare import compare_sweep, write_outputs
-from parsefl.experiments.run import run_experiment
-from parsefl.experiments.sweep import Sweep, load_sweep
+from parsefl.experiments.run.simulate import run_experiment
+from parsefl.experiments.sweeps.compare import compare_sweep, write_outputs
+from parsefl.experiments.sweeps.sweep import Sweep, load_sweep
 from parsefl.plots import plot_dir, plot_slices_tsne, write_report
 from parsefl.plots.markdown import markdown_to_html
 from parsefl.plots.tsne import embed

@@ -80,7 +80,7 @@ def test_launch_passes_the_plugin_to_every_worker(tmp_path):
 def test_only_heads_travel_under_the_example_strategy():
     script = textwrap.dedent(f"""
         import json, parsefl
-        from parsefl.experiments.build import build_experiment
+        from parsefl.experiments.run.build import build_experiment
         parsefl.load_plugins([{str(EXAMPLE)!r}])
         exp = build_experiment(parsefl.resolve_config(None, {SMALL!r}))
         exp.loop.step(0)

@@ -12,8 +12,8 @@ import torch
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.experiments.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
-from parsefl.experiments.run import run_experiment
+from parsefl.experiments.run.driver import Checkpoint, Evaluate, RoundEnd, run_rounds
+from parsefl.experiments.run.simulate import run_experiment
 from parsefl.runtime import RoundStats
 
 BASE = ["data.name=synthetic_pid", "data.params={label: mixed, n_samples: 400}",

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from parsefl.errors import ConfigError
-from parsefl.experiments.compare import compare_sweep, run_and_summarize
-from parsefl.experiments.sweep import load_sweep, parse_seeds, resolve_methods
+from parsefl.experiments.sweeps.compare import compare_sweep, run_and_summarize
+from parsefl.experiments.sweeps.sweep import load_sweep, parse_seeds, resolve_methods
 
 QUICK = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
          "mix={m1: 1, m2: 1, m1+m2: 1}", "model.dim=9", "model.encoder.params.hidden=[8]",
@@ -112,7 +112,7 @@ def _method(a, b, overall, n=1):
 def test_tables_mark_the_best_non_ceiling_value_and_drop_the_std_of_one_seed():
     from rich.console import Console
 
-    from parsefl.experiments.summary import markdown_table
+    from parsefl.experiments.sweeps.summary import markdown_table
     from parsefl.reporting import print_summary
 
     methods = {"local": _method(0.5, 0.9, 0.7), "parse": _method(0.8, 0.85, 0.82),
@@ -132,7 +132,7 @@ def test_tables_mark_the_best_non_ceiling_value_and_drop_the_std_of_one_seed():
 def test_a_section_added_later_at_its_default_is_no_difference():
     """A run saved before a release added ``communication`` still counts as the same run when
     the new section holds its defaults; set to something else, it is a difference."""
-    from parsefl.experiments.sweep import config_diff
+    from parsefl.experiments.sweeps.sweep import config_diff
     old = {"method": "parse", "rounds": 3}
     new = {**old, "communication": {"compressor": "none", "period": 1}}
     assert config_diff(old, new) == []

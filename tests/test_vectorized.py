@@ -7,7 +7,7 @@ import torch
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import build_experiment
+from parsefl.experiments.run.build import build_experiment
 from parsefl.registry import SHARING
 from parsefl.runtime.vectorized import VectorizedExecutor
 

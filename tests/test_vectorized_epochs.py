@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from parsefl.config import LossConfig, TrainConfig, load_config
-from parsefl.experiments.build import build_experiment
+from parsefl.experiments.run.build import build_experiment
 from parsefl.model import ModelSpec, SlicedModel
 from parsefl.runtime import Agent
 from parsefl.runtime.stacked_group import StackedGroup, _slots

@@ -35,7 +35,7 @@ def run_pair(script: str, out: Path) -> dict:
 
 def join(rank: int, port: int, out: Path):
     """In a rank process: log to ``out/rank<rank>.log`` and join the 2-process group."""
-    from parsefl.experiments.merge import connect
+    from parsefl.experiments.distributed.merge import connect
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     logging.basicConfig(filename=out / f"rank{rank}.log", level=logging.INFO)

@@ -50,7 +50,7 @@ def main() -> None:
 
     from parsefl import __version__ as parsefl_version
     from parsefl.config import load_config
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
     from parsefl.runtime import evaluate
 
     cfg = load_config(None, overrides(args.data.resolve(), args.peers, args.rounds, args.steps))

@@ -74,8 +74,8 @@ def run(config: ConfigLike = None, *, out: str | Path | None = None,
     """Run one experiment, e.g. ``parsefl.run(rounds=10, method="local")``; ``out`` defaults
     to ``runs/<method>-<dataset>-s<seed>-<time>``. See :func:`resolve_config`."""
     from parsefl.data import dataset_slug
-    from parsefl.experiments.run import run_experiment
-    from parsefl.experiments.rundir import default_run_dir
+    from parsefl.experiments.run.rundir import default_run_dir
+    from parsefl.experiments.run.simulate import run_experiment
 
     load_plugins(plugins)
     cfg = resolve_config(config, overrides, **values)
@@ -90,8 +90,8 @@ def compare(config: ConfigLike = None, *, methods: str | Sequence[str] = "all",
             **values: Any) -> CompareResult:
     """Run several methods x seeds on identical partitions, graphs and initialisations (as
     ``parsefl compare``); finished runs in ``out`` are reused."""
-    from parsefl.experiments.compare import run_and_summarize
-    from parsefl.experiments.sweep import Sweep, parse_seeds, resolve_methods
+    from parsefl.experiments.sweeps.compare import run_and_summarize
+    from parsefl.experiments.sweeps.sweep import Sweep, parse_seeds, resolve_methods
 
     load_plugins(plugins)
     raw = _raw(config, overrides, values)

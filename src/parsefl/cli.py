@@ -38,7 +38,7 @@ def run(
     from parsefl.config import load_config
     from parsefl.data import dataset_slug
     from parsefl.errors import ConfigError
-    from parsefl.experiments.rundir import default_run_dir
+    from parsefl.experiments.run.rundir import default_run_dir
     from parsefl.reporting import print_results, progress_callback
 
     if resume and out is None:
@@ -48,13 +48,13 @@ def run(
     out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
                   f"{cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}")
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.run.simulate import run_experiment
 
     try:
         with progress_callback(console, cfg.rounds) as on_round:
             results = run_experiment(cfg, out_dir, on_round, resume=resume)
     except KeyboardInterrupt:
-        from parsefl.experiments.interrupt import run_interrupted
+        from parsefl.experiments.run.interrupt import run_interrupted
 
         raise run_interrupted(out_dir) from None
     print_results(console, results)
@@ -72,7 +72,7 @@ def pretrain(
 ) -> None:
     """Pretrain per-modality encoder trunks on data.public (a split no agent holds)."""
     from parsefl.config import load_config
-    from parsefl.experiments.pretrain import pretrain as run_pretrain
+    from parsefl.experiments.studies.pretrain import pretrain as run_pretrain
 
     cfg = load_config(config, override or [])
     out = Path(str(out).replace("{seed}", str(cfg.seed)))
@@ -97,8 +97,8 @@ def compare(
 ) -> None:
     """Run several methods x seeds on identical partitions, graphs and initialisations."""
     _plugins(plugin)
-    from parsefl.experiments.compare import compare_sweep
-    from parsefl.experiments.sweep import parse_seeds, resolve_methods
+    from parsefl.experiments.sweeps.compare import compare_sweep
+    from parsefl.experiments.sweeps.sweep import parse_seeds, resolve_methods
 
     sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds),
                           _overrides(override, data))
@@ -108,8 +108,8 @@ def compare(
 
 def _run_sweep(spec, out: Path, jobs: int, overwrite: bool) -> None:
     """Run a sweep with a progress bar over runs, then print its summary table."""
-    from parsefl.experiments.compare import run_and_summarize
-    from parsefl.experiments.divergence import is_diverged
+    from parsefl.experiments.run.divergence import is_diverged
+    from parsefl.experiments.sweeps.compare import run_and_summarize
     from parsefl.reporting import print_summary, sweep_progress
 
     diverged: list[str] = []
@@ -123,7 +123,7 @@ def _run_sweep(spec, out: Path, jobs: int, overwrite: bool) -> None:
             summary = run_and_summarize(spec, out, jobs,
                                         lambda *a: (note(*a), on_done(*a)), overwrite)
     except KeyboardInterrupt:
-        from parsefl.experiments.interrupt import sweep_interrupted
+        from parsefl.experiments.run.interrupt import sweep_interrupted
 
         raise sweep_interrupted(out, [s.run_id for s in spec.specs()]) from None
     print_summary(console, summary)
@@ -143,7 +143,7 @@ def sweep(
 ) -> None:
     """Run a grid of config values x methods x seeds; finished runs are skipped (resume)."""
     _plugins(plugin)
-    from parsefl.experiments.compare import load_sweep
+    from parsefl.experiments.sweeps.compare import load_sweep
 
     spec = load_sweep(sweep_file, _overrides(override, data))
     out = out or Path("runs") / sweep_file.stem

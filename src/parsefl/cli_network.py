@@ -39,7 +39,7 @@ def launch(
         "--insecure", help="grpc without TLS: plaintext, unauthenticated (recorded)")] = False,
 ) -> None:
     """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
-    from parsefl.experiments.launcher import launch as run_launch
+    from parsefl.experiments.distributed.launcher import launch as run_launch
     from parsefl.reporting import print_results
 
     if insecure:
@@ -54,7 +54,7 @@ def launch(
 def merge(run_dir: Annotated[Path, typer.Argument(help="a distributed run folder")]) -> None:
     """Rebuild results.json and metrics.csv of a distributed run from its per-process
     summaries (logs/summary_rank_*.json, e.g. gathered from several machines)."""
-    from parsefl.experiments.merge import merge_run
+    from parsefl.experiments.distributed.merge import merge_run
     from parsefl.reporting import print_results
 
     print_results(console, merge_run(run_dir))

@@ -88,7 +88,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=2)
     local_epochs: int = Field(1, ge=1)
     local_steps: int | None = Field(None, ge=1)  # fixed steps per round (overrides epochs)
-    # Convergence (experiments/convergence.py): each agent's held-out validation share of its
+    # Convergence (experiments/run/convergence.py): each agent's held-out validation share of its
     # training data (0: none; curves then show test accuracy, as a report only); `rounds: auto`
     # sets stop: plateau and rounds: max_rounds (stop once every agent's curve plateaued).
     val_fraction: float = Field(0.0, ge=0, lt=0.5)

@@ -81,7 +81,7 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     """Per grid point, accuracy per group and overall per method (mean ± std over seeds; the
     mean alone for one seed), macro-F1 overall and bytes; the best non-ceiling value of each
     accuracy column in bold."""
-    from parsefl.experiments.summary import CEILING, best_methods, fmt_stat, group_columns
+    from parsefl.experiments.sweeps.summary import CEILING, best_methods, fmt_stat, group_columns
 
     for point, methods in summary.items():
         groups = group_columns(methods, "accuracy")

@@ -15,8 +15,8 @@ import numpy as np
 import yaml
 
 from parsefl.errors import DataError
-from parsefl.experiments.summary import summarize_method
-from parsefl.experiments.sweep import RunSpec, point_label
+from parsefl.experiments.sweeps.summary import summarize_method
+from parsefl.experiments.sweeps.sweep import RunSpec, point_label
 
 RUN_FILES = ("config.yaml", "metrics.csv", "results.json")
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from parsefl.experiments.rundir import atomic_write
-from parsefl.experiments.summary import markdown_report
+from parsefl.experiments.run.rundir import atomic_write
+from parsefl.experiments.sweeps.summary import markdown_report
 from parsefl.plots.load import RunData, SweepData, load_any
 from parsefl.plots.markdown import html_table, markdown_to_html
 from parsefl.plots.run_plots import plot_run

@@ -52,7 +52,7 @@ def slices_tsne_figure(run_dir: Path, agent: int, max_points: int = 600,
                        seed: int = 0) -> Figure:
     """The figure of ``plot_slices_tsne``, unsaved (so that it can be saved in several
     formats without running t-SNE again)."""
-    from parsefl.experiments.saved_agent import agent_slices, load_agent
+    from parsefl.experiments.run.saved_agent import agent_slices, load_agent
 
     model, x, y, class_names, title = load_agent(run_dir, agent)
     rng = np.random.default_rng(seed)

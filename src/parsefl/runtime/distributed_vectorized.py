@@ -37,8 +37,8 @@ from parsefl.runtime.stacked_codec import make_codec
 from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
 from parsefl.runtime.transport import Message
 from parsefl.runtime.vectorized import VectorizedExecutor
+from parsefl.types import Tensors
 
-Tensors = Mapping[str, torch.Tensor]
 Crafted = dict[tuple[int, str, int], Tensors]  # (attacker, component, receiver) -> its copy
 RECENT = 4  # builds kept (periods alternate the plans; the engine re-plans every round)
 

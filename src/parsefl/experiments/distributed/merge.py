@@ -13,22 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch.distributed as dist
 
 from parsefl.config import RunConfig
-from parsefl.experiments.build import Experiment
-from parsefl.experiments.convergence import (
-    convergence_summary,
-    final_phase_start,
-    stop_record,
-)
-from parsefl.experiments.dynamics import dynamics_record
-from parsefl.experiments.results import metrics_row, results_dict, summarize_cosine
-from parsefl.experiments.rundir import write_csv, write_json
-from parsefl.overlays.summary import overlay_summary
-from parsefl.runtime import Evaluation, RoundStats
-from parsefl.runtime.evaluate import summarize_groups
+from parsefl.experiments.run.build import Experiment
+from parsefl.experiments.run.results import merged_results
+from parsefl.experiments.run.rundir import write_json
 
 log = logging.getLogger(__name__)
 
@@ -116,71 +106,6 @@ def finish(cfg: RunConfig, exp: Experiment, summaries: Mapping[int, dict], out: 
     return results
 
 
-def merged_results(cfg: RunConfig, exp: Experiment, records: Mapping[int, dict], out: Path,
-                   wall: float) -> dict[str, Any]:
-    """results.json (without what only one runtime knows) from the records of
-    :class:`~parsefl.experiments.session.RunSession`: one (the simulator's) or one per rank;
-    metrics.csv is written from them too (:func:`metrics_rows`)."""
-    history = [r["history"] for r in records.values()]
-    ran = 1 + max((rec["round"] for h in history for rec in h["rounds"]),
-                  default=cfg.rounds - 1)
-    cfg = cfg.model_copy(update={"rounds": ran})  # rounds: auto may have stopped early
-    rows, bytes_rounds, evals = metrics_rows(cfg, history)
-    write_csv(out / "metrics.csv", rows)
-    results = results_dict(cfg, exp, evals[ran - 1], bytes_rounds, wall)
-    cosines = [rec.get("cosine", {}) for rec in history[0]["rounds"]]
-    results["diagnostics"] = {
-        # per process: a whole-run figure only when one process held every agent
-        "gradient_cosine": summarize_cosine(cosines) if len(records) == 1 else None,
-        "overlay": overlay_summary(tuple(link) for r in records.values()
-                                   for link in r.get("overlay_links", []))}
-    phases = exp.loop.strategy.phases
-    first = records[min(records)]
-    phases.load(first["phases"])  # every rank agreed on the same phase starts
-    results["convergence"] = convergence_summary(
-        [r["validation"] for r in records.values()], ran, final_phase_start(phases, ran))
-    results.update(stop_record(phases, ran, any(r["plateau"] for r in records.values())))
-    results["rejected_messages"] = dict(sum((Counter(r.get("rejected", {}))
-                                             for r in records.values()), Counter()))
-    if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
-        results["dynamics"] = record
-    return results
-
-
-def metrics_rows(cfg: RunConfig, history: list[dict]) -> tuple[list[dict], list[Counter],
-                                                                 dict[int, list[dict]]]:
-    """metrics.csv's rows from the records' histories (rounds ``0 .. cfg.rounds - 1``), the
-    bytes per link of every round, and the evaluation rows by round."""
-    bytes_rounds = [Counter() for _ in range(cfg.rounds)]
-    losses: list[dict[int, float]] = [{} for _ in range(cfg.rounds)]
-    cosine: list[dict[str, float]] = [{} for _ in range(cfg.rounds)]
-    evals: dict[int, list[dict]] = {}
-    for h in history:
-        for rec in h["rounds"]:
-            bytes_rounds[rec["round"]].update({(u, v): b for u, v, b in rec["links"]})
-            losses[rec["round"]].update({int(k): v for k, v in rec["losses"].items()})
-            if len(history) == 1:
-                cosine[rec["round"]] = rec.get("cosine", {})
-        for r, rows in h["evals"].items():
-            evals.setdefault(int(r), []).extend(rows)
-    rows, cum = [], 0
-    for r in range(cfg.rounds):
-        cum += sum(bytes_rounds[r].values())
-        if r in evals and ((r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1):
-            # the mean over the agents that trained, in id order (every runtime alike)
-            loss = float(np.nanmean([losses[r][i] for i in sorted(losses[r])])) \
-                if losses[r] else float("nan")
-            rows.append(metrics_row(RoundStats(r, loss, bytes_rounds[r], cosine[r]),
-                                    _evaluation(evals[r]), cum))
-    return rows, bytes_rounds, evals
-
-
-def _evaluation(rows: list[dict]) -> Evaluation:
-    rows = sorted(rows, key=lambda row: row["id"])
-    overall = {k: float(np.mean([row[k] for row in rows])) for k in ("accuracy", "macro_f1")}
-    return Evaluation(rows, summarize_groups(rows), overall)
-
-
 def merge_run(folder: str | Path) -> dict[str, Any]:
     """``parsefl merge RUN_DIR``: rebuild ``results.json`` and ``metrics.csv`` from the
     ``logs/summary_rank_*.json`` files in ``folder`` (e.g. copied there from every machine of a
@@ -188,7 +113,7 @@ def merge_run(folder: str | Path) -> dict[str, Any]:
     as missing, as rank 0 would list them."""
     from parsefl.config import load_config
     from parsefl.errors import ConfigError
-    from parsefl.experiments.build import build_experiment
+    from parsefl.experiments.run.build import build_experiment
     from parsefl.runtime.wire import WireError, loads_bounded
 
     out = Path(folder)

@@ -2,7 +2,7 @@
 checkpoints it with the agents, restores it, and hands over the record at the end. The
 simulator is one session over every agent; each distributed worker is one over its rank's
 agents. Both write the same record (:meth:`RunSession.record`), which
-:func:`parsefl.experiments.merge.merged_results` turns into ``results.json`` and
+:func:`parsefl.experiments.distributed.merge.merged_results` turns into ``results.json`` and
 ``metrics.csv`` — from one record (the simulator) or one per rank (``parsefl launch``,
 ``parsefl merge``).
 
@@ -22,10 +22,10 @@ from typing import Any
 
 from parsefl.config import RunConfig
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import Experiment
-from parsefl.experiments.checkpoint import fingerprint, load_state, round_folder, save_state
-from parsefl.experiments.convergence import PlateauStop, Validate
-from parsefl.experiments.driver import Checkpoint, Evaluate, Hook, RoundEnd
+from parsefl.experiments.run.build import Experiment
+from parsefl.experiments.run.checkpoint import fingerprint, load_state, round_folder, save_state
+from parsefl.experiments.run.convergence import PlateauStop, Validate
+from parsefl.experiments.run.driver import Checkpoint, Evaluate, Hook, RoundEnd
 from parsefl.overlays.summary import plan_links
 from parsefl.runtime import Agent, Evaluation
 

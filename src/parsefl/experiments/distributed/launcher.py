@@ -1,6 +1,7 @@
 """The parent side of ``parsefl launch``: write the run's config file, start N worker processes
 on this machine (with torchrun's environment; the worker entry is ``python -m
-parsefl.experiments.worker``), host the TCPStore, wait, and collect the merged results."""
+parsefl.experiments.distributed.worker``), host the TCPStore, wait, and collect the merged
+results."""
 
 from __future__ import annotations
 
@@ -21,15 +22,16 @@ import torch.distributed as dist
 from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import agent_count
-from parsefl.experiments.merge import STARTUP_S, merge_run
-from parsefl.experiments.placing import placement as resolve_placement
-from parsefl.experiments.placing import refuse_unstackable
-from parsefl.experiments.rundir import atomic_write, default_run_dir
-from parsefl.experiments.worker import runtime_setting
+from parsefl.experiments.distributed.merge import STARTUP_S, merge_run
+from parsefl.experiments.distributed.placing import placement as resolve_placement
+from parsefl.experiments.distributed.placing import refuse_unstackable
+from parsefl.experiments.distributed.worker import runtime_setting
+from parsefl.experiments.run.build import agent_count
+from parsefl.experiments.run.rundir import atomic_write, default_run_dir
 from parsefl.plugins import load_plugins
 from parsefl.security import init_keys
 
+WORKER = "parsefl.experiments.distributed.worker"  # the module every process runs
 log = logging.getLogger(__name__)
 
 
@@ -102,7 +104,7 @@ def launch(
     try:
         codes = _wait_all(procs, wall_timeout_s)
     except KeyboardInterrupt:
-        from parsefl.experiments.interrupt import launch_interrupted
+        from parsefl.experiments.run.interrupt import launch_interrupted
 
         raise launch_interrupted(out) from None
     return _collect(out, codes, started)
@@ -187,8 +189,8 @@ def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subp
     if loopback:  # gloo's own listening sockets: on the loopback interface only
         env.setdefault("GLOO_SOCKET_IFNAME", loopback[0])
     with open(out / "logs" / f"rank_{rank}.out", "ab") as fh:  # tracebacks, C++ warnings
-        return subprocess.Popen([sys.executable, "-m", "parsefl.experiments.worker", *argv],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", WORKER, *argv], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT)
 
 
 def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None) -> list[int]:

@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from parsefl.experiments.driver import Engine, RoundEnd, scheduled
+from parsefl.experiments.run.driver import Engine, RoundEnd, scheduled
 from parsefl.runtime import Agent
 from parsefl.runtime.transport import Message
 from parsefl.sharing.phases import Phases

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from parsefl.config import read_yaml, validate
 from parsefl.errors import ConfigError, DataError
-from parsefl.experiments.build import build_experiment
+from parsefl.experiments.run.build import build_experiment
 from parsefl.model.sliced import SLICES, SlicedModel
 
 

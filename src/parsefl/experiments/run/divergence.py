@@ -25,7 +25,7 @@ def stop_if_diverged(cfg: Any, agents: Any, stats: Any, out_dir: Path) -> None:
     bad = [a.id for a in agents if _trained(a) and not math.isfinite(a.last_loss)]
     if not bad and (math.isfinite(stats.loss) or not any(_trained(a) for a in agents)):
         return
-    from parsefl.experiments.rundir import write_json
+    from parsefl.experiments.run.rundir import write_json
 
     results = diverged_results(cfg, stats.round + 1, stats.loss, bad)
     write_json(out_dir / "results.json", results)

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from parsefl.config import RunConfig
-from parsefl.experiments.rundir import write_json
+from parsefl.experiments.run.rundir import write_json
 from parsefl.runtime import Agent
 from parsefl.runtime.checks import ReceiveChecks
 

@@ -113,8 +113,8 @@ def load_sweep(path: Path, overrides: Iterable[str] = ()) -> Sweep:
 def _run_one(raw: dict[str, Any], out_dir: str, threads: int) -> dict[str, Any]:
     import torch
 
-    from parsefl.experiments.divergence import Diverged
-    from parsefl.experiments.run import run_experiment
+    from parsefl.experiments.run.divergence import Diverged
+    from parsefl.experiments.run.simulate import run_experiment
 
     torch.set_num_threads(threads)
     try:

@@ -18,9 +18,9 @@ from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_i
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
 from parsefl.data.mix import RATIO_KEYS, default_mix
 from parsefl.errors import ConfigError
-from parsefl.experiments.convergence import hold_out
-from parsefl.experiments.dynamics import build_schedules
-from parsefl.experiments.pid_split import agree_splits
+from parsefl.experiments.run.convergence import hold_out
+from parsefl.experiments.run.dynamics import build_schedules
+from parsefl.experiments.studies.pid_split import agree_splits
 from parsefl.model import ModelSpec
 from parsefl.model.pretrained import load_trunks
 from parsefl.registry import PARTITIONS, SHARING

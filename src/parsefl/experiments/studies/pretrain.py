@@ -14,7 +14,7 @@ from torch import nn
 from parsefl.config import RunConfig
 from parsefl.data import load_dataset
 from parsefl.errors import ConfigError
-from parsefl.experiments.build import (
+from parsefl.experiments.run.build import (
     agent_groups,
     encoder_name,
     pretrain_meta,

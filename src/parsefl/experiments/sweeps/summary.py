@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from parsefl.experiments.divergence import is_diverged
-from parsefl.experiments.sweep import RunSpec, flow_yaml, point_label
+from parsefl.experiments.run.divergence import is_diverged
+from parsefl.experiments.sweeps.sweep import RunSpec, flow_yaml, point_label
 
 CEILING = {"centralized"}  # reference ceilings, never peers: marked in every table
 

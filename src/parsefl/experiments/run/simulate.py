@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
-from parsefl.experiments.build import Experiment, build_experiment
-from parsefl.experiments.checkpoint import complete_rounds, round_folder
-from parsefl.experiments.divergence import stop_if_diverged
-from parsefl.experiments.driver import RoundEnd, progress, run_rounds
-from parsefl.experiments.merge import merged_results, metrics_rows
-from parsefl.experiments.results import save_checkpoints
-from parsefl.experiments.rundir import atomic_write, write_csv, write_json
-from parsefl.experiments.session import RunSession
+from parsefl.experiments.run.build import Experiment, build_experiment
+from parsefl.experiments.run.checkpoint import complete_rounds, round_folder
+from parsefl.experiments.run.divergence import stop_if_diverged
+from parsefl.experiments.run.driver import RoundEnd, progress, run_rounds
+from parsefl.experiments.run.results import merged_results, metrics_rows, save_checkpoints
+from parsefl.experiments.run.rundir import atomic_write, write_csv, write_json
+from parsefl.experiments.run.session import RunSession
 from parsefl.model import SlicedModel
 from parsefl.runtime import Evaluation, RoundStats, evaluate
 

@@ -1,13 +1,14 @@
 """One process of a multi-process run over torch.distributed (``python -m
-parsefl.experiments.worker``, what torchrun starts on every machine; ``parsefl launch`` starts
-N of them on one machine, see :mod:`parsefl.experiments.launcher` and docs/distributed.md).
+parsefl.experiments.distributed.worker``, what torchrun starts on every machine; ``parsefl
+launch`` starts N of them on one machine, see :mod:`parsefl.experiments.distributed.launcher`
+and docs/distributed.md).
 
 Each worker reads the run's config file, builds only the agents placed on its rank (data,
 partition and graph are those of the whole experiment), and drives them through the one driver
-(:func:`~parsefl.experiments.driver.run_rounds`) over a :class:`DistributedTransport`:
+(:func:`~parsefl.experiments.run.driver.run_rounds`) over a :class:`DistributedTransport`:
 evaluation, checkpoints every K rounds and the log are hooks. At the end it publishes a JSON
 summary (its rounds, evaluations, bytes) in the TCPStore; rank 0 merges the summaries into the
-simulator's ``results.json`` and ``metrics.csv`` (:mod:`parsefl.experiments.merge`).
+simulator's ``results.json`` and ``metrics.csv`` (:mod:`parsefl.experiments.distributed.merge`).
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig, load_config, to_yaml
 from parsefl.errors import ConfigError, ParseflError
-from parsefl.experiments.build import build_experiment
-from parsefl.experiments.checkpoint import (
+from parsefl.experiments.distributed.links import make_auth, make_transport
+from parsefl.experiments.distributed.merge import STARTUP_S, connect, finish, gather
+from parsefl.experiments.distributed.placing import choose_executor, placement
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.checkpoint import (
     complete_rounds,
 )
-from parsefl.experiments.driver import RoundEnd, run_rounds
-from parsefl.experiments.links import make_auth, make_transport
-from parsefl.experiments.merge import STARTUP_S, connect, finish, gather
-from parsefl.experiments.placing import choose_executor, placement
-from parsefl.experiments.results import save_checkpoints
-from parsefl.experiments.rundir import atomic_write, write_json
-from parsefl.experiments.session import RunSession
+from parsefl.experiments.run.driver import RoundEnd, run_rounds
+from parsefl.experiments.run.results import save_checkpoints
+from parsefl.experiments.run.rundir import atomic_write, write_json
+from parsefl.experiments.run.session import RunSession
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import DistributedEngine, peer_ranks
@@ -183,7 +184,7 @@ class Worker:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m parsefl.experiments.worker",
+    p = argparse.ArgumentParser(prog="python -m parsefl.experiments.distributed.worker",
                                 description="One process of a distributed parsefl run.")
     p.add_argument("config", nargs="?", default=None,
                    help="YAML config (parsefl launch passes the run folder's config.yaml)")

@@ -13,7 +13,7 @@ import torch
 
 from parsefl.config import RunConfig
 from parsefl.errors import ConfigError
-from parsefl.experiments.merge import STARTUP_S
+from parsefl.experiments.distributed.merge import STARTUP_S
 from parsefl.runtime.distributed import DistributedTransport
 from parsefl.security import FrameAuth, Identities
 

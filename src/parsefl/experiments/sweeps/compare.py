@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import PRESETS, apply_overrides, read_yaml
-from parsefl.experiments.convergence import warn_unconverged
-from parsefl.experiments.rundir import atomic_write, write_csv, write_json
-from parsefl.experiments.summary import diverged_note, markdown_report, summarize, tidy_rows
-from parsefl.experiments.sweep import RunSpec, Sweep, load_sweep, run_sweep
+from parsefl.experiments.run.convergence import warn_unconverged
+from parsefl.experiments.run.rundir import atomic_write, write_csv, write_json
+from parsefl.experiments.sweeps.summary import diverged_note, markdown_report, summarize, tidy_rows
+from parsefl.experiments.sweeps.sweep import RunSpec, Sweep, load_sweep, run_sweep
 
 OnDone = Callable[[RunSpec, dict[str, Any], bool], None]
 
@@ -46,7 +46,7 @@ def resolved_header(sweep: Sweep) -> str:
     """The resolved config of the first run, as summary.md states it: every run shares it but
     for its method, seed and grid keys."""
     from parsefl.config import to_yaml, validate
-    from parsefl.experiments.sweep import fingerprint
+    from parsefl.experiments.sweeps.sweep import fingerprint
 
     cfg = validate(sweep.raw_config(sweep.specs()[0]))
     varied = ", ".join(["method", "seed", *sweep.grid])

@@ -47,7 +47,7 @@ def _probe(features: np.ndarray, target: np.ndarray) -> float:
 
 def probe_run(run_dir: Path, agent: int) -> dict[str, Any]:
     """Probe accuracies per slice kind and target, and the PID of each slice pair."""
-    from parsefl.experiments.saved_agent import agent_slices, load_agent
+    from parsefl.experiments.run.saved_agent import agent_slices, load_agent
     from parsefl.pid import SparseJointWarning, slice_pid
 
     cfg = validate(read_yaml(run_dir / "config.yaml"))

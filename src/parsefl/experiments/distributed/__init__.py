@@ -1,0 +1,2 @@
+"""Runs over several processes: the worker, the launcher, the transports' construction, placement,
+and merging the ranks' records."""

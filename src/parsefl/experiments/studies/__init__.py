@@ -1,0 +1,1 @@
+"""Tools on top of runs: encoder pretraining, linear probes of slices, PID-guided split ratios."""

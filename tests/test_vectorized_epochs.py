@@ -27,7 +27,11 @@ def _agent(i: int, n: int, **train) -> Agent:
     gen = torch.Generator().manual_seed(100 + i)
     x = {m: torch.randn(n, *INPUT[m], generator=gen) for m in INPUT}
     cfg = TrainConfig(batch_size=4, **train)
-    return Agent(i, model, x, torch.arange(n) % 3, cfg, LossConfig(), seed=0)
+    # No decorrelation term: it standardizes each slice by its batch std (+ 1e-5), which on
+    # agent 3's batch of 2 turns float32 rounding (~1e-8) into 8e-5 after four SGD steps with
+    # momentum, in either backend; this test is about the batches, not that conditioning.
+    loss = LossConfig(decorrelation=0.0)
+    return Agent(i, model, x, torch.arange(n) % 3, cfg, loss, seed=0)
 
 
 def test_epoch_batches_sit_on_shared_slots_each_agent_in_its_own_order():

@@ -77,14 +77,15 @@ def test_signed_launch_gives_the_simulator_numbers(tmp_path):
 
 
 def _run(rank: int, port: int, out: Path) -> None:
-    from parsefl.runtime import distributed as wire
+    from parsefl.runtime import distributed
+    from parsefl.runtime import transport_base as wire  # where frames are encoded
 
     store = join(rank, port, out)
     owner = [0, 1, 1, 1]
     mine = [i for i in range(4) if owner[i] == rank]
     specs = {(i, "c"): {"w": ("float32", (2, 3))} for i in mine}
     auth = FrameAuth(Identities(out / "keys", mine))
-    transport = wire.DistributedTransport(rank, owner, specs, store, 20.0, auth=auth)
+    transport = distributed.DistributedTransport(rank, owner, specs, store, 20.0, auth=auth)
     if rank == 1:
         _attack(transport, wire, out, store)
         return

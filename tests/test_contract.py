@@ -2,9 +2,9 @@
 whose weights depend on which copies arrived), attack, compressor and schedule kind, in cells
 of a pairwise covering design generated from the registries, gives the same numbers on the
 reference and the vectorized backend; the cells that hold every name at least once also under
-``launch --nproc 2`` over gloo and over gRPC. A combination that a backend cannot run must be
-refused at config time, in one line naming the field. A name added to a registry joins the
-matrix without editing this file."""
+``launch --nproc 2`` over every registered transport (gloo, gRPC). A combination that a backend
+cannot run must be refused at config time, in one line naming the field. A name added to a
+registry joins the matrix without editing this file."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from parsefl.config import load_config
 from parsefl.config_sections import DynamicsConfig
 from parsefl.errors import ConfigError
-from parsefl.registry import AGGREGATION, ATTACKS, COMPRESSORS, SHARING
+from parsefl.registry import AGGREGATION, ATTACKS, COMPRESSORS, SHARING, TRANSPORTS
 from parsefl.sharing.base import Capability
 
 PLUGIN = Path(__file__).with_name("contract_plugin.py")
@@ -244,7 +244,7 @@ def test_reference_equals_vectorized(cell, plugin, tmp_path):
     _same(ref, vec, tmp_path / "ref", tmp_path / "vec", "vectorized", _tolerance(cell))
 
 
-@pytest.mark.parametrize("transport", ["gloo", "grpc"])
+@pytest.mark.parametrize("transport", TRANSPORTS.names())  # every registered one
 @pytest.mark.parametrize("cell", LAUNCHED, ids=_cell_id)
 def test_launch_equals_the_simulator(cell, transport, plugin, tmp_path):
     from parsefl.experiments.distributed.launcher import launch

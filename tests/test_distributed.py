@@ -246,12 +246,13 @@ def _malformed_peer(rank: int, port: int, out: Path) -> None:
     a NaN and a malformed header entry; rank 0 records what it accepted."""
 
     from parsefl.aggregation import build_aggregator
-    from parsefl.runtime import distributed as wire
+    from parsefl.runtime import distributed
+    from parsefl.runtime import transport_base as wire  # where frames are encoded
 
     store = join(rank, port, out)
     owner = [0, 1, 1, 1]
     specs = {(i, "c"): {"w": ("float32", (2, 3))} for i in range(4)}
-    transport = wire.DistributedTransport(rank, owner, specs, store, timeout_s=20.0)
+    transport = distributed.DistributedTransport(rank, owner, specs, store, timeout_s=20.0)
     if rank == 1:
         _send_bad(transport, wire)
         return

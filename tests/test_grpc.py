@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-import torch
 from test_distributed import BASE, BOUND_S, EQUAL, _simulate, _strip, _wait_for_round
 
 from parsefl.experiments.distributed.launcher import launch
@@ -50,12 +49,13 @@ def test_insecure_grpc_is_recorded_and_survives_losing_the_first_process(tmp_pat
 
 def test_worker_refuses_grpc_without_certificates(tmp_path):
     from parsefl.errors import ConfigError
-    from parsefl.experiments.distributed.links import make_transport
+    from parsefl.experiments.distributed.links import transport_settings
     from parsefl.experiments.distributed.worker import parser
+    from parsefl.runtime.transport_base import Wiring, build_transport
 
     args = parser().parse_args(["--out", str(tmp_path), "--transport", "grpc"])
     with pytest.raises(ConfigError, match="needs --keys DIR"):
-        make_transport(args, 0, [0, 1], {}, None, 1.0, None, torch.device("cpu"), None)
+        build_transport(transport_settings(args, 0, 2, 1.0), Wiring([0, 1], {}))
 
 
 def _port() -> int:
@@ -76,7 +76,7 @@ def test_server_refuses_foreign_certificates_and_forged_requests(tmp_path):
     init_keys(rogue, 4)
     owner, where = [0, 1, 1, 1], f"127.0.0.1:{_port()}"
     specs = {(0, "c"): {"w": ("float32", (2, 3))}}
-    server = GrpcTransport(0, owner, specs, None, 2.0, addresses={0: where, 1: "127.0.0.1:1"},
+    server = GrpcTransport(0, owner, specs, 2.0, addresses={0: where, 1: "127.0.0.1:1"},
                            tls=_tls(keys, 0))
     server.start()
     try:

@@ -93,12 +93,13 @@ def test_hostile_peer_and_fuzz_never_stop_the_receiver(tmp_path):
 
 
 def _run(rank: int, port: int, out: Path) -> None:
-    from parsefl.runtime import distributed as wire
+    from parsefl.runtime import distributed
+    from parsefl.runtime import transport_base as wire  # where frames are encoded
 
     store = join(rank, port, out)
     owner = [0, 1, 1, 1]
     specs = {(i, "c"): {"w": ("float32", (2, 3))} for i in range(4) if owner[i] == rank}
-    transport = wire.DistributedTransport(rank, owner, specs, store, timeout_s=20.0)
+    transport = distributed.DistributedTransport(rank, owner, specs, store, timeout_s=20.0)
     raw = _raw_frames()
     calls = len(raw) + len(hostile_messages()) + 1
     if rank == 1:

@@ -114,6 +114,7 @@ AGGREGATION: Registry = Registry("aggregation", module="parsefl.aggregation")
 ATTACKS: Registry = Registry("attack", module="parsefl.attacks")
 COMPRESSORS: Registry = Registry("compressor", module="parsefl.compressors")
 PLACEMENTS: Registry = Registry("placement", module="parsefl.topology.placement")
+TRANSPORTS: Registry = Registry("transport", module="parsefl.runtime.transports")
 
 ALL: dict[str, Registry] = {
     "topology": TOPOLOGIES,
@@ -127,4 +128,5 @@ ALL: dict[str, Registry] = {
     "attack": ATTACKS,
     "compressor": COMPRESSORS,
     "placement": PLACEMENTS,
+    "transport": TRANSPORTS,
 }

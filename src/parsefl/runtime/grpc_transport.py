@@ -16,10 +16,12 @@ timeout and a maximum message size (the receiver's bound for its largest peer).
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,14 @@ from typing import Any
 import grpc
 import torch
 
-from parsefl.runtime.distributed import DistributedTransport
+from parsefl.errors import ConfigError
+from parsefl.registry import TRANSPORTS
+from parsefl.runtime.transport_base import (
+    NetworkTransport,
+    Received,
+    TransportSettings,
+    Wiring,
+)
 from parsefl.runtime.wire import Frames, frame_limits
 from parsefl.security.keys import agent_name
 
@@ -46,13 +55,37 @@ class Tls:
     cert: bytes
 
 
+@TRANSPORTS.register("grpc", "peer to peer over gRPC with mutual TLS (plaintext only with "
+                     "--insecure); no store, no process that everyone needs")
 @dataclass
-class GrpcTransport(DistributedTransport):
-    """:class:`DistributedTransport`'s checks and accounting over gRPC (``store`` unused)."""
+class GrpcTransport(NetworkTransport):
+    """The shared checks and accounting (:class:`NetworkTransport`) over gRPC."""
 
+    timeout_s: float = 30.0
     addresses: dict[int, str] = field(default_factory=dict)  # rank -> host:port
     tls: Tls | None = None  # None: plaintext (only with an explicit --insecure)
     startup_s: float = 120.0
+
+    @classmethod
+    def build(cls, settings: TransportSettings, wiring: Wiring) -> GrpcTransport:
+        """Mutual TLS from the keys folder (plaintext only with ``insecure``), addresses from
+        the settings or the keys' peers file; serving once built."""
+        if settings.keys is None and not settings.insecure:
+            raise ConfigError("--transport grpc", "needs --keys DIR (mutual TLS); plaintext "
+                              "only with an explicit --insecure")
+        if settings.insecure:
+            log.warning("INSECURE: gRPC links are plaintext and unauthenticated (--insecure)")
+        addresses, tls = _addresses(settings, wiring.owner), None
+        if settings.keys is not None and not settings.insecure:
+            first, keys = wiring.owner.index(settings.rank), settings.keys
+            tls = Tls((keys / "ca.pem").read_bytes(),
+                      (keys / "private" / f"agent_{first:04d}.key").read_bytes(),
+                      (keys / "certs" / f"agent_{first:04d}.pem").read_bytes())
+        transport = cls(settings.rank, wiring.owner, wiring.expected, settings.timeout_s,
+                        **wiring.common(), addresses=addresses,
+                        tls=tls, startup_s=settings.startup_s)
+        transport.start()
+        return transport
 
     def start(self) -> None:
         """Serve this rank's address; open a channel to each peer (connects lazily)."""
@@ -124,14 +157,13 @@ class GrpcTransport(DistributedTransport):
             self._arrived.notify_all()
         return b"ok"
 
-    def _swap(self, frames: dict[int, Frames]) -> dict[int, tuple[bytes, torch.Tensor]]:
+    def _swap(self, frames: Mapping[int, Frames]) -> Received:
         wait = self.startup_s if self.calls == 1 else self.timeout_s
         pending = {}
         for p, (_, header, payload) in frames.items():
             request = PREFIX.pack(self.calls, self.rank, len(header), len(payload)) + \
                 bytes(header.numpy()) + bytes(payload.numpy())
-            self.wire["header_bytes"] += PREFIX.size + len(header)
-            self.wire["payload_bytes"] += len(payload)
+            self._sent(PREFIX.size + len(header), len(payload))
             pending[p] = self.stubs[p].future(request, timeout=wait, wait_for_ready=True)
         for p, fut in pending.items():
             try:
@@ -151,3 +183,20 @@ class GrpcTransport(DistributedTransport):
                 if (self.calls, p) in self._frames:
                     got[p] = self._frames.pop((self.calls, p))
         return {p: f for p, f in got.items() if p not in self.lost}
+
+
+def _addresses(settings: TransportSettings, owner: Sequence[int]) -> dict[int, str]:
+    """Rank -> HOST:PORT: the settings' list, else each rank's first agent's in the peers file."""
+    world = settings.world
+    if settings.addresses:
+        addresses = dict(enumerate(settings.addresses))
+    elif settings.keys is None:
+        raise ConfigError("--addresses", f"need one HOST:PORT per rank ({world}), or --keys "
+                          "DIR with a peers file")
+    else:
+        table = {a["id"]: a["address"] for a in
+                 json.loads((settings.keys / "peers.json").read_text())["agents"]}
+        addresses = {r: table[owner.index(r)] for r in range(world)}
+    if sorted(addresses) != list(range(world)):
+        raise ConfigError("--addresses", f"need one HOST:PORT per rank ({world})")
+    return addresses

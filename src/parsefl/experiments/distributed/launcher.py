@@ -29,6 +29,7 @@ from parsefl.experiments.distributed.worker import runtime_setting
 from parsefl.experiments.run.build import agent_count
 from parsefl.experiments.run.rundir import atomic_write, default_run_dir
 from parsefl.plugins import load_plugins
+from parsefl.runtime.transport_base import transport_class
 from parsefl.security import init_keys
 
 WORKER = "parsefl.experiments.distributed.worker"  # the module every process runs
@@ -70,6 +71,7 @@ def launch(
             when only rank 0 failed, the others' summaries are merged instead.
     """
     load_plugins(plugins)
+    kind = transport_class(transport)  # an unknown name: one line listing the registered ones
     cfg = load_config(config, overrides, method)
     placement = resolve_placement(cfg, placement, nproc)[0]  # bad name or nproc: exit 2 here
     refuse_unstackable(cfg)  # as parsefl run refuses it: exit 2 before any worker starts
@@ -80,9 +82,7 @@ def launch(
     (out / "logs").mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
-    if transport not in ("gloo", "grpc"):
-        raise ConfigError("--transport", f"must be gloo or grpc, got {transport!r}")
-    if transport == "grpc" and resume:
+    if resume and not kind.needs_store:
         raise ConfigError("--resume", "needs --transport gloo (resume agrees through its store)")
     if insecure and transport != "grpc":
         raise ConfigError("--insecure", "applies to --transport grpc only")
@@ -90,14 +90,13 @@ def launch(
         keys = out / "keys"  # a throwaway CA for this run, reused on resume
         if not (keys / "peers.json").is_file():
             init_keys(keys, agent_count(cfg))
-    if transport == "grpc":
+    argv = [*_worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins),
+            "--transport", transport]
+    if not kind.needs_store:  # peer to peer: each worker is told every rank's address
         if insecure:
             log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
-        return _launch_grpc(out, nproc, keys, insecure, wall_timeout_s,
-                            _worker_argv(out, resume, placement, timeout_s, checkpoint_every,
-                                         plugins))
+        return _launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv)
     store = _loopback_store(max(STARTUP_S, timeout))
-    argv = _worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins)
     argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
     started = time.time()
     procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
@@ -122,16 +121,16 @@ def _loopback_store(timeout_s: float) -> dist.TCPStore:
                          timeout=timedelta(seconds=timeout_s), master_listen_fd=sock.detach())
 
 
-def _launch_grpc(out: Path, nproc: int, keys: str | Path | None, insecure: bool,
-                 wall_timeout_s: float | None, argv: list[str]) -> dict[str, Any]:
-    """Workers over gRPC on 127.0.0.1 (a free port each; no store), then merge their own
-    summaries (:func:`merge_run`)."""
+def _launch_peers(out: Path, nproc: int, keys: str | Path | None, insecure: bool,
+                  wall_timeout_s: float | None, argv: list[str]) -> dict[str, Any]:
+    """Workers over a transport with no store (gRPC) on 127.0.0.1 (a free port each), then
+    merge their own summaries (:func:`merge_run`)."""
     ports = []
     for _ in range(nproc):
         with socket.socket() as s:  # a free port now; the worker binds it a moment later
             s.bind(("127.0.0.1", 0))
             ports.append(s.getsockname()[1])
-    argv = [*argv, "--transport", "grpc", "--addresses",
+    argv = [*argv, "--addresses",
             ",".join(f"127.0.0.1:{p}" for p in ports),
             *(["--keys", str(Path(keys).resolve())] if keys is not None else []),
             *(["--insecure"] if insecure else [])]

@@ -29,7 +29,7 @@ import torch.distributed as dist
 
 from parsefl.config import RunConfig, load_config, to_yaml
 from parsefl.errors import ConfigError, ParseflError
-from parsefl.experiments.distributed.links import make_auth, make_transport
+from parsefl.experiments.distributed.links import make_auth, transport_settings
 from parsefl.experiments.distributed.merge import STARTUP_S, connect, finish, gather
 from parsefl.experiments.distributed.placing import choose_executor, placement
 from parsefl.experiments.run.build import build_experiment
@@ -44,6 +44,7 @@ from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import DistributedEngine, peer_ranks
 from parsefl.runtime.handshake import overlay_radius
+from parsefl.runtime.transport_base import Wiring, build_transport, transport_class
 from parsefl.runtime.wire import WireError, component_specs, loads_bounded
 
 log = logging.getLogger("parsefl.worker")
@@ -71,19 +72,21 @@ class Worker:
         self.placement, self.owner, self.cross_share = placement(cfg, args.placement, world)
         mine = [i for i, r in enumerate(self.owner) if r == rank]
         self.auth = make_auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
+        self.settings = transport_settings(args, rank, world, self.timeout_s)  # known kind
         # Build before the rendezvous, so that ranks reach their first exchange together.
         self.exp = build_experiment(cfg, mine)
-        self.kind = args.transport
-        self.store = connect(rank, world, self.timeout_s) if self.kind == "gloo" else None
+        self.kind = self.settings.kind
+        self.store = connect(rank, world, self.timeout_s) \
+            if transport_class(self.kind).needs_store else None
         self.local, self.slots = self.exp.agents, self.exp.slots
         for agent in self.local:  # the gradient-cosine diagnostic needs every agent's gradients
             agent.track_gradients = False
         topo = self.exp.loop.topology
         radius = overlay_radius(cfg.overlay.name, cfg.overlay.hops)
         peers = peer_ranks(topo.at(0), self.owner, rank, radius) if topo.static else None
-        self.transport = make_transport(args, rank, self.owner, component_specs(self.local),
-                                        self.store, self.timeout_s, peers, self.exp.device,
-                                        self.auth, codec=self.exp.loop.communication)
+        self.transport = build_transport(self.settings, Wiring(
+            self.owner, component_specs(self.local), peers, self.exp.device, self.auth,
+            self.exp.loop.communication, self.store))
         self.loop = DistributedEngine.from_engine(self.exp.loop, self.local, self.transport)
         self.backend = choose_executor(self.exp, self.loop, cfg)
         self.transport.checks = self.loop.checks  # one count per reason, wire and merge
@@ -199,9 +202,10 @@ def parser() -> argparse.ArgumentParser:
                         "round_robin (default: runtime.placement)")
     p.add_argument("--keys", default=None,
                    help="keys folder (parsefl keys init): sign and verify every wire message")
-    p.add_argument("--transport", choices=("gloo", "grpc"), default="gloo",
-                   help="gloo (torch.distributed, a rendezvous store) or grpc (mutual TLS, "
-                        "peer to peer, addresses from the keys' peers file)")
+    p.add_argument("--transport", default="gloo",
+                   help="a registered transport (parsefl list transport): gloo "
+                        "(torch.distributed, a rendezvous store) or grpc (mutual TLS, peer "
+                        "to peer, addresses from the keys' peers file)")
     p.add_argument("--insecure", action="store_true",
                    help="grpc without TLS (plaintext, unauthenticated links)")
     p.add_argument("--addresses", default=None,

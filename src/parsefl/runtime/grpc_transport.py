@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import torch
@@ -60,6 +60,8 @@ class Tls:
 @dataclass
 class GrpcTransport(NetworkTransport):
     """The shared checks and accounting (:class:`NetworkTransport`) over gRPC."""
+
+    encrypts: ClassVar[bool] = True
 
     timeout_s: float = 30.0
     addresses: dict[int, str] = field(default_factory=dict)  # rank -> host:port

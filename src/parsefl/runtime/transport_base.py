@@ -97,6 +97,9 @@ class NetworkTransport(ABC):
     """
 
     needs_store: ClassVar[bool] = False  # True: the worker opens the rendezvous store for it
+    # True: the channel itself is mutually authenticated and encrypted (TLS) unless the run
+    # says --insecure; it then needs keys (a throwaway CA when none are given).
+    encrypts: ClassVar[bool] = False
 
     rank: int
     owner: Sequence[int]  # agent id -> hosting rank

@@ -84,9 +84,9 @@ def launch(
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
     if resume and not kind.needs_store:
         raise ConfigError("--resume", "needs --transport gloo (resume agrees through its store)")
-    if insecure and transport != "grpc":
-        raise ConfigError("--insecure", "applies to --transport grpc only")
-    if keys is None and (cfg.runtime.auth or (transport == "grpc" and not insecure)):
+    if insecure and not kind.encrypts:
+        raise ConfigError("--insecure", f"applies to a TLS transport only, not {transport}")
+    if keys is None and (cfg.runtime.auth or (kind.encrypts and not insecure)):
         keys = out / "keys"  # a throwaway CA for this run, reused on resume
         if not (keys / "peers.json").is_file():
             init_keys(keys, agent_count(cfg))

@@ -5,7 +5,7 @@ and docs/distributed.md).
 
 Each worker reads the run's config file, builds only the agents placed on its rank (data,
 partition and graph are those of the whole experiment), and drives them through the one driver
-(:func:`~parsefl.experiments.run.driver.run_rounds`) over a :class:`DistributedTransport`:
+(:func:`~parsefl.experiments.run.driver.run_rounds`) over a registered transport (gloo, gRPC):
 evaluation, checkpoints every K rounds and the log are hooks. At the end it publishes a JSON
 summary (its rounds, evaluations, bytes) in the TCPStore; rank 0 merges the summaries into the
 simulator's ``results.json`` and ``metrics.csv`` (:mod:`parsefl.experiments.distributed.merge`).
@@ -116,16 +116,16 @@ class Worker:
                  self.log_round]
         run_rounds(self.loop, self.cfg.rounds, hooks, first)
         save_checkpoints(self.local, self.out / "checkpoints")
+        tls = type(self.transport).encrypts and not self.insecure  # the channel authenticates
         summary = {**session.summary(), "rank": self.rank, "agents": [a.id for a in self.local],
                    "wire": dict(self.transport.wire),
                    "lost": {str(p): why for p, why in self.transport.lost.items()},
                    "resumed_from": first, "insecure": self.insecure,
-                   "authenticated": self.auth is not None or (self.kind == "grpc"
-                                                              and not self.insecure),
+                   "authenticated": self.auth is not None or tls,
                    "world_size": self.world, "placement": self.placement,
                    "cross_edge_share": self.cross_share, "backend": self.backend,
                    "wall_s": time.perf_counter() - self.start, "transport": self.kind,
-                   "encrypted": self.kind == "grpc" and not self.insecure}
+                   "encrypted": tls}
         write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
         if self.store is None:  # gRPC: no store, no rank 0; `parsefl merge` (or launch) merges
             self.transport.close()

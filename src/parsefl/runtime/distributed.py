@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from parsefl.runtime.checks import DETAIL, ReceiveChecks
-from parsefl.runtime.loop import RoundEngine
+from parsefl.runtime.engine import RoundEngine
 from parsefl.runtime.meter import LinkMeter
 from parsefl.runtime.transport import Message
 from parsefl.runtime.wire import (

@@ -42,14 +42,39 @@ def test_plans_are_rebuilt_exactly_when_the_plan_key_changes():
                        (3, ["head_r"])]
 
 
+def test_plan_key_names_the_plans_and_plan_version_counts_the_rebuilds():
+    """Without plan caching (the distributed engine) the plans are rebuilt every round: the
+    version moves every round, the key (and error feedback's public copies) only with it."""
+    engine = _engine(EveryOtherRound())
+    engine.cache_plans = False
+    seen = []
+    for r in range(4):
+        engine.prepare(r)
+        seen.append((engine.plan_version, engine.plan_key))
+    hkey = engine.handshake_key(0)
+    assert seen == [(1, (hkey, 0)), (2, (hkey, 0)), (3, (hkey, 1)), (4, (hkey, 1))]
+
+
 @pytest.mark.parametrize(("module", "old"), [
-    ("parsefl.runtime", "RoundLoop"), ("parsefl.runtime.loop", "RoundLoop"),
+    ("parsefl.runtime", "RoundLoop"), ("parsefl.runtime.engine", "RoundLoop"),
     ("parsefl.runtime.distributed", "DistributedLoop"),
     ("parsefl.runtime.vectorized", "vectorizable"),
     ("parsefl.runtime.vectorized_blocker", "vectorizable")])
 def test_the_old_names_are_gone(module, old):
     with pytest.raises(ImportError):
         exec(f"from {module} import {old}", {})
+
+
+@pytest.mark.parametrize("module", ["parsefl.runtime.loop", "parsefl.attacks.hook",
+                                    "parsefl.compressors.messages"])
+def test_the_old_modules_are_gone(module):
+    """The engine is ``runtime.engine`` (its reference executor ``runtime.reference``); the
+    send-path hooks are ``runtime.send_path``."""
+    assert importlib.util.find_spec(module) is None
+
+
+def test_the_old_plan_epoch_is_gone():
+    assert not hasattr(_engine(), "plan_epoch")
 
 
 def test_the_old_worker_module_is_gone():

@@ -39,12 +39,12 @@ class Choco:
         self.comm = comm
         self.own: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
         self.views: dict[tuple[int, int, str], dict[str, torch.Tensor]] = {}
-        self.epoch: Hashable = None
+        self.plan_key: Hashable = None
 
-    def start(self, epoch: Hashable) -> None:
-        """Begin a round under plan key ``epoch`` (a new key: every copy restarts at 0)."""
-        if epoch != self.epoch:
-            self.own, self.views, self.epoch = {}, {}, epoch
+    def start(self, plan_key: Hashable) -> None:
+        """Begin a round under the engine's ``plan_key`` (a new key: every copy restarts at 0)."""
+        if plan_key != self.plan_key:
+            self.own, self.views, self.plan_key = {}, {}, plan_key
 
     def send(self, i: int, component: str, x: Tensors, r: int) -> dict[str, torch.Tensor]:
         """Encode ``q_i = C(x_i - x_hat_i)`` and move the public copy by what it decodes to."""

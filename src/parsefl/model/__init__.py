@@ -4,7 +4,8 @@ from parsefl.model import conv, encoders, fusion  # noqa: F401  (fill the regist
 from parsefl.model.base import AgentModel, signature
 from parsefl.model.loss import sliced_loss
 from parsefl.model.monolithic import MonolithicModel
-from parsefl.model.sliced import ModelSpec, Output, SlicedModel, slice_dims
+from parsefl.model.output import Output
+from parsefl.model.sliced import ModelSpec, SlicedModel, slice_dims
 
 __all__ = [
     "AgentModel", "ModelSpec", "MonolithicModel", "Output", "SlicedModel", "signature",

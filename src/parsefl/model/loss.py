@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from parsefl.model.weights import LossWeights
 
 if TYPE_CHECKING:
-    from parsefl.model.sliced import Output
+    from parsefl.model.output import Output
 
 
 def sliced_loss(

@@ -17,6 +17,7 @@ from parsefl.model.base import AgentModel
 from parsefl.model.encoders import build_trunks
 from parsefl.model.fusion import build_fusion
 from parsefl.model.loss import sliced_loss
+from parsefl.model.output import Output
 from parsefl.model.pretrained import frozen
 from parsefl.model.weights import LossWeights
 
@@ -46,19 +47,6 @@ class ModelSpec:
     encoder_params: Mapping[str, object] = field(default_factory=dict)
     fusion: str = "concat"
     task_modalities: tuple[str, ...] = ()  # every modality of the task (all agents together)
-
-
-@dataclass
-class Output:
-    """Per-head logits and slices of one forward pass (absent heads are simply missing)."""
-
-    logits: torch.Tensor
-    r: dict[str, torch.Tensor]
-    u: dict[str, torch.Tensor]
-    s: dict[str, torch.Tensor]
-    r_logits: dict[str, torch.Tensor]
-    u_logits: dict[str, torch.Tensor]
-    s_logits: torch.Tensor | None
 
 
 class SlicedModel(AgentModel):

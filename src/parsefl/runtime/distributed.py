@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from parsefl.registry import TRANSPORTS
-from parsefl.runtime.loop import RoundEngine
+from parsefl.runtime.engine import RoundEngine
 from parsefl.runtime.transport_base import (
     NetworkTransport,
     Received,

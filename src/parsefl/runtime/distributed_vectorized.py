@@ -11,7 +11,7 @@ exactly the reference receiver's weighted sum. A planned remote copy that did no
 (lost process, rejected message) gives its weight back by the aggregator's rule, as the
 reference executor does; that round's mix is built for the copies that arrived.
 
-What crosses processes is what the reference sender sends (``runtime.loop.ReferenceExecutor``):
+What crosses processes is what the reference sender sends (``runtime.reference.ReferenceExecutor``):
 an attacker's copy crafted from what this process sends the same receiver, then encoded by the
 ``communication:`` policy (with error feedback: the difference to the sender's public copy,
 the stacked codec's row). The local mix encodes the local holders' rows (``make_codec``) and
@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 import torch
 
 from parsefl.aggregation import Aggregator, LinearAggregator, fold_missing
-from parsefl.attacks.hook import tamper_messages
 from parsefl.compressors import like_of
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
 from parsefl.runtime.remote_rows import Inbox, Row, routes, row_plans, split
+from parsefl.runtime.send_path import tamper_messages
 from parsefl.runtime.stacked_codec import make_codec
 from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
 from parsefl.runtime.transport import Message
@@ -77,8 +77,6 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
     """Stacked training of one process's agents; stacked gossip in memory, messages across
     processes. ``loop`` is the process's engine (its transport is the distributed one)."""
 
-    backend_name = "VectorizedExecutor"  # records (results.json dynamics) name the backend
-
     _built: list[tuple[dict[int, GossipPlan], bool, _Build]]  # recent builds, newest last
 
     def _regroup(self) -> None:
@@ -86,8 +84,8 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
         self._built = []  # the mixes point at the old groups' stacked rows
 
     def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
-        if self._epoch != self.loop.plan_epoch:  # public copies restart with new plans
-            self._hats, self._epoch = {}, self.loop.plan_epoch
+        if self._hats_key != self.loop.plan_key:  # public copies restart with new plans
+            self._hats, self._hats_key = {}, self.loop.plan_key
         adversary = self.loop.adversary
         attacking = bool(self.loop.attackers) and adversary.active(self.loop.round)
         build = self._build_for(plans, attacking)

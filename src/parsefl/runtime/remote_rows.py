@@ -5,7 +5,8 @@ copies a local holder merges but that are not some local holder's stacked row.
   encoded copy, to every receiver), filled from the message that arrived.
 - An attacker's copy while the adversary is active: one row per (attacker, receiver), since an
   attacker crafts each receiver's copy. A local attacker's are crafted by the worker, as the
-  reference sender crafts them (``attacks.hook.tamper_messages``); a remote one's arrive crafted.
+  reference sender crafts them (``runtime.send_path.tamper_messages``); a remote one's arrive
+  crafted.
 
 A row's id in the mix is its sender's id, or for a per-receiver row a fraction above it
 (:func:`pair_row`): the aggregators add and order copies by sender id, so the receiver sees

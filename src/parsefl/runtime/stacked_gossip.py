@@ -28,11 +28,18 @@ from parsefl.runtime.stacked_merge import (
 
 if TYPE_CHECKING:
     from parsefl.attacks import Adversary
-    from parsefl.runtime.stacked_codec import StackedCodec
 
 # Values per gathered block of the linear gossip: its temporary copies stay a few MiB however
 # many agents hold the component (gathering whole tensors cost ~0.5 MiB per agent at N = 512).
 CHUNK = 1 << 20
+
+
+class Codec(Protocol):
+    """Copies that travel compressed (``runtime.stacked_codec.StackedCodec``): it merges the
+    mix itself, from what the receivers decode."""
+
+    def apply(self, mix: StackedMix, aggregator: Aggregator, checks: ReceiveChecks | None,
+              adversary: Adversary | None, r: int) -> None: ...
 
 
 class Stacked(Protocol):
@@ -64,7 +71,7 @@ class StackedMix:
 
     def apply(self, aggregator: Aggregator, checks: ReceiveChecks | None = None,
               adversary: Adversary | None = None, r: int = 0,
-              codec: StackedCodec | None = None) -> None:
+              codec: Codec | None = None) -> None:
         """Merge in place (call under ``torch.no_grad``): the attackers' entries replaced by
         what they send (``adversary``), copies that fail ``checks`` given back to the own
         copy's weight, then the aggregator's rule. ``codec``: copies travel compressed

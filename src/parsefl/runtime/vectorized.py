@@ -14,7 +14,7 @@ import contextlib
 import ctypes
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -31,7 +31,7 @@ from parsefl.runtime.stacked_group import StackedGroup
 from parsefl.runtime.vectorized_blocker import vectorized_blocker
 
 if TYPE_CHECKING:
-    from parsefl.runtime.loop import RoundEngine
+    from parsefl.runtime.protocols import Engine
 
 
 def _trim_heap() -> None:
@@ -58,7 +58,9 @@ class VectorizedExecutor:
     """Stacked training and stacked gossip; the Agent objects' parameters and data are views
     of their group's rows (always current)."""
 
-    def __init__(self, loop: RoundEngine, train: TrainConfig) -> None:
+    backend_name: ClassVar[str] = "VectorizedExecutor"
+
+    def __init__(self, loop: Engine, train: TrainConfig) -> None:
         agents = list(loop.agents.values())
         blocker = vectorized_blocker(agents, loop.aggregator, train,
                                      communication=loop.communication,
@@ -70,7 +72,7 @@ class VectorizedExecutor:
         self._cache: tuple[int, list[StackedMix], Counter] | None = None
         self._recent: dict = {}  # earlier builds by version (periods alternate the plans)
         self._hats: dict = {}  # error feedback's public copies (runtime.stacked_codec)
-        self._epoch: object = None
+        self._hats_key: object = None  # the plan key the public copies were made under
         self._regroup()
 
     def _held_key(self) -> tuple:
@@ -130,8 +132,8 @@ class VectorizedExecutor:
             self._recent[version] = self._cache
         _, mixes, link_bytes = self._cache
         comm = self.loop.communication
-        if self._epoch != self.loop.plan_epoch:  # public copies restart with new plans
-            self._hats, self._epoch = {}, self.loop.plan_epoch
+        if self._hats_key != self.loop.plan_key:  # public copies restart with new plans
+            self._hats, self._hats_key = {}, self.loop.plan_key
         with torch.no_grad():
             for mix in mixes:
                 mix.apply(self.loop.aggregator, self.loop.checks, self.loop.adversary,

@@ -9,14 +9,15 @@ from parsefl.runtime.transport import Message
 from parsefl.sharing.base import Capability
 
 if TYPE_CHECKING:
-    from parsefl.runtime.loop import RoundEngine
+    from parsefl.runtime.protocols import Engine
 
 
-def warm_start(engine: RoundEngine, caps: dict[int, Capability]) -> None:
+def warm_start(engine: Engine, caps: dict[int, Capability], known: dict | None) -> None:
     """Each agent's newly gained components (``Capability.warming``) start from its planned
     peers' copies, sent through the transport and averaged with its MH weights renormalised
-    over the copies that arrived (no peer: it keeps its own initial copy)."""
-    plans, known, agents = engine.plans, engine._known or {}, engine.agents
+    over the copies that arrived (no peer: it keeps its own initial copy). ``known`` is the
+    handshake's discovery (what each agent learned of its neighbours' capabilities)."""
+    plans, known, agents = engine.plans, known or {}, engine.agents
     wanted = [(j, i, c, path) for j, plan in plans.items() for c, peers in plan.paths.items()
               for i, path in peers.items() if c in known[j][i][0].warming]
     if wanted or any(cap.warming for cap in caps.values()):
@@ -39,5 +40,5 @@ def warm_start(engine: RoundEngine, caps: dict[int, Capability]) -> None:
             agents[i].set_component(c, {n: sum(wj / total * got[c][j][n]
                                                for j, wj in arrived.items()) for n in names})
             changed.append(i)
-    if changed and hasattr(engine.executor, "reload"):
+    if changed:
         engine.executor.reload(sorted(set(changed)))

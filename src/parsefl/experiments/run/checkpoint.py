@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from parsefl.config import RunConfig
 from parsefl.experiments.run.rundir import write_json
-from parsefl.runtime import Agent
+from parsefl.runtime import Agent, Executor
 from parsefl.runtime.checks import ReceiveChecks
 
 
@@ -43,7 +43,7 @@ def complete_rounds(out: Path, marker: str) -> list[int]:
                   if (p / marker).is_file())
 
 
-def save_state(folder: Path, agents: Iterable[Agent], executor: object, marker: str,
+def save_state(folder: Path, agents: Iterable[Agent], executor: Executor, marker: str,
                meta: Mapping[str, Any], checks: ReceiveChecks | None = None) -> None:
     """Agents, the executor's own state (if it has any) and the RNG, then ``marker`` (several
     processes may write their parts into one folder: each names its files by its marker),
@@ -52,10 +52,10 @@ def save_state(folder: Path, agents: Iterable[Agent], executor: object, marker: 
     folder.mkdir(parents=True, exist_ok=True)
     for agent in agents:
         save_agent_state(agent, folder / f"agent_{agent.id:04d}.safetensors")
-    state = getattr(executor, "checkpoint_state", None)
-    if state is not None:
+    optimizers = executor.checkpoint_state()["optimizers"]
+    if optimizers:  # a stacked executor's per-group optimizers (the reference one has none)
         tensors, scalars = {}, {}
-        for k, opt in enumerate(state()["optimizers"]):
+        for k, opt in enumerate(optimizers):
             _flatten_optimizer(opt, f"group{k}.", tensors, scalars)
         _save(tensors, {"scalars": json.dumps(scalars)}, folder / f"executor_{part}.safetensors")
     _save({"torch": torch.get_rng_state()}, {}, folder / f"rng_{part}.safetensors")
@@ -63,7 +63,7 @@ def save_state(folder: Path, agents: Iterable[Agent], executor: object, marker: 
     write_json(folder / marker, {**meta, **extra})
 
 
-def load_state(folder: Path, agents: Iterable[Agent], executor: object, marker: str,
+def load_state(folder: Path, agents: Iterable[Agent], executor: Executor, marker: str,
                checks: ReceiveChecks | None = None) -> None:
     """Restore what :func:`save_state` wrote into freshly built agents, executor and
     ``checks`` (rejection counts; a checkpoint written before they were saved restores 0)."""
@@ -72,13 +72,12 @@ def load_state(folder: Path, agents: Iterable[Agent], executor: object, marker: 
     part = Path(marker).stem
     for agent in agents:
         load_agent_state(agent, folder / f"agent_{agent.id:04d}.safetensors")
-    load = getattr(executor, "load_checkpoint_state", None)
-    if load is not None:
+    if (folder / f"executor_{part}.safetensors").is_file():
         tensors, meta = _load(folder / f"executor_{part}.safetensors")
         scalars = json.loads(meta["scalars"])
         n = len({k.split(".", 1)[0] for k in [*tensors, *scalars]})
-        load({"optimizers": [_unflatten_optimizer(tensors, scalars, f"group{k}.")
-                             for k in range(n)]})
+        executor.load_checkpoint_state({"optimizers": [
+            _unflatten_optimizer(tensors, scalars, f"group{k}.") for k in range(n)]})
     torch.set_rng_state(_load(folder / f"rng_{part}.safetensors")[0]["torch"])
 
 

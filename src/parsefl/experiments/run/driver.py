@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from parsefl.runtime import Evaluation, RoundStats
+from parsefl.runtime import Engine, Evaluation, RoundStats
 
 
 @dataclass
@@ -29,14 +29,6 @@ class RoundEnd:
 
 class Hook(Protocol):
     def __call__(self, end: RoundEnd) -> None: ...
-
-
-class Engine(Protocol):
-    """What the driver needs of a round engine (the simulator's loop, a distributed loop)."""
-
-    def step(self, r: int) -> RoundStats: ...
-
-    def sync(self) -> None: ...
 
 
 def run_rounds(loop: Engine, rounds: int, hooks: Sequence[Hook], start: int = 0) -> None:

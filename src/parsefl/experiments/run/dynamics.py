@@ -5,6 +5,7 @@ against the mix (agent ids, held modalities), with one-line errors naming the fi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from parsefl.config import DynamicsConfig, RunConfig
 from parsefl.errors import ConfigError
@@ -15,6 +16,9 @@ from parsefl.runtime.schedules import (
     ScheduledModalities,
     draw,
 )
+
+if TYPE_CHECKING:
+    from parsefl.runtime.protocols import Engine
 
 StepsFn = Callable[[int, int], int | None]
 
@@ -93,12 +97,12 @@ def _steps(spec: dict[str, int], groups: Sequence[tuple[str, ...]], seed: int) -
     return lambda i, r: by_agent[i]
 
 
-def dynamics_record(cfg: RunConfig, loop: object, n_agents: int) -> dict | None:
+def dynamics_record(cfg: RunConfig, loop: Engine, n_agents: int) -> dict | None:
     """results.json's ``dynamics``: each agent's timeline (the rounds where what it holds or
     whether it is online changed) and, for the vectorized backend, what it runs differently."""
     if not dynamic(cfg):
         return None
-    held, online = loop.modalities, loop.membership  # type: ignore[attr-defined]
+    held, online = loop.modalities, loop.membership
     timeline: dict[str, list[dict]] = {}
     for i in range(n_agents):
         last = None
@@ -108,8 +112,7 @@ def dynamics_record(cfg: RunConfig, loop: object, n_agents: int) -> dict | None:
                 timeline.setdefault(str(i), []).append(
                     {"round": r, "modalities": now[0], "online": now[1]})
                 last = now
-    executor = getattr(loop, "executor", None)  # a backend may name itself as the simulator's
-    executor = getattr(executor, "backend_name", type(executor).__name__)
     # None since the stacked optimizer keeps a step count per agent (the key stays for readers
     # of older results: it said the shared Adam step counter advanced for masked rows).
-    return {"timeline": timeline, "executor": executor, "vectorized_note": None}
+    return {"timeline": timeline, "executor": loop.executor.backend_name,
+            "vectorized_note": None}

@@ -64,7 +64,7 @@ def results_dict(
     a distributed run gathers them from every process); group and overall values are
     recomputed from them."""
     agent_rows = sorted(agent_rows, key=lambda row: row["id"])
-    adversary = getattr(exp.loop, "adversary", None)
+    adversary = exp.loop.adversary
     attackers = adversary.agents if adversary is not None else frozenset()
     agent_rows = [{**row, "honest": row["id"] not in attackers} for row in agent_rows]
     # The headline numbers are the honest agents' (an attacker's own accuracy is not a loss).
@@ -96,7 +96,7 @@ def results_dict(
             "bytes_per_link_per_round_mean": float(sum(per_round_mean) / len(per_round_mean)),
         },
         "adversary": adversary.describe() if adversary is not None else None,
-        "rejected_messages": getattr(getattr(exp.loop, "checks", None), "counts", {}),
+        "rejected_messages": exp.loop.checks.counts,
         "wall_time_s": round(wall, 3),
         "device": str(exp.device),
         "agents": [

@@ -1,36 +1,35 @@
 """The round engine: one round at a time, handshake, local training, exchange, merge. It talks
 to the network only through the transport, decides nothing about what travels (the sharing
 strategy does, keyed by its plan key) or how copies are merged (the aggregator does), and
-leaves *how* agents are executed to an executor (per-agent reference loop, or stacked agents
-in the vectorized backend). The loop over rounds belongs to the caller (the run driver).
+leaves *how* agents are executed to an executor (``runtime.reference``: one agent at a time, or
+stacked agents in the vectorized backend). The loop over rounds belongs to the caller (the run
+driver). The contracts it keeps and relies on: ``runtime.protocols``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from parsefl.aggregation import Aggregator, build_aggregator
-from parsefl.attacks.hook import tamper_messages
-from parsefl.compressors import Choco
-from parsefl.compressors.messages import decode_message, encode_messages
 from parsefl.errors import ConfigError
 from parsefl.overlays.base import Overlay
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.diagnostics import gradient_cosine
 from parsefl.runtime.handshake import GossipPlan, discover, plan_gossip
+from parsefl.runtime.protocols import Executor, RoundStats
+from parsefl.runtime.reference import ReferenceExecutor
 from parsefl.runtime.schedules import (
     AlwaysOnline,
     ConstantModalities,
     MembershipSchedule,
     ModalitySchedule,
 )
-from parsefl.runtime.transport import Message, Transport
+from parsefl.runtime.transport import Transport
 from parsefl.runtime.warm_start import warm_start
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import GraphSchedule
@@ -40,29 +39,7 @@ if TYPE_CHECKING:
     from parsefl.attacks import Adversary
     from parsefl.compressors import Communication
 
-
-@dataclass(frozen=True)
-class RoundStats:
-    round: int
-    loss: float
-    link_bytes: Counter  # (u, v) -> payload bytes that crossed that physical link this round
-    gradient_cosine: dict[str, float] = field(default_factory=dict)  # see runtime.diagnostics
-
-
-class Executor(Protocol):
-    """How the local agents train and merge; the engine decides when."""
-
-    def train(self, phase: str | None) -> list[float]: ...
-
-    def gossip(self, plans: dict[int, GossipPlan], version: int) -> None:
-        """Exchange and merge by ``plans``; ``version`` changes exactly when the plans do
-        (an executor may cache what it derives from them under it)."""
-
-    def sync(self) -> None:
-        """Make every Agent object's model current (before evaluation or checkpoints)."""
-
-    def reload(self, ids: Sequence[int]) -> None:
-        """Agents ``ids`` were changed from outside (a warm start): take their values."""
+__all__ = ["RoundEngine", "RoundStats"]
 
 
 class RoundEngine:
@@ -121,12 +98,12 @@ class RoundEngine:
         # Compression and periods (None: every component as is, every round).
         self.communication = communication
         self.round = 0
-        self.executor = executor or ReferenceExecutor(self)
+        self.executor: Executor = executor or ReferenceExecutor(self)
         self._known: dict | None = None
         self._handshake_key: Hashable = None
         self._plan_key: Hashable = None
         self.plans: dict[int, GossipPlan] = {}
-        self.plan_version = 0  # bumped whenever the plans are rebuilt
+        self.plan_version = 0  # bumped whenever the plans are rebuilt (runtime.protocols)
         self.online: frozenset[int] = frozenset(self.agents)  # local agents online this round
         # Stragglers: (agent, round) -> local steps (None: the training config's).
         self.local_steps: Callable[[int, int], int | None] | None = None
@@ -152,8 +129,9 @@ class RoundEngine:
         return adv.agents if adv is not None and not adv.attack.data_poisoning else frozenset()
 
     @property
-    def plan_epoch(self) -> Hashable:
-        """The key the plans were last made under (the same in every process)."""
+    def plan_key(self) -> Hashable:
+        """The key the plans were last made under: the handshake key and the strategy's
+        ``plan_key(r)`` (the same in every process; see ``runtime.protocols``)."""
         return self._plan_key
 
     @property
@@ -198,7 +176,7 @@ class RoundEngine:
             self.plan_version += 1
             self.planned()
         if new:  # every process sees the same keys: this exchange runs in lockstep
-            warm_start(self, caps)  # runtime/warm_start.py
+            warm_start(self, caps, self._known)  # runtime/warm_start.py
         self._active.update({i: frozenset(c.signatures) for i, c in caps.items()})
         self._started = True
 
@@ -246,67 +224,3 @@ class RoundEngine:
 
     def sync(self) -> None:
         self.executor.sync()
-
-
-
-class ReferenceExecutor:
-    """One agent at a time; every component travels as a message through the transport."""
-
-    def __init__(self, loop: RoundEngine) -> None:
-        self.loop = loop
-        comm = loop.communication
-        self.comm = None if comm is None or comm.plain else comm  # None: copies as they are
-        self.choco = Choco(comm) if comm is not None and comm.error_feedback else None
-
-    def train(self, phase: str | None) -> list[float]:
-        losses = []
-        for agent in self.loop.agents.values():
-            if agent.id not in self.loop.online:  # offline agents neither train nor gossip
-                continue
-            agent.phase = phase
-            losses.append(agent.train_local())
-        return losses
-
-    def gossip(self, plans: dict[int, GossipPlan], version: int = 0) -> None:
-        """Send each planned component, then merge what arrived (all merges are computed from
-        the pre-round values before any agent overwrites its own)."""
-        agents, aggregator = self.loop.agents, self.loop.aggregator
-        own = {(i, comp): agents[i].get_component(comp)
-               for i, plan in plans.items() for comp in plan.paths}
-        # Tensors are never modified in place after this point, so peers may share one copy.
-        msgs = [
-            Message(i, j, "params", own[i, comp], path, comp)
-            for i, plan in plans.items()
-            for comp, peers in plan.paths.items()
-            for j, path in peers.items()
-        ]
-        adversary, checks = self.loop.adversary, self.loop.checks
-        if adversary is not None and adversary.active(self.loop.round):
-            msgs = tamper_messages(adversary, msgs, own, plans, self.loop.round)
-        if self.comm is not None:
-            msgs = encode_messages(self.comm, self.choco, msgs, own, self.loop.round,
-                                   self.loop.plan_epoch)
-        inbox = self.loop.transport.exchange(msgs)
-        updates = []
-        for i, plan in plans.items():
-            received: dict[str, dict[int, dict]] = {}
-            for msg in inbox.get(i, []):
-                body = msg.body if self.comm is None else decode_message(self.comm, msg, own,
-                                                                          checks)
-                if (i, msg.component) in own and body is not None and checks.check(
-                        own[i, msg.component], body, f"{msg.component} {msg.src}->{i}"):
-                    received.setdefault(msg.component, {})[msg.src] = body
-            for comp in plan.paths:
-                merge = aggregator.merge if self.choco is None else self.choco.merger(
-                    aggregator, i, comp)  # error feedback: merges the public copies
-                merged = merge(own[i, comp], received.get(comp, {}), plan.self_weight[comp],
-                               plan.weights[comp])
-                updates.append((agents[i], comp, merged))
-        for agent, comp, merged in updates:
-            agent.set_component(comp, merged)
-
-    def sync(self) -> None:
-        """Agents are always current here."""
-
-    def reload(self, ids: Sequence[int]) -> None:
-        """Agents are the only copy here: nothing to reload."""

@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import make_agent
 
+from parsefl.overlays import build_overlay
 from parsefl.registry import SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
 from parsefl.runtime.transport import payload_bytes
-from parsefl.topology import StaticGraph, build_overlay, build_topology
+from parsefl.topology import StaticGraph, build_topology
 
 
 def _loop(agents, graph, method="parse", overlay="induced", hops=2):

@@ -146,18 +146,10 @@ def test_the_checker_counts_packages_and_type_only_imports():
         "parsefl.runtime.warm_start"]
 
 
-# The one type-only circle left: ``topology.overlays.make_overlay`` returns an ``Overlay`` of the
-# overlay registry, whose kinds build on ``topology.overlays``' path helpers (to break it, the
-# registry's factory moves into ``parsefl.overlays``). It never runs: only type checkers see it.
-KNOWN_TYPE_ONLY = [["parsefl.overlays", "parsefl.overlays.auto", "parsefl.overlays.induced",
-                    "parsefl.overlays.relay", "parsefl.overlays.rewire", "parsefl.topology",
-                    "parsefl.topology.overlays"]]
-
-
 @pytest.mark.parametrize(("nested", "typed"), [(False, False), (True, False), (True, True)],
                          ids=["module-level", "with-function-level", "with-type-only"])
 def test_no_import_cycle_in_src(nested, typed):
-    assert cycles(import_graph(nested, typed)) == (KNOWN_TYPE_ONLY if typed else [])
+    assert cycles(import_graph(nested, typed)) == []
 
 
 # Each module in a child forked from a process that holds the third-party libraries but no

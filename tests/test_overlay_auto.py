@@ -14,12 +14,11 @@ from parsefl.config import load_config
 from parsefl.experiments.distributed.launcher import launch
 from parsefl.experiments.run.build import build_experiment
 from parsefl.experiments.run.simulate import run_experiment
-from parsefl.overlays import make_overlay
+from parsefl.overlays import build_overlay, make_overlay
 from parsefl.overlays.summary import overlay_line, overlay_summary, plan_links
 from parsefl.runtime import InMemoryTransport
 from parsefl.runtime.handshake import discover, plan_gossip
 from parsefl.sharing.base import Capability, SharingStrategy
-from parsefl.topology import build_overlay
 
 # Two induced components {0, 1} and {5, 6}; the cheapest joining pair is 1-5 over relay 2 (2
 # hops); 0-6 (0-3-4-6), 0-5 and 1-6 are 3 hops each.

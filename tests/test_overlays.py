@@ -8,12 +8,12 @@ from conftest import make_agent
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.overlays import Overlay, make_overlay
+from parsefl.overlays import Overlay, build_overlay, make_overlay
 from parsefl.registry import OVERLAYS, SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
 from parsefl.runtime.handshake import discover, plan_gossip
 from parsefl.sharing.base import Capability, SharingStrategy
-from parsefl.topology import StaticGraph, build_overlay, build_topology
+from parsefl.topology import StaticGraph, build_topology
 
 
 @pytest.mark.parametrize("name", OVERLAYS.names())

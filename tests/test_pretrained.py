@@ -12,7 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
-from parsefl.experiments.run.build import agent_partition, build_experiment, private_indices
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.roster import agent_partition, private_indices
 from parsefl.experiments.studies.pretrain import pretrain
 
 BASE = ["data.name=synthetic_pid", "data.params={n_samples: 600}", "mix={m1: 2, m2: 2, m1+m2: 2}",

@@ -6,8 +6,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from parsefl.overlays import build_overlay
 from parsefl.registry import OVERLAYS, TOPOLOGIES
-from parsefl.topology import build_overlay, build_topology, mh_weights_local, mixing_matrix
+from parsefl.topology import build_topology, mh_weights_local, mixing_matrix
 
 
 def test_local_weights_by_hand() -> None:

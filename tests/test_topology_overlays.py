@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from parsefl.errors import ConfigError
+from parsefl.overlays import build_overlay
 from parsefl.registry import OVERLAYS, TOPOLOGIES
-from parsefl.topology import build_overlay, build_topology, k_hop_paths
+from parsefl.topology import build_topology, k_hop_paths
 
 RING6 = nx.cycle_graph(6)
 HOLDERS = {0, 2, 3}

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from parsefl.config import load_config
-from parsefl.experiments.run.build import agent_count, agent_groups, build_experiment
+from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.roster import agent_count, agent_groups
 
 BASE = ["data.name=synthetic_pid", "data.params={n_samples: 400}", "model.dim=12",
         "model.encoder.params.hidden=[16]", "device=cpu", "mix={m1: 2, m2: 1, m1+m2: 3}"]

@@ -98,7 +98,7 @@ def data_describe(
     from parsefl.config import PRESETS, load_config
     from parsefl.data import describe_partition, load_dataset, plot_partition, render_table
     from parsefl.errors import ConfigError
-    from parsefl.experiments.run.build import agent_partition
+    from parsefl.experiments.run.roster import agent_partition
     from parsefl.registry import DATASETS
 
     if not (dataset or data):

@@ -6,6 +6,6 @@ wherever overlays are read.
 
 from parsefl.overlays import auto, induced, relay, rewire  # noqa: F401  (fill the registry)
 from parsefl.overlays.base import Overlay
-from parsefl.topology.overlays import make_overlay
+from parsefl.overlays.factory import build_overlay, make_overlay
 
-__all__ = ["Overlay", "make_overlay"]
+__all__ = ["Overlay", "build_overlay", "make_overlay"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from parsefl.aggregation import Aggregator, build_aggregator
 from parsefl.errors import ConfigError
+from parsefl.overlays import make_overlay
 from parsefl.overlays.base import Overlay
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.checks import ReceiveChecks
@@ -33,7 +34,6 @@ from parsefl.runtime.transport import Transport
 from parsefl.runtime.warm_start import warm_start
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import GraphSchedule
-from parsefl.topology.overlays import make_overlay
 
 if TYPE_CHECKING:
     from parsefl.attacks import Adversary

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from parsefl.overlays import make_overlay
 from parsefl.overlays.base import Overlay
 from parsefl.runtime.transport import Message, Transport
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import mh_weights_local
-from parsefl.topology.overlays import make_overlay
 
 Known = dict[int, tuple[Capability, tuple[int, ...]]]  # peer -> (capability, path peer..me)
 

@@ -7,13 +7,12 @@ Importing this package registers every topology (``TOPOLOGIES``); the overlay ki
 from parsefl.topology import dynamic, edgelist, generators  # noqa: F401  (registers them)
 from parsefl.topology.graphs import GraphSchedule, StaticGraph, TimeVaryingGraph, build_topology
 from parsefl.topology.mixing import mh_weights_local, mixing_matrix
-from parsefl.topology.overlays import build_overlay, k_hop_paths
+from parsefl.topology.overlays import k_hop_paths
 
 __all__ = [
     "GraphSchedule",
     "StaticGraph",
     "TimeVaryingGraph",
-    "build_overlay",
     "build_topology",
     "k_hop_paths",
     "mh_weights_local",

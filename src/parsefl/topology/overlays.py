@@ -14,17 +14,11 @@ deterministic path rule, so the two views agree edge for edge and path for path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 
-from parsefl.errors import ConfigError
-from parsefl.registry import OVERLAYS
 from parsefl.types import HopPath
-
-if TYPE_CHECKING:
-    from parsefl.overlays.base import Overlay
 
 Distances = Callable[[int], dict[int, int]]
 
@@ -81,30 +75,8 @@ def _greedy_path(graph: nx.Graph, start: int, to_end: dict[int, int]) -> HopPath
     return tuple(path)
 
 
-def build_overlay(
-    kind: str, graph: nx.Graph, holders: Iterable[int], hops: int, degree: int = 2
-) -> nx.Graph:
-    """The global reference form of the overlay of registered kind ``kind`` on ``holders``
-    of one component (what the agents' handshake must agree with).
-
-    Raises:
-        ConfigError: ``overlay.name`` is unknown or ``overlay.hops`` is not an integer >= 1.
-    """
-    return make_overlay(kind, hops, degree).build(graph, holders)
 
 
-def make_overlay(kind: str, hops: int = 2, degree: int = 2) -> Overlay:
-    """The registered overlay class ``kind`` (``parsefl.overlays``), configured.
-
-    Raises:
-        ConfigError: ``overlay.name`` is unknown or ``overlay.hops`` is not an integer >= 1.
-    """
-    cls = OVERLAYS.get(kind, field="overlay.name")
-    try:
-        hops = check_hops(hops)
-    except ValueError as exc:
-        raise ConfigError("overlay.hops", str(exc)) from None
-    return cls(hops=hops, degree=degree)
 
 
 def check_hops(hops: int) -> int:

@@ -26,7 +26,7 @@ from parsefl.experiments.distributed.merge import STARTUP_S, merge_run
 from parsefl.experiments.distributed.placing import placement as resolve_placement
 from parsefl.experiments.distributed.placing import refuse_unstackable
 from parsefl.experiments.distributed.worker import runtime_setting
-from parsefl.experiments.run.build import agent_count
+from parsefl.experiments.run.roster import agent_count
 from parsefl.experiments.run.rundir import atomic_write, default_run_dir
 from parsefl.plugins import load_plugins
 from parsefl.runtime.transport_base import transport_class

@@ -11,7 +11,8 @@ from parsefl.attacks import build_attack
 from parsefl.attacks.select import choose_adversaries
 from parsefl.config import RunConfig
 from parsefl.errors import ConfigError
-from parsefl.experiments.run.build import Experiment, agent_count, agent_groups, build_communication
+from parsefl.experiments.run.build import Experiment, build_communication
+from parsefl.experiments.run.roster import agent_count, agent_groups
 from parsefl.registry import SHARING
 from parsefl.runtime.distributed import DistributedEngine
 from parsefl.runtime.distributed_vectorized import DistributedVectorizedExecutor

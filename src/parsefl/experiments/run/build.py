@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -14,16 +13,16 @@ from parsefl.attacks import Adversary, build_attack
 from parsefl.attacks.select import choose_adversaries
 from parsefl.compressors import Communication
 from parsefl.config import RunConfig
-from parsefl.data import MultimodalDataset, load_dataset, parse_mix, partition_indices
+from parsefl.data import MultimodalDataset, load_dataset
 from parsefl.data.imperfect import missing_labels, missing_modality_mask, noisy_labels
-from parsefl.data.mix import RATIO_KEYS, default_mix
 from parsefl.errors import ConfigError
 from parsefl.experiments.run.convergence import hold_out
 from parsefl.experiments.run.dynamics import build_schedules
+from parsefl.experiments.run.roster import agent_partition
 from parsefl.experiments.studies.pid_split import agree_splits
 from parsefl.model import ModelSpec
 from parsefl.model.pretrained import load_trunks
-from parsefl.registry import PARTITIONS, SHARING
+from parsefl.registry import SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.vectorized import VectorizedExecutor
@@ -151,41 +150,10 @@ def _use_vectorized(cfg: RunConfig, agents: list[Agent], aggregator: Aggregator,
         attacked=bool(loop.attackers)) is None
 
 
-def agent_groups(cfg: RunConfig, ds: MultimodalDataset | None = None) -> list[tuple[str, ...]]:
-    """Each agent's modalities, from the mix (``auto`` and ratio forms resolved)."""
-    if ds is None:
-        ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
-    mix = default_mix(ds.name, ds.modalities) if cfg.mix == "auto" else cfg.mix
-    return parse_mix(mix, ds.modalities)
 
 
-def agent_count(cfg: RunConfig) -> int:
-    """How many agents the mix has, without loading the dataset (the mix says it)."""
-    mix = cfg.mix
-    if mix == "auto":  # a pair of modalities: the same count on every dataset
-        return sum(default_mix(cfg.data.name, ("a", "b")).values())
-    if any(key in RATIO_KEYS for key in mix):
-        n = mix.get("n_agents")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError("mix.n_agents", f"expected a positive integer, got {n!r}")
-        return n
-    counts = list(mix.values())
-    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-        raise ConfigError("mix", f"agent counts must be non-negative integers, got {counts}")
-    return sum(counts)
 
 
-def agent_partition(
-    cfg: RunConfig, ds: MultimodalDataset
-) -> tuple[list[tuple[str, ...]], list[np.ndarray]]:
-    """Each agent's modalities (from the mix) and training indices (from the partition)."""
-    groups = agent_groups(cfg, ds)
-    private = private_indices(cfg, len(ds.train.y))
-    natural = None if ds.train_agent is None else np.asarray(ds.train_agent)[private]
-    parts = partition_indices(cfg.partition.name, ds.train.y[private], len(groups), cfg.seed,
-                              _partition_params(cfg), groups=natural,
-                              agent_groups=groups)
-    return groups, [private[p] for p in parts]
 
 
 def pretrained_path(cfg: RunConfig) -> str:
@@ -199,14 +167,6 @@ def pretrain_meta(cfg: RunConfig) -> dict[str, str]:
             "parsefl.public": str(cfg.data.public)}
 
 
-def private_indices(cfg: RunConfig, n: int, public: bool = False) -> np.ndarray:
-    """The training samples the agents share out (``public=True``: those set aside by
-    ``data.public`` for pretraining, which no agent holds); seeded by the run's seed."""
-    if not cfg.data.public:
-        return np.arange(n) if not public else np.arange(0)
-    order = np.random.default_rng([cfg.seed, 29]).permutation(n)
-    k = int(round(cfg.data.public * n))
-    return np.sort(order[:k] if public else order[k:])
 
 
 def encoder_name(cfg: RunConfig, ds: MultimodalDataset) -> str:
@@ -225,10 +185,6 @@ def _single_node():
     return graph
 
 
-def _partition_params(cfg: RunConfig) -> dict:
-    accepted = inspect.signature(PARTITIONS.get(cfg.partition.name)).parameters
-    params = cfg.partition.model_dump(exclude={"name"})
-    return {k: v for k, v in params.items() if k in accepted}
 
 
 def _variant(cfg: RunConfig, groups: list[tuple[str, ...]], i: int) -> dict:

@@ -14,12 +14,8 @@ from torch import nn
 from parsefl.config import RunConfig
 from parsefl.data import load_dataset
 from parsefl.errors import ConfigError
-from parsefl.experiments.run.build import (
-    agent_groups,
-    encoder_name,
-    pretrain_meta,
-    private_indices,
-)
+from parsefl.experiments.run.build import encoder_name, pretrain_meta
+from parsefl.experiments.run.roster import agent_groups, private_indices
 from parsefl.model.encoders import build_trunk
 from parsefl.model.pretrained import save_trunks
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.sharing import SharingStrategy
 from parsefl.topology import StaticGraph, build_topology
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Experiment:
@@ -142,12 +144,18 @@ def _wanted(i: int, agent_ids: Collection[int] | None) -> bool:
 
 def _use_vectorized(cfg: RunConfig, agents: list[Agent], aggregator: Aggregator,
                     loop: RoundEngine) -> bool:
+    """The backend ``runtime.backend`` asks for; ``auto``: vectorized unless it cannot run this
+    setup, and then it says why (the numbers are the same: tests/test_contract.py)."""
     backend = cfg.runtime.backend
-    if backend == "reference":
-        return False
-    return backend == "vectorized" or vectorized_blocker(
-        agents, aggregator, cfg.train, communication=loop.communication,
-        attacked=bool(loop.attackers)) is None
+    if backend != "auto":
+        return backend == "vectorized"
+    blocker = vectorized_blocker(agents, aggregator, cfg.train,
+                                 communication=loop.communication,
+                                 attacked=bool(loop.attackers))
+    if blocker is not None and len(agents) > 1:
+        log.info("runtime.backend auto: the reference backend (one agent at a time), since "
+                 "the vectorized one cannot run this: %s (%s)", blocker, blocker.field)
+    return blocker is None
 
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -47,7 +48,9 @@ def test_interrupted_run_exits_130_and_says_what_was_kept(tmp_path):
     line = _one_line(err)
     assert code == 130
     assert line.startswith("interrupted: kept") and "metrics.csv up to round" in line
-    assert not (out / "results.json").exists()
+    record = json.loads((out / "results.json").read_text())  # why it stopped, no numbers
+    assert record["stopped_by"] == "interrupted" and record["complete"] is False
+    assert 1 <= record["rounds_completed"] < 500 and "final" not in record
 
 
 def test_interrupted_compare_counts_the_finished_runs(tmp_path):
@@ -67,6 +70,9 @@ def test_interrupted_launch_forwards_to_workers_and_waits(tmp_path):
     code, err = _interrupt_when(proc, lambda: any((out / "state").glob("round_*")))
     line = _one_line(err)
     assert code == 130 and "last checkpoint" in line and "--resume" in line
+    record = json.loads((out / "results.json").read_text())
+    assert record["stopped_by"] == "interrupted" and record["complete"] is False
+    assert record["rounds_completed"] >= 1 and "final" not in record
     # every worker got the signal and ended before the launcher did
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:

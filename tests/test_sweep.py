@@ -98,6 +98,21 @@ def test_finished_runs_are_reused_only_with_the_identical_config(tmp_path):
     assert "Resolved config of the first run (fingerprint" in md and "rounds: 2" in md
 
 
+def test_an_interrupted_run_is_run_again_not_reused(tmp_path):
+    from parsefl.config import load_config
+    from parsefl.experiments.run.divergence import interrupted_results
+
+    sweep = compare_sweep(None, ["local"], [0], QUICK)
+    run = tmp_path / "runs" / "local" / "seed0"
+    run_and_summarize(sweep, tmp_path, jobs=1)
+    cfg = load_config(run / "config.yaml")
+    (run / "results.json").write_text(json.dumps(interrupted_results(cfg, 0)))
+    seen = []
+    run_and_summarize(sweep, tmp_path, 1, lambda s, r, cached: seen.append(cached))
+    assert seen == [False]  # run again
+    assert json.loads((run / "results.json").read_text())["stopped_by"] == "max_rounds"
+
+
 def _stat(mean, n=1, std=0.0):
     return {"mean": mean, "std": std, "n": n}
 

@@ -117,7 +117,8 @@ def read_metrics(path: Path) -> dict[str, np.ndarray]:
 
 def load_sweep_dir(path: Path) -> SweepData:
     runs = [load_run(p.parent) for p in sorted((path / "runs").rglob("results.json"))]
-    runs = [r for r in runs if not r.results.get("diverged")]  # no numbers to draw
+    # diverged or interrupted runs have no numbers to draw
+    runs = [r for r in runs if r.results.get("complete", True)]
     _label_points(path, runs)
     summary = _normalize_summary(json.loads(_read(path / "summary.json") or "{}"))
     if not summary:  # interrupted before write_outputs: recompute from what finished

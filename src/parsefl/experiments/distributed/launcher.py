@@ -27,7 +27,7 @@ from parsefl.experiments.distributed.placing import placement as resolve_placeme
 from parsefl.experiments.distributed.placing import refuse_unstackable
 from parsefl.experiments.distributed.worker import runtime_setting
 from parsefl.experiments.run.roster import agent_count
-from parsefl.experiments.run.rundir import atomic_write, default_run_dir
+from parsefl.experiments.run.rundir import atomic_write, default_run_dir, write_json
 from parsefl.plugins import load_plugins
 from parsefl.runtime.transport_base import transport_class
 from parsefl.security import init_keys
@@ -92,19 +92,22 @@ def launch(
             init_keys(keys, agent_count(cfg))
     argv = [*_worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins),
             "--transport", transport]
-    if not kind.needs_store:  # peer to peer: each worker is told every rank's address
-        if insecure:
-            log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
-        return _launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv)
-    store = _loopback_store(max(STARTUP_S, timeout))
-    argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
-    started = time.time()
-    procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
     try:
+        if not kind.needs_store:  # peer to peer: each worker is told every rank's address
+            if insecure:
+                log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
+            return _launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv)
+        store = _loopback_store(max(STARTUP_S, timeout))
+        argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
+        started = time.time()
+        procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
         codes = _wait_all(procs, wall_timeout_s)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
+        from parsefl.experiments.run.divergence import interrupted_results
         from parsefl.experiments.run.interrupt import launch_interrupted
 
+        kept = [int(p.name.split("_")[1]) for p in (out / "state").glob("round_*")]
+        write_json(out / "results.json", interrupted_results(cfg, max(kept, default=0)))
         raise launch_interrupted(out) from None
     return _collect(out, codes, started)
 

@@ -36,13 +36,25 @@ def stop_if_diverged(cfg: Any, agents: Any, stats: Any, out_dir: Path) -> None:
 
 def diverged_results(cfg: Any, round_: int, loss: float, agents: list[int]) -> dict[str, Any]:
     return {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
-            "diverged": True, "stopped_by": "diverged", "diverged_round": round_,
-            "train_loss": str(loss),
+            "diverged": True, "stopped_by": "diverged", "complete": False,
+            "diverged_round": round_, "train_loss": str(loss),
             "diverged_agents": agents, "rounds_completed": round_ - 1}
+
+
+def interrupted_results(cfg: Any, rounds_completed: int) -> dict[str, Any]:
+    """What results.json says of a run stopped by the user (Ctrl-C): who it was and how far it
+    got, no numbers (a partial result is never presented as a whole); ``--resume`` goes on."""
+    return {"method": cfg.method, "dataset": cfg.data.name, "seed": cfg.seed,
+            "stopped_by": "interrupted", "complete": False,
+            "rounds_completed": rounds_completed}
 
 
 def is_diverged(results: Any) -> bool:
     return bool(isinstance(results, dict) and results.get("diverged"))
+
+
+def is_interrupted(results: Any) -> bool:
+    return bool(isinstance(results, dict) and results.get("stopped_by") == "interrupted")
 
 
 def _trained(agent: Any) -> bool:

@@ -14,13 +14,14 @@ def run_interrupted(out_dir: Path) -> Interrupted:
     checkpoints are written only at the end."""
     rounds = _last_evaluated_round(out_dir / "metrics.csv")
     kept = (f"metrics.csv up to round {rounds}" if rounds else "no evaluated round yet")
-    return Interrupted(f"interrupted: kept {out_dir} (config.yaml, {kept}; no checkpoints or "
-                       "results.json: they are written when the run finishes)")
+    return Interrupted(f"interrupted: kept {out_dir} (config.yaml, {kept}; results.json says "
+                       "stopped_by: interrupted; the checkpoints in state/, if any, continue "
+                       "with --resume)")
 
 
 def sweep_interrupted(out: Path, run_ids: Sequence[str]) -> Interrupted:
     """A compare/sweep stopped early: finished runs stay and are reused by the same command."""
-    done = sum((out / "runs" / rid / "results.json").is_file() for rid in run_ids)
+    done = sum(_finished(out / "runs" / rid / "results.json") for rid in run_ids)
     return Interrupted(f"interrupted: kept {done} of {len(run_ids)} finished runs in "
                        f"{out / 'runs'}; the same command resumes (finished runs are reused)")
 
@@ -40,3 +41,11 @@ def _last_evaluated_round(path: Path) -> int | None:
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     return int(rows[-1]["round"]) if rows else None
+
+
+def _finished(path: Path) -> bool:
+    import json
+
+    from parsefl.experiments.run.divergence import is_interrupted
+
+    return path.is_file() and not is_interrupted(json.loads(path.read_text()))

@@ -11,7 +11,7 @@ from typing import Any
 from parsefl.config import RunConfig, to_yaml
 from parsefl.experiments.run.build import Experiment, build_experiment
 from parsefl.experiments.run.checkpoint import complete_rounds, round_folder
-from parsefl.experiments.run.divergence import stop_if_diverged
+from parsefl.experiments.run.divergence import interrupted_results, stop_if_diverged
 from parsefl.experiments.run.driver import RoundEnd, progress, run_rounds
 from parsefl.experiments.run.results import merged_results, metrics_rows, save_checkpoints
 from parsefl.experiments.run.rundir import atomic_write, write_csv, write_json
@@ -56,7 +56,13 @@ def run_experiment(
 
     hooks = [diverged, *session.hooks(lambda: _evaluate(exp), cfg.runtime.checkpoint_every,
                                       latest_only), evaluated]
-    run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])], first)
+    try:
+        run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])],
+                   first)
+    except KeyboardInterrupt:  # results.json says so (the metrics so far stay in metrics.csv)
+        write_json(out_dir / "results.json", interrupted_results(cfg, len(
+            session.history["rounds"])))
+        raise
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = merged_results(cfg, exp, {0: session.summary()}, out_dir, session.wall())
     results["ablations"] = {"slice_drop": slice_drop(exp)}

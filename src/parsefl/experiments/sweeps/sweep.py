@@ -19,6 +19,7 @@ import yaml
 
 from parsefl.config import RunConfig, apply_overrides, read_yaml, validate
 from parsefl.errors import ConfigError
+from parsefl.experiments.run.divergence import is_interrupted
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,9 @@ def _defaults() -> dict[str, Any]:
 def _finished(run_dir: Path, resolved: dict[str, Any], overwrite: bool) -> bool:
     """Whether ``run_dir`` holds a finished run of exactly ``resolved``; a finished run of other
     settings is refused (ConfigError naming the differing keys) unless ``overwrite``."""
-    if not (run_dir / "results.json").is_file():
-        return False
+    done = run_dir / "results.json"
+    if not done.is_file() or is_interrupted(json.loads(done.read_text())):
+        return False  # an interrupted run is run again
     saved = run_dir / "config.yaml"
     old = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
     diff = config_diff(old if isinstance(old, dict) else {}, resolved)

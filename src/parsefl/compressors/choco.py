@@ -32,6 +32,18 @@ from parsefl.compressors.communication import Communication, like_of
 from parsefl.types import Tensors
 
 
+def advance(hat: Tensors, q: Tensors) -> dict[str, torch.Tensor]:
+    """A public copy moved by the decoded difference that travelled: ``x_hat + q``."""
+    return {n: hat[n] + q[n] for n in q}
+
+
+def consensus(x: Tensors, hat: Tensors, mixed: Tensors, gamma: float) -> dict[str, torch.Tensor]:
+    """The CHOCO consensus step, ``x + gamma * (mix(x_hat) - x_hat)`` (``mixed``: the
+    aggregator applied to the public copies). Both backends take it from here: the reference
+    one per agent, the stacked ones on every holder's rows at once."""
+    return {n: x[n] + gamma * (mixed[n] - hat[n]) for n in x}
+
+
 class Choco:
     """The public copies of one executor's agents and their views of their peers'."""
 
@@ -51,7 +63,7 @@ class Choco:
         hat = self.own.get((i, component)) or {n: torch.zeros_like(t) for n, t in x.items()}
         body = self.encode(i, component, x, r)
         q = self.comm.decode(component, body, like_of(x))
-        self.own[i, component] = {n: hat[n] + q[n] for n in x}
+        self.own[i, component] = advance(hat, q)
         return body
 
     def encode(self, i: int, component: str, y: Tensors, r: int) -> dict[str, torch.Tensor]:
@@ -64,8 +76,7 @@ class Choco:
     def receive(self, i: int, j: int, component: str, q: Tensors) -> None:
         """Agent ``i``'s view of ``x_hat_j`` moves by the decoded difference ``q``."""
         view = self.views.get((i, j, component))
-        self.views[i, j, component] = dict(q) if view is None else {
-            n: view[n] + q[n] for n in q}
+        self.views[i, j, component] = dict(q) if view is None else advance(view, q)
 
     def merger(self, aggregator: Aggregator, i: int, component: str) -> Callable[..., dict]:
         """``merge(x, received, self_weight, weights)`` for agent ``i``'s ``component``, as
@@ -85,5 +96,4 @@ class Choco:
         hat = self.own[i, component]
         mixed = aggregator.merge(hat, {j: self.views[i, j, component] for j in sorted(arrived)},
                                  self_weight, weights)
-        g = self.comm.gamma_for(component)
-        return {n: x[n] + g * (mixed[n] - hat[n]) for n in x}
+        return consensus(x, hat, mixed, self.comm.gamma_for(component))

@@ -23,6 +23,7 @@ import torch
 
 from parsefl.aggregation import Aggregator
 from parsefl.compressors import Communication, Compressor
+from parsefl.compressors.choco import advance, consensus
 from parsefl.runtime.checks import ReceiveChecks
 
 if TYPE_CHECKING:
@@ -65,12 +66,10 @@ class StackedCodec:
         q = self.roundtrip(mix, {n: own[n] - hat[n] for n in mix.names}, r)
         if checks is not None:
             q = _drop_bad(mix, q, checks)
-        for n in mix.names:
-            hat[n] += q[n]
+        hat.update(advance(hat, q))  # the store's block: every holder's public copy at once
         mixed = self._mix(mix, hat, hat, aggregator, None, None, r)
-        g = self.comm.gamma_for(mix.comp)
-        for n in mix.names:
-            mix._write(n, own[n] + g * (mixed[n] - hat[n]))
+        for n, x in consensus(own, hat, mixed, self.comm.gamma_for(mix.comp)).items():
+            mix._write(n, x)
 
     def _mix(self, mix: StackedMix, own: Block, sent: Block, aggregator: Aggregator,
              checks: ReceiveChecks | None, adversary: Adversary | None, r: int) -> Block:

@@ -83,16 +83,10 @@ class StackedCodec:
                 matrix = mix.matrix_for(aggregator, mix.bad_rows(flat, checks))
             off, diag = _split(mix, matrix)
             return {n: torch.sparse.mm(off, sent[n]) + diag * own[n] for n in mix.names}
-        flat_own = torch.cat([own[n] for n in mix.names], dim=1)
-        values = torch.cat([sent[n] for n in mix.names], dim=1)[mix.index]
-        values[:, 0] = flat_own
-        mask, weights = mix.mask, mix.weights
-        if attacking:  # attackers craft from the plain copies (as in the reference send path)
-            crafted = adversary.tamper(flat_own[mix.index], mask, weights, mix.byz, mix.pairs,
-                                       mix.ids, mix.comp, r)
-            values = self._encode_crafted(mix, values, crafted, r)
-        valid = mask if checks is None else checks.stacked_valid(values, mask)
-        return _unflat(mix, mix.merge(values, valid, aggregator))
+        return _unflat(mix, mix.merge_padded(
+            torch.cat([own[n] for n in mix.names], dim=1), aggregator, checks, adversary, r,
+            sent=torch.cat([sent[n] for n in mix.names], dim=1),
+            encode=lambda values, crafted: self._encode_crafted(mix, values, crafted, r)))
 
     def _encode_crafted(self, mix: StackedMix, values: torch.Tensor, crafted: torch.Tensor,
                         r: int) -> torch.Tensor:

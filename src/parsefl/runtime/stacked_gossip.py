@@ -9,7 +9,7 @@ the rows of its stacked parameters that hold the component.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -85,21 +85,40 @@ class StackedMix:
             self._apply_linear(checks, aggregator)
             return
         flat = torch.cat([self._gather(name) for name in self.names], dim=1)  # (H, numel)
-        values, mask, weights = flat[self.index], self.mask, self.weights
-        if attacking:
-            values = adversary.tamper(values, mask, weights, self.byz, self.pairs, self.ids,
-                                      self.comp, r)
-        valid = mask
-        if checks is not None:
-            # Untampered, a copy's norm is its holder row's: one pass over (H, numel), not K.
-            norms = None if attacking else torch.linalg.vector_norm(flat, dim=1)[self.index]
-            valid = checks.stacked_valid(values, mask, norms)
-        merged = self.merge(values, valid, aggregator)
+        merged = self.merge_padded(flat, aggregator, checks, adversary, r)
         start = 0
         for name in self.names:
             size = self.parts[0][0].params[name][0].numel()
             self._write(name, merged[:, start : start + size])
             start += size
+
+    def merge_padded(self, own: torch.Tensor, aggregator: Aggregator,
+                     checks: ReceiveChecks | None, adversary: Adversary | None, r: int,
+                     sent: torch.Tensor | None = None,
+                     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                     ) -> torch.Tensor:
+        """``(H, numel)``: each holder's merge, on the padded stack, of its own flat copy
+        (row of ``own``) with its peers' copies as they arrive: ``sent`` (what receivers
+        decode of each holder's copy; None: the copy itself), the attackers' entries replaced
+        by what they craft from the plain copies (``encode``: how a crafted copy travels),
+        then the receive checks and the aggregator's rule over what passed (:meth:`merge`).
+        The plain and the compressed paths both merge here."""
+        attacking = self.byz is not None and adversary is not None and adversary.active(r)
+        values = (own if sent is None else sent)[self.index]
+        if sent is not None:
+            values[:, 0] = own  # a holder keeps its own copy as it is
+        if attacking:  # attackers craft from the plain copies (as in the reference send path)
+            crafted = adversary.tamper(values if sent is None else own[self.index], self.mask,
+                                       self.weights, self.byz, self.pairs, self.ids,
+                                       self.comp, r)
+            values = crafted if encode is None else encode(values, crafted)
+        valid = self.mask
+        if checks is not None:
+            # Untampered and plain, a copy's norm is its holder row's: one pass, not K.
+            norms = None if attacking or sent is not None else \
+                torch.linalg.vector_norm(own, dim=1)[self.index]
+            valid = checks.stacked_valid(values, self.mask, norms)
+        return self.merge(values, valid, aggregator)
 
     def merge(self, values: torch.Tensor, valid: torch.Tensor,
               aggregator: Aggregator) -> torch.Tensor:

@@ -56,8 +56,10 @@ def merge(values: torch.Tensor, valid: torch.Tensor, weights: torch.Tensor,
           aggregator: Aggregator) -> torch.Tensor:
     """``(H, numel)``: each holder's merged copy from the padded ``(H, K, numel)`` stack (own
     copy first), ``valid`` the copies that count, ``weights`` over them (:func:`arrived_weights`).
-    Copies that do not count are zeroed first (a NaN times a zero weight is still NaN)."""
-    values = torch.where(valid[..., None], values, torch.zeros_like(values))
+    Copies that do not count are zeroed first (a NaN times a zero weight is still NaN), in
+    place: ``values`` is the caller's fresh stack (a second one cost ~10 % of a median round
+    at N = 128)."""
+    values.masked_fill_(~valid[..., None], 0.0)
     if isinstance(aggregator, LinearAggregator):
         return (weights[..., None] * values).sum(dim=1)
     return aggregator.combine(values, valid, weights)

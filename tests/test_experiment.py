@@ -73,3 +73,18 @@ def test_bytes_total_is_the_sum_of_the_per_round_bytes(tmp_path):
     rows = list(csv.DictReader((tmp_path / "r" / "metrics.csv").open()))
     assert sum(int(r["bytes_round"]) for r in rows) == results["communication"]["bytes_total"]
     assert int(rows[-1]["bytes_cumulative"]) == results["communication"]["bytes_total"]
+
+
+def test_metrics_written_during_the_run_are_the_rows_of_the_final_record(tmp_path):
+    """metrics.csv grows row by row while the run goes (what an interrupted run keeps); at the
+    end it is rewritten from the whole record: the two must agree."""
+    from parsefl.experiments.run.simulate import run_experiment
+
+    seen = []
+    out = tmp_path / "r"
+    cfg = load_config(None, [*SYNERGY, "rounds=4", "eval_every=2",
+                             "dynamics.membership.offline=0.3"])
+    run_experiment(cfg, out, on_round=lambda stats, ev: ev is not None and seen.append(
+        (out / "metrics.csv").read_text()))
+    assert seen[-1] == (out / "metrics.csv").read_text()
+    assert len(list(csv.DictReader((out / "metrics.csv").open()))) == 2

@@ -166,12 +166,15 @@ def metrics_rows(cfg: RunConfig, history: list[dict]) -> tuple[list[dict], list[
     for r in range(cfg.rounds):
         cum += sum(bytes_rounds[r].values())
         if r in evals and ((r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1):
-            # the mean over the agents that trained, in id order (every runtime alike)
-            loss = float(np.nanmean([losses[r][i] for i in sorted(losses[r])])) \
-                if losses[r] else float("nan")
-            rows.append(metrics_row(RoundStats(r, loss, bytes_rounds[r], cosine[r]),
-                                    _evaluation(evals[r]), cum))
+            rows.append(metrics_row(RoundStats(r, round_loss(losses[r]), bytes_rounds[r],
+                                               cosine[r]), _evaluation(evals[r]), cum))
     return rows, bytes_rounds, evals
+
+
+def round_loss(losses: Mapping[int, float]) -> float:
+    """A round's train loss: the mean over the agents that trained, in id order (the same in
+    every runtime, however its agents were ordered)."""
+    return float(np.nanmean([losses[i] for i in sorted(losses)])) if losses else float("nan")
 
 
 def _evaluation(rows: list[dict]) -> Evaluation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,13 @@ from parsefl.experiments.run.build import Experiment, build_experiment
 from parsefl.experiments.run.checkpoint import complete_rounds, round_folder
 from parsefl.experiments.run.divergence import interrupted_results, stop_if_diverged
 from parsefl.experiments.run.driver import RoundEnd, progress, run_rounds
-from parsefl.experiments.run.results import merged_results, metrics_rows, save_checkpoints
+from parsefl.experiments.run.results import (
+    merged_results,
+    metrics_row,
+    metrics_rows,
+    round_loss,
+    save_checkpoints,
+)
 from parsefl.experiments.run.rundir import atomic_write, write_csv, write_json
 from parsefl.experiments.run.session import RunSession
 from parsefl.model import SlicedModel
@@ -43,10 +50,17 @@ def run_experiment(
         trained = [a for a in exp.agents if a.id in loop.online]  # offline: did not train
         stop_if_diverged(cfg, trained, end.stats, out_dir)
 
-    def evaluated(end: RoundEnd) -> None:  # metrics.csv grows with every evaluation
+    # metrics.csv grows with every evaluation (an interrupted run keeps it), row by row as
+    # merged_results writes it whole at the end (each row once: no rebuild per evaluation)
+    rows, _, _ = metrics_rows(cfg.model_copy(update={"rounds": first}), [session.history])
+    cum = [sum(b for rec in session.history["rounds"] for _, _, b in rec["links"])]
+
+    def evaluated(end: RoundEnd) -> None:
+        cum[0] += sum(end.stats.link_bytes.values())
         if end.evaluation is not None:
-            rows = metrics_rows(cfg.model_copy(update={"rounds": end.done}),
-                                [session.history])[0]
+            losses = {int(i): v for i, v in session.history["rounds"][-1]["losses"].items()}
+            rows.append(metrics_row(replace(end.stats, loss=round_loss(losses)),
+                                    end.evaluation, cum[0]))
             write_csv(out_dir / "metrics.csv", rows)
 
     def latest_only(done: int) -> None:  # only the latest checkpoint is ever resumed from

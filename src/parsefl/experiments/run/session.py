@@ -6,8 +6,8 @@ agents. Both write the same record (:meth:`RunSession.record`), which
 ``metrics.csv`` — from one record (the simulator) or one per rank (``parsefl launch``,
 ``parsefl merge``).
 
-The record: ``history`` (per round: the round, each agent that trained's loss, the bytes per
-physical link, gradient cosines; per evaluated round: each agent's evaluation row), the
+The record: ``history`` (per round: the round, the bytes per physical link, gradient cosines;
+per evaluated round also each agent that trained's loss and each agent's evaluation row), the
 validation curves, the phase starts, and whether the plateau rule ended the run.
 """
 
@@ -83,13 +83,16 @@ class RunSession:
 
     def record(self, end: RoundEnd) -> None:
         online = self.loop.online
+        evaluated = end.evaluation is not None
         self.history["rounds"].append({
             "round": end.round,
-            "losses": {str(a.id): a.last_loss for a in self.agents if a.id in online},
+            # per agent only where metrics.csv has a row (O(evaluations x agents), not rounds)
+            "losses": {str(a.id): a.last_loss for a in self.agents if a.id in online}
+            if evaluated else {},
             "links": [[u, v, b] for (u, v), b in sorted(end.stats.link_bytes.items())],
             "cosine": end.stats.gradient_cosine,
         })
-        if end.evaluation is not None:
+        if evaluated:
             self.history["evals"][str(end.round)] = end.evaluation.agents
 
     def summary(self) -> dict[str, Any]:

@@ -104,6 +104,25 @@ def test_resume_refuses_another_config(tmp_path):
     assert "lr: 0.001" in (tmp_path / "config.yaml").read_text()  # the run's own config kept
 
 
+@pytest.mark.parametrize("damage", [
+    lambda meta: "{not json",
+    lambda meta: "[" * 100 + "]" * 100,  # nested past the bound
+    lambda meta: json.dumps([1, 2]),
+    lambda meta: json.dumps({**meta, "phases": {"starts": [0, 5, 9]}}),
+    lambda meta: json.dumps({**meta, "history": {"rounds": 3, "evals": {"x": []}}}),
+    lambda meta: json.dumps({**meta, "validation": {"curves": "nope"}}),
+])
+def test_a_damaged_checkpoint_record_is_refused_in_one_line(tmp_path, damage):
+    cfg = load_config(None, [*BASE, "rounds=2", "runtime.checkpoint_every=1"])
+    run_experiment(cfg, tmp_path)
+    marker = tmp_path / "state" / "round_000002" / "run.json"
+    marker.write_text(damage(json.loads(marker.read_text())))
+    more = load_config(None, [*BASE, "rounds=3", "runtime.checkpoint_every=1"])
+    with pytest.raises(ConfigError, match="--resume") as err:
+        run_experiment(more, tmp_path, resume=True)
+    assert "\n" not in str(err.value) and "run.json" in str(err.value)
+
+
 class _Loop:
     def __init__(self) -> None:
         self.calls: list[str] = []

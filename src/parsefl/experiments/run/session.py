@@ -13,7 +13,6 @@ validation curves, the phase starts, and whether the plateau rule ended the run.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from parsefl.experiments.run.convergence import PlateauStop, Validate
 from parsefl.experiments.run.driver import Checkpoint, Evaluate, Hook, RoundEnd
 from parsefl.overlays.summary import plan_links
 from parsefl.runtime import Agent, Evaluation
+from parsefl.runtime.wire import WireError, loads_bounded
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class RunSession:
             log.warning("no complete checkpoint in %s: starting from round 0", self.out)
             return 0
         folder = round_folder(self.out, done)
-        meta = json.loads((folder / self.marker).read_text())
+        meta = self._meta(folder)
         if not {"validation", "phases"} <= set(meta) or "evals" not in meta.get("history", {}):
             raise ConfigError("--resume", f"{folder} was written by an older parsefl (another "
                               "checkpoint schema); start the run afresh")
@@ -135,12 +135,27 @@ class RunSession:
         load_state(folder, self.agents, self.loop.executor, self.marker, self.loop.checks)
         every = self.cfg.eval_every
         on_schedule = lambda r: r % every == 0 or r == self.cfg.rounds  # noqa: E731
-        self.history = {"rounds": meta["history"]["rounds"],
-                        "evals": {r: rows for r, rows in meta["history"]["evals"].items()
-                                  if on_schedule(int(r) + 1)}}
-        self.validate.load(meta["validation"], on_schedule)
-        self.loop.strategy.phases.load(meta["phases"])
-        self.wall_s = float(meta.get("wall_s", 0.0))
+        try:
+            self.history = {"rounds": list(meta["history"]["rounds"]),
+                            "evals": {r: rows for r, rows in meta["history"]["evals"].items()
+                                      if on_schedule(int(r) + 1)}}
+            self.validate.load(meta["validation"], on_schedule)
+            self.loop.strategy.phases.load(meta["phases"])
+            self.wall_s = float(meta.get("wall_s", 0.0))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError("--resume", f"{folder / self.marker} is not a record this run "
+                              f"can continue ({type(err).__name__}: {err})") from None
         self.restored = meta
         log.info("resumed from %s", folder)
         return done
+
+    def _meta(self, folder: Path) -> dict[str, Any]:
+        """This session's checkpoint record in ``folder`` (JSON, bounded in size and depth)."""
+        try:
+            meta = loads_bounded((folder / self.marker).read_bytes())
+        except (OSError, WireError) as err:
+            raise ConfigError("--resume", f"{folder / self.marker} cannot be read as a "
+                              f"checkpoint record ({err})") from None
+        if not isinstance(meta, dict) or "fingerprint" not in meta:
+            raise ConfigError("--resume", f"{folder / self.marker} is not a checkpoint record")
+        return meta

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from parsefl.aggregation import Aggregator, LinearAggregator, fold_missing
+from parsefl.aggregation import Aggregator
 from parsefl.compressors import like_of
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
@@ -35,6 +35,7 @@ from parsefl.runtime.remote_rows import Inbox, Row, routes, row_plans, split
 from parsefl.runtime.send_path import tamper_messages
 from parsefl.runtime.stacked_codec import make_codec
 from parsefl.runtime.stacked_gossip import StackedMix, build_mix, pairwise
+from parsefl.runtime.stacked_merge import rule_of
 from parsefl.runtime.transport import Message
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.types import Tensors
@@ -243,8 +244,7 @@ def _folded(plans: Mapping[int, GossipPlan], comp: str, order: list[int], short:
             aggregator: Aggregator) -> dict[int, GossipPlan]:
     """Plans over the copies that arrived: for each local holder in ``short``, the weights
     the aggregator gives when only those remote copies came (local copies always come)."""
-    rule = aggregator.mixing_weights if isinstance(aggregator, LinearAggregator) \
-        else fold_missing
+    rule = rule_of(aggregator)
     view = {}
     for i in order:
         if i not in plans:

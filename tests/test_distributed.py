@@ -295,3 +295,24 @@ def _send_bad(transport, wire) -> None:
 
 if __name__ == "__main__":
     _malformed_peer(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))
+
+
+def test_merge_refuses_a_summary_that_does_not_fit_in_one_line(tmp_path):
+    """`parsefl merge` over a summary of the right form but the wrong content (a copied file
+    from elsewhere, or an older one): exit 2, one line naming RUN_DIR, no traceback."""
+    import subprocess
+
+    from parsefl.config import to_yaml
+
+    cfg = load_config(None, ["data.name=synthetic_pid", "mix={m1: 1, m2: 1, m1+m2: 1}",
+                             "rounds=2", "eval_every=1"])
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg))
+    (tmp_path / "logs" / "summary_rank_0.json").write_text(json.dumps(
+        {"rank": 0, "history": {"rounds": [{"round": "x"}], "evals": {}}, "wire": {},
+         "lost": {}, "resumed_from": 0}))
+    proc = subprocess.run(["parsefl", "merge", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: RUN_DIR: "), lines

@@ -74,9 +74,7 @@ class StackedCodec:
     def _mix(self, mix: StackedMix, own: Block, sent: Block, aggregator: Aggregator,
              checks: ReceiveChecks | None, adversary: Adversary | None, r: int) -> Block:
         """Each holder's merge of its ``own`` rows with the ``sent`` rows of its peers."""
-        attacking = mix.byz is not None and adversary is not None and adversary.active(r)
-        if mix.matrix is not None and not attacking and (checks is None
-                                                         or checks.max_ratio is None):
+        if mix.sparse(checks, adversary, r):
             matrix = mix.matrix
             if checks is not None:  # a rejected copy leaves its receivers' rows (stacked_merge)
                 flat = torch.cat([sent[n] for n in mix.names], dim=1)

@@ -73,15 +73,13 @@ class StackedMix:
               adversary: Adversary | None = None, r: int = 0,
               codec: Codec | None = None) -> None:
         """Merge in place (call under ``torch.no_grad``): the attackers' entries replaced by
-        what they send (``adversary``), copies that fail ``checks`` given back to the own
-        copy's weight, then the aggregator's rule. ``codec``: copies travel compressed
-        (``runtime.stacked_codec``)."""
+        what they send (``adversary``), copies that fail ``checks`` dropped, then the
+        aggregator's rule over what is left (``stacked_merge``). ``codec``: copies travel
+        compressed (``runtime.stacked_codec``)."""
         if codec is not None:
             codec.apply(self, aggregator, checks, adversary, r)
             return
-        attacking = self.byz is not None and adversary is not None and adversary.active(r)
-        if self.matrix is not None and not attacking and (checks is None
-                                                           or checks.max_ratio is None):
+        if self.sparse(checks, adversary, r):
             self._apply_linear(checks, aggregator)
             return
         flat = torch.cat([self._gather(name) for name in self.names], dim=1)  # (H, numel)
@@ -91,6 +89,17 @@ class StackedMix:
             size = self.parts[0][0].params[name][0].numel()
             self._write(name, merged[:, start : start + size])
             start += size
+
+    def attacked(self, adversary: Adversary | None, r: int) -> bool:
+        """Whether attackers replace some of this component's copies in round ``r``."""
+        return self.byz is not None and adversary is not None and adversary.active(r)
+
+    def sparse(self, checks: ReceiveChecks | None, adversary: Adversary | None,
+               r: int) -> bool:
+        """Whether this round's merge is the sparse product: a linear aggregator, no attacker
+        here, and no check that compares a copy with its receiver's own (``max_ratio``)."""
+        return self.matrix is not None and not self.attacked(adversary, r) and (
+            checks is None or checks.max_ratio is None)
 
     def merge_padded(self, own: torch.Tensor, aggregator: Aggregator,
                      checks: ReceiveChecks | None, adversary: Adversary | None, r: int,
@@ -103,7 +112,7 @@ class StackedMix:
         by what they craft from the plain copies (``encode``: how a crafted copy travels),
         then the receive checks and the aggregator's rule over what passed (:meth:`merge`).
         The plain and the compressed paths both merge here."""
-        attacking = self.byz is not None and adversary is not None and adversary.active(r)
+        attacking = self.attacked(adversary, r)
         values = (own if sent is None else sent)[self.index]
         if sent is not None:
             values[:, 0] = own  # a holder keeps its own copy as it is
@@ -149,8 +158,7 @@ class StackedMix:
                                                 self.order, bad)
         return self._without[bad]
 
-    def _apply_linear(self, checks: ReceiveChecks | None,
-                      aggregator: Aggregator | None = None) -> None:
+    def _apply_linear(self, checks: ReceiveChecks | None, aggregator: Aggregator) -> None:
         """The sparse product, no padded stack. Holders whose copy fails the checks are taken
         out of the matrix, and each of their receivers' rows comes from the aggregator's
         rule over the copies it still accepts (``stacked_merge.matrix_without``)."""

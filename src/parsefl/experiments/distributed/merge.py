@@ -129,6 +129,10 @@ def merge_run(folder: str | Path) -> dict[str, Any]:
     cfg = load_config(out / "config.yaml")
     first = summaries[min(summaries)]
     world = int(first.get("world_size", max(summaries) + 1))
-    return finish(cfg, build_experiment(cfg, []), summaries, out, world,
-                  max(float(s.get("wall_s", 0.0)) for s in summaries.values()),
-                  str(first.get("placement", "block")))
+    try:
+        return finish(cfg, build_experiment(cfg, []), summaries, out, world,
+                      max(float(s.get("wall_s", 0.0)) for s in summaries.values()),
+                      str(first.get("placement", "block")))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise ConfigError("RUN_DIR", f"the summaries in {out / 'logs'} do not fit this run "
+                          f"({type(err).__name__}: {err})") from None

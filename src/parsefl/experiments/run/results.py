@@ -135,10 +135,12 @@ def merged_results(cfg: RunConfig, exp: Experiment, records: Mapping[int, dict],
                                    for link in r.get("overlay_links", []))}
     phases = exp.loop.strategy.phases
     first = records[min(records)]
-    phases.load(first["phases"])  # every rank agreed on the same phase starts
+    if "phases" in first:  # every rank agreed on the same phase starts (older records: none)
+        phases.load(first["phases"])
     results["convergence"] = convergence_summary(
-        [r["validation"] for r in records.values()], ran, final_phase_start(phases, ran))
-    results.update(stop_record(phases, ran, any(r["plateau"] for r in records.values())))
+        [r["validation"] for r in records.values() if "validation" in r], ran,
+        final_phase_start(phases, ran))
+    results.update(stop_record(phases, ran, any(r.get("plateau") for r in records.values())))
     results["rejected_messages"] = dict(sum((Counter(r.get("rejected", {}))
                                              for r in records.values()), Counter()))
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:

@@ -53,7 +53,7 @@ class RunSession:
     def __init__(self, cfg: RunConfig, exp: Experiment, loop: Any, agents: Sequence[Agent],
                  out: Path, marker: str,
                  meta: Callable[[], Mapping[str, Any]] = dict) -> None:
-        self.cfg, self.exp, self.loop, self.agents = cfg, exp, loop, list(agents)
+        self.cfg, self.loop, self.agents = cfg, loop, list(agents)
         self.out, self.marker, self.meta = out, marker, meta
         self.validate = Validate(loop, self.agents, exp.val, cfg.eval_every)
         self.stop = convergence_stop(cfg, loop, self.validate)

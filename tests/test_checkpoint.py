@@ -50,9 +50,11 @@ def test_fingerprint_ignores_rounds_and_runtime_but_not_the_method():
     assert fingerprint(base) != fingerprint(load_config(None, ["method=local"]))
 
 
-def test_only_folders_with_their_marker_count_as_complete(tmp_path):
+def test_only_folders_with_their_manifest_count_as_complete(tmp_path):
     for done in (2, 4, 6):
         round_folder(tmp_path, done).mkdir(parents=True)
-    (round_folder(tmp_path, 2) / "run.json").write_text("{}")
-    (round_folder(tmp_path, 6) / "run.json").write_text("{}")
+        (round_folder(tmp_path, done) / "run.json").write_text("{}")
+    (round_folder(tmp_path, 2) / "manifest_run.json").write_text("{}")
+    (round_folder(tmp_path, 6) / "manifest_run.json").write_text("{}")
+    (tmp_path / "state" / "round_x7").mkdir()  # not a round: ignored, not a traceback
     assert complete_rounds(tmp_path, "run.json") == [2, 6]  # round 4 was interrupted

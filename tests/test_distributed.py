@@ -18,6 +18,7 @@ import torch
 from two_ranks import join, run_pair
 
 from parsefl.config import load_config
+from parsefl.errors import PartialRun
 from parsefl.experiments.distributed.launcher import launch
 from parsefl.experiments.run.build import build_experiment
 from parsefl.experiments.run.simulate import run_experiment
@@ -120,7 +121,13 @@ def test_killed_process_is_marked_missing_and_resume_matches_the_simulator(tmp_p
     out = tmp_path / "run"
     opts = dict(nproc=3, out_dir=out, timeout_s=3.0, checkpoint_every=2, wall_timeout_s=BOUND_S)
     box: dict = {}
-    runner = threading.Thread(target=lambda: box.update(r=launch(None, LONG, **opts)))
+
+    def partial() -> None:  # a lost process: never a whole result, unless --allow-partial
+        with pytest.raises(PartialRun, match=r"rank\(s\) \[2\] missing") as err:
+            launch(None, LONG, **opts)
+        box["r"] = err.value.results
+
+    runner = threading.Thread(target=partial)
     runner.start()
     pid = _wait_for_round(out / "logs" / "rank_2.log", 4)
     os.kill(pid, signal.SIGKILL)
@@ -128,6 +135,8 @@ def test_killed_process_is_marked_missing_and_resume_matches_the_simulator(tmp_p
     runner.join(BOUND_S)
     killed = box["r"]
     assert time.monotonic() - killed_at < 45  # one 3 s timeout, then the remaining rounds
+    assert killed["complete"] is False and killed["partial"]["missing_ranks"] == [2]
+    assert json.loads((out / "results.json").read_text())["partial"] == killed["partial"]
     assert killed["distributed"]["missing_ranks"] == [2]
     assert killed["distributed"]["missing_agents"] == [4, 5]
     assert [a["id"] for a in killed["agents"]] == [0, 1, 2, 3]
@@ -145,7 +154,8 @@ def test_killed_first_process_the_others_finish_and_merge(tmp_path):
     box: dict = {}
     overrides = [*BASE, "rounds=8", "eval_every=4"]
     runner = threading.Thread(target=lambda: box.update(r=launch(
-        None, overrides, nproc=2, out_dir=out, timeout_s=3.0, wall_timeout_s=BOUND_S)))
+        None, overrides, nproc=2, out_dir=out, timeout_s=3.0, wall_timeout_s=BOUND_S,
+        allow_partial=True)))
     runner.start()
     os.kill(_wait_for_round(out / "logs" / "rank_0.log", 2), signal.SIGKILL)
     runner.join(BOUND_S)

@@ -37,27 +37,53 @@ def launch(
         help="gloo (torch.distributed) or grpc (mutual TLS, peer to peer)")] = "gloo",
     insecure: Annotated[bool, typer.Option(
         "--insecure", help="grpc without TLS: plaintext, unauthenticated (recorded)")] = False,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial", help="exit 0 even when a process was lost (results.json marks "
+        "the run partial either way)")] = False,
 ) -> None:
     """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
+    from parsefl.errors import PartialRun
     from parsefl.experiments.distributed.launcher import launch as run_launch
-    from parsefl.reporting import print_results
 
     if insecure:
         console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
-    results = run_launch(config, _overrides(override, data), nproc, out, resume, method=method,
-                         plugins=plugin or [], keys=keys, transport=transport,
-                         insecure=insecure)
+    try:
+        results = run_launch(config, _overrides(override, data), nproc, out, resume,
+                             method=method, plugins=plugin or [], keys=keys,
+                             transport=transport, insecure=insecure,
+                             allow_partial=allow_partial)
+    except PartialRun as err:
+        _print_run(err.results)
+        raise
+    _print_run(results)
+
+
+def _print_run(results: dict) -> None:
+    """The results table; a partial run's says so above and below it, never as the whole."""
+    from parsefl.reporting import print_results
+
+    partial = results.get("partial")
+    if partial:
+        console.print(f"[bold red]PARTIAL RUN[/]: ranks {partial['missing_ranks']} missing, "
+                      f"peers lost {partial['lost_peers'] or 'none'}; the table covers only "
+                      "the agents that reported")
     print_results(console, results)
+    if partial:
+        console.print(f"[bold red]PARTIAL RUN[/]: agents "
+                      f"{results['distributed']['missing_agents']} have no results")
 
 
 @app.command()
-def merge(run_dir: Annotated[Path, typer.Argument(help="a distributed run folder")]) -> None:
+def merge(run_dir: Annotated[Path, typer.Argument(help="a distributed run folder")],
+          keys: Annotated[Path | None, typer.Option(
+              help="keys folder that verifies the summaries' signatures (default: RUN_DIR/keys "
+                   "when the launch made one)")] = None) -> None:
     """Rebuild results.json and metrics.csv of a distributed run from its per-process
-    summaries (logs/summary_rank_*.json, e.g. gathered from several machines)."""
+    summaries (logs/summary_rank_*.json and their manifests, e.g. gathered from several
+    machines), each verified before it is read."""
     from parsefl.experiments.distributed.merge import merge_run
-    from parsefl.reporting import print_results
 
-    print_results(console, merge_run(run_dir))
+    _print_run(merge_run(run_dir, keys))
     console.print(f"Results written to {run_dir}/results.json")
 
 

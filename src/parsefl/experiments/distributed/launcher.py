@@ -5,7 +5,6 @@ results."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -21,13 +20,14 @@ import torch.distributed as dist
 
 from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
-from parsefl.errors import ConfigError
+from parsefl.errors import ConfigError, PartialRun
 from parsefl.experiments.distributed.merge import STARTUP_S, merge_run
 from parsefl.experiments.distributed.placing import placement as resolve_placement
 from parsefl.experiments.distributed.placing import refuse_unstackable
 from parsefl.experiments.distributed.worker import runtime_setting
+from parsefl.experiments.run.results import read_results
 from parsefl.experiments.run.roster import agent_count
-from parsefl.experiments.run.rundir import atomic_write, default_run_dir, write_json
+from parsefl.experiments.run.rundir import atomic_write, default_run_dir
 from parsefl.plugins import load_plugins
 from parsefl.runtime.transport_base import transport_class
 from parsefl.security import init_keys
@@ -52,6 +52,7 @@ def launch(
     keys: str | Path | None = None,
     transport: str = "gloo",
     insecure: bool = False,
+    allow_partial: bool = False,
 ) -> dict[str, Any]:
     """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
     merged results dict (also in ``out_dir/results.json``). The resolved config travels to the
@@ -66,6 +67,8 @@ def launch(
 
     Raises:
         ConfigError: bad config, ``nproc`` outside 1..agents, or ``resume`` with no state.
+        PartialRun: a process was lost or its summary refused (results.json says so), unless
+            ``allow_partial``.
         TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
         RuntimeError: no fresh results.json and no process's summary (see ``out_dir/logs``);
             when only rank 0 failed, the others' summaries are merged instead.
@@ -96,20 +99,31 @@ def launch(
         if not kind.needs_store:  # peer to peer: each worker is told every rank's address
             if insecure:
                 log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
-            return _launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv)
+            return _whole(_launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv), out,
+                          allow_partial)
         store = _loopback_store(max(STARTUP_S, timeout))
         argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
         started = time.time()
         procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
         codes = _wait_all(procs, wall_timeout_s)
+        results = _collect(out, codes, started, keys)
     except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
+        from parsefl.experiments.run.checkpoint import fingerprint
         from parsefl.experiments.run.divergence import interrupted_results
         from parsefl.experiments.run.interrupt import launch_interrupted
+        from parsefl.experiments.run.results import publish_results
 
         kept = [int(p.name.split("_")[1]) for p in (out / "state").glob("round_*")]
-        write_json(out / "results.json", interrupted_results(cfg, max(kept, default=0)))
+        publish_results(out, interrupted_results(cfg, max(kept, default=0)), fingerprint(cfg))
         raise launch_interrupted(out) from None
-    return _collect(out, codes, started)
+    return _whole(results, out, allow_partial)
+
+
+def _whole(results: dict[str, Any], out: Path, allow_partial: bool) -> dict[str, Any]:
+    """``results``, unless the run lost a process and that was not accepted."""
+    if results.get("partial") and not allow_partial:
+        raise PartialRun(results, str(out / "results.json"))
+    return results
 
 
 def _loopback_store(timeout_s: float) -> dist.TCPStore:
@@ -147,7 +161,7 @@ def _launch_peers(out: Path, nproc: int, keys: str | Path | None, insecure: bool
     for f in (out / "logs").glob("summary_rank_*.json"):
         if f.stat().st_mtime < started:  # a previous run's
             f.unlink()
-    return merge_run(out)
+    return merge_run(out, keys)
 
 
 def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | None,
@@ -161,7 +175,8 @@ def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | Non
             *(["--checkpoint-every", str(checkpoint_every)] if checkpoint_every else [])]
 
 
-def _collect(out: Path, codes: list[int], started: float) -> dict[str, Any]:
+def _collect(out: Path, codes: list[int], started: float, keys: str | Path | None
+             ) -> dict[str, Any]:
     """The results.json written by this launch's rank 0."""
     for rank, code in enumerate(codes):
         if code:
@@ -169,7 +184,7 @@ def _collect(out: Path, codes: list[int], started: float) -> dict[str, Any]:
                         out / "logs" / f"rank_{rank}.log")
     path = out / "results.json"
     if path.is_file() and path.stat().st_mtime >= started:
-        return json.loads(path.read_text())
+        return read_results(out, "results.json")
     # Rank 0 died: merge the survivors' own summaries here (those written by this launch).
     fresh = [f for f in (out / "logs").glob("summary_rank_*.json") if f.stat().st_mtime >= started]
     if not fresh:
@@ -178,7 +193,7 @@ def _collect(out: Path, codes: list[int], started: float) -> dict[str, Any]:
         if f not in fresh:  # a previous run's: not this one's
             f.unlink()
     log.warning("rank 0 exited with %d: merging the other ranks' summaries", codes[0])
-    return merge_run(out)
+    return merge_run(out, keys)
 
 
 def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subprocess.Popen:

@@ -30,12 +30,17 @@ import torch.distributed as dist
 from parsefl.config import RunConfig, load_config, to_yaml
 from parsefl.errors import ConfigError, ParseflError
 from parsefl.experiments.distributed.links import make_auth, transport_settings
-from parsefl.experiments.distributed.merge import STARTUP_S, connect, finish, gather
+from parsefl.experiments.distributed.merge import (
+    STARTUP_S,
+    RunParts,
+    connect,
+    finish,
+    gather,
+    write_summary,
+)
 from parsefl.experiments.distributed.placing import choose_executor, placement
 from parsefl.experiments.run.build import build_experiment
-from parsefl.experiments.run.checkpoint import (
-    complete_rounds,
-)
+from parsefl.experiments.run.checkpoint import complete_rounds, fingerprint
 from parsefl.experiments.run.driver import RoundEnd, run_rounds
 from parsefl.experiments.run.results import save_checkpoints
 from parsefl.experiments.run.rundir import atomic_write, write_json
@@ -46,6 +51,7 @@ from parsefl.runtime.distributed import DistributedEngine, peer_ranks
 from parsefl.runtime.handshake import overlay_radius
 from parsefl.runtime.transport_base import Wiring, build_transport, transport_class
 from parsefl.runtime.wire import WireError, component_specs, loads_bounded
+from parsefl.security.manifest import Signer
 
 log = logging.getLogger("parsefl.worker")
 
@@ -72,6 +78,11 @@ class Worker:
         self.placement, self.owner, self.cross_share = placement(cfg, args.placement, world)
         mine = [i for i, r in enumerate(self.owner) if r == rank]
         self.auth = make_auth(cfg, args.keys, mine)  # bad keys: fail before the rendezvous
+        # Signs this rank's manifests (checkpoints, summary; rank 0: results) with keys.
+        self.signer = Signer(self.auth.ids, mine[0]) if self.auth is not None and mine \
+            else None
+        self.parts = RunParts(fingerprint(cfg), cfg.rounds, world, self.owner,
+                              self.auth.ids if self.auth is not None else None)
         self.settings = transport_settings(args, rank, world, self.timeout_s)  # known kind
         # Build before the rendezvous, so that ranks reach their first exchange together.
         self.exp = build_experiment(cfg, mine)
@@ -102,7 +113,7 @@ class Worker:
         self.session = session = RunSession(
             self.cfg, self.exp, self.loop, self.local, self.out, self.marker,
             lambda: {"world_size": self.world, "owner": self.owner,
-                     "wire": dict(self.transport.wire)})
+                     "wire": dict(self.transport.wire)}, self.signer)
         first = session.restore(self.agreed_round()) if resume else 0
         if first:
             self.transport.wire.update(session.restored["wire"])
@@ -126,16 +137,19 @@ class Worker:
                    "cross_edge_share": self.cross_share, "backend": self.backend,
                    "wall_s": time.perf_counter() - self.start, "transport": self.kind,
                    "encrypted": tls}
-        write_json(self.out / "logs" / f"summary_rank_{self.rank}.json", summary)
+        write_summary(self.out, summary, self.parts, self.signer)
         if self.store is None:  # gRPC: no store, no rank 0; `parsefl merge` (or launch) merges
             self.transport.close()
             return
         self.store.set(f"summary/{self.rank}", self.publish(summary))
         if self.rank == 0:
-            summaries = gather(self.store, self.world, summary, self.timeout_s, self.out,
-                               self.verify if self.auth else None)
-            finish(self.cfg, self.exp, summaries, self.out, self.world,
-                   time.perf_counter() - self.start, self.placement)
+            summaries, refused = gather(self.store, summary, self.timeout_s, self.out,
+                                        self.parts, self.verify if self.auth else None)
+            # A summary that arrived verified: signed when this run has keys.
+            signed = set(summaries) if self.auth is not None else set()
+            finish(self.cfg, self.exp, summaries, self.out, self.parts,
+                   time.perf_counter() - self.start, self.placement, signed=signed,
+                   refused=refused, signer=self.signer)
 
     def publish(self, summary: dict) -> str:
         """The store's copy of ``summary``: signed by this rank's first agent when frames are

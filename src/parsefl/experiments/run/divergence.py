@@ -25,10 +25,11 @@ def stop_if_diverged(cfg: Any, agents: Any, stats: Any, out_dir: Path) -> None:
     bad = [a.id for a in agents if _trained(a) and not math.isfinite(a.last_loss)]
     if not bad and (math.isfinite(stats.loss) or not any(_trained(a) for a in agents)):
         return
-    from parsefl.experiments.run.rundir import write_json
+    from parsefl.experiments.run.checkpoint import fingerprint
+    from parsefl.experiments.run.results import publish_results
 
     results = diverged_results(cfg, stats.round + 1, stats.loss, bad)
-    write_json(out_dir / "results.json", results)
+    publish_results(out_dir, results, fingerprint(cfg))
     raise Diverged(f"training diverged at round {stats.round + 1} (train loss {stats.loss}, "
                    f"agents {bad[:8]}); marked diverged in {out_dir / 'results.json'}; "
                    f"try a smaller train.lr (now {cfg.train.lr})")

@@ -20,10 +20,38 @@ from parsefl.experiments.run.convergence import (
     stop_record,
 )
 from parsefl.experiments.run.dynamics import dynamics_record
-from parsefl.experiments.run.rundir import write_csv
+from parsefl.experiments.run.rundir import write_csv, write_json
 from parsefl.overlays.summary import overlay_summary
 from parsefl.runtime import Agent, Evaluation, RoundStats
 from parsefl.runtime.evaluate import mean_metrics, summarize_groups
+
+RESULTS_MANIFEST = "manifest_results.json"
+
+
+def publish_results(out: Path, results: Mapping[str, Any], run: str, signer: Any = None) -> None:
+    """``results.json``, then its manifest over it and ``metrics.csv`` (written last; signed
+    by ``signer``, a :class:`~parsefl.security.manifest.Signer`, when the run has keys)."""
+    from parsefl.security.manifest import seal
+
+    write_json(out / "results.json", results)
+    files = ["results.json", *(["metrics.csv"] if (out / "metrics.csv").is_file() else [])]
+    seal(out, RESULTS_MANIFEST, files, {"kind": "results", "run": run}, signer)
+
+
+def read_results(run_dir: Path, field: str) -> dict[str, Any]:
+    """A run folder's ``results.json``, read only after its manifest verified it and
+    ``metrics.csv`` (:func:`~parsefl.security.manifest.unseal`); bounded in depth."""
+    from parsefl.runtime.wire import WireError, loads_bounded
+    from parsefl.security.manifest import unseal
+
+    unseal(run_dir, RESULTS_MANIFEST, {"kind": "results"}, field, require=["results.json"])
+    try:
+        data = loads_bounded((run_dir / "results.json").read_bytes())
+    except (OSError, WireError) as err:
+        from parsefl.errors import ConfigError
+
+        raise ConfigError(field, f"{run_dir / 'results.json'} cannot be read ({err})") from None
+    return data
 
 
 def metrics_row(stats: RoundStats, ev: Evaluation, cum_bytes: int) -> dict[str, Any]:

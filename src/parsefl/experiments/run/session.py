@@ -22,12 +22,20 @@ from typing import Any
 from parsefl.config import RunConfig
 from parsefl.errors import ConfigError
 from parsefl.experiments.run.build import Experiment
-from parsefl.experiments.run.checkpoint import fingerprint, load_state, round_folder, save_state
+from parsefl.experiments.run.checkpoint import (
+    fingerprint,
+    load_state,
+    round_folder,
+    save_state,
+    verify_state,
+)
 from parsefl.experiments.run.convergence import PlateauStop, Validate
 from parsefl.experiments.run.driver import Checkpoint, Evaluate, Hook, RoundEnd
+from parsefl.experiments.run.record_schema import check_record
 from parsefl.overlays.summary import plan_links
 from parsefl.runtime import Agent, Evaluation
 from parsefl.runtime.wire import WireError, loads_bounded
+from parsefl.security.manifest import Signer
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,17 @@ class RunSession:
 
     ``marker``: the checkpoint part this session writes (``run.json`` for the simulator,
     ``rank_K.json`` for rank K); ``meta``: what else its checkpoints hold and a restore must
-    find equal (a worker's placement), read back by :meth:`restore` as ``self.restored``."""
+    find equal (a worker's placement), read back by :meth:`restore` as ``self.restored``;
+    ``signer``: with keys, who signs this part's checkpoint manifests (and a restore then
+    accepts only a manifest signed by one of this part's agents)."""
 
     def __init__(self, cfg: RunConfig, exp: Experiment, loop: Any, agents: Sequence[Agent],
                  out: Path, marker: str,
-                 meta: Callable[[], Mapping[str, Any]] = dict) -> None:
+                 meta: Callable[[], Mapping[str, Any]] = dict,
+                 signer: Signer | None = None) -> None:
         self.cfg, self.loop, self.agents = cfg, loop, list(agents)
-        self.out, self.marker, self.meta = out, marker, meta
+        self.out, self.marker, self.meta, self.signer = out, marker, meta, signer
+        self.n_agents = len(exp.n_train)
         self.validate = Validate(loop, self.agents, exp.val, cfg.eval_every)
         self.stop = convergence_stop(cfg, loop, self.validate)
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
@@ -108,7 +120,7 @@ class RunSession:
                    {"rounds_done": done, "fingerprint": fingerprint(self.cfg),
                     "history": self.history, "validation": self.validate.to_json(),
                     "phases": self.loop.strategy.phases.state(), "wall_s": self.wall(),
-                    **self.meta()}, self.loop.checks)
+                    **self.meta()}, self.loop.checks, self.signer)
 
     def restore(self, done: int) -> int:
         """Continue after the checkpoint of round ``done`` (0: start afresh): the agents, the
@@ -118,10 +130,16 @@ class RunSession:
             log.warning("no complete checkpoint in %s: starting from round 0", self.out)
             return 0
         folder = round_folder(self.out, done)
+        ids = [a.id for a in self.agents]
+        # Nothing of the part is read before its manifest (and signature) checked out.
+        verify_state(folder, self.marker, fingerprint(self.cfg), done, ids,
+                     self.signer.ids if self.signer is not None else None)
         meta = self._meta(folder)
         if not {"validation", "phases"} <= set(meta) or "evals" not in meta.get("history", {}):
             raise ConfigError("--resume", f"{folder} was written by an older parsefl (another "
                               "checkpoint schema); start the run afresh")
+        check_record(meta, str(folder / self.marker), "--resume", agents=ids,
+                     n_agents=self.n_agents, rounds=done, done=done)
         changed = [k for k, v in self.meta().items() if k in meta and meta[k] != v
                    and k != "wire"]
         if meta["fingerprint"] != fingerprint(self.cfg) or changed:
@@ -132,7 +150,8 @@ class RunSession:
             raise ConfigError("rounds", f"the checkpoint in {folder} is past round "
                               f"{self.cfg.rounds}")
         self.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
-        load_state(folder, self.agents, self.loop.executor, self.marker, self.loop.checks)
+        load_state(folder, self.agents, self.loop.executor, self.marker, self.loop.checks,
+                   meta.get("rejected", {}))
         every = self.cfg.eval_every
         on_schedule = lambda r: r % every == 0 or r == self.cfg.rounds  # noqa: E731
         try:

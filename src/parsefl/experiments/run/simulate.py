@@ -11,17 +11,18 @@ from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
 from parsefl.experiments.run.build import Experiment, build_experiment
-from parsefl.experiments.run.checkpoint import complete_rounds, round_folder
+from parsefl.experiments.run.checkpoint import complete_rounds, fingerprint, round_folder
 from parsefl.experiments.run.divergence import interrupted_results, stop_if_diverged
 from parsefl.experiments.run.driver import RoundEnd, progress, run_rounds
 from parsefl.experiments.run.results import (
     merged_results,
     metrics_row,
     metrics_rows,
+    publish_results,
     round_loss,
     save_checkpoints,
 )
-from parsefl.experiments.run.rundir import atomic_write, write_csv, write_json
+from parsefl.experiments.run.rundir import atomic_write, write_csv
 from parsefl.experiments.run.session import RunSession
 from parsefl.model import SlicedModel
 from parsefl.runtime import Evaluation, RoundStats, evaluate
@@ -74,13 +75,13 @@ def run_experiment(
         run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])],
                    first)
     except KeyboardInterrupt:  # results.json says so (the metrics so far stay in metrics.csv)
-        write_json(out_dir / "results.json", interrupted_results(cfg, len(
-            session.history["rounds"])))
+        publish_results(out_dir, interrupted_results(cfg, len(session.history["rounds"])),
+                        fingerprint(cfg))
         raise
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = merged_results(cfg, exp, {0: session.summary()}, out_dir, session.wall())
     results["ablations"] = {"slice_drop": slice_drop(exp)}
-    write_json(out_dir / "results.json", results)
+    publish_results(out_dir, results, fingerprint(cfg))
     return results
 
 

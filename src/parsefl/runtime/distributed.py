@@ -14,6 +14,7 @@ Protocol and limits: docs/distributed.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,56 @@ from parsefl.runtime.transport_base import (
 from parsefl.runtime.wire import Frames, frame_limits
 
 log = logging.getLogger(__name__)
+
+
+MAX_NOTE = 1 << 26  # bytes of one store value we agree to parse (a summary is the largest)
+
+
+@dataclass
+class StoreNotes:
+    """What the processes of one run tell each other through the gloo store, as JSON values
+    ``{"v": text}``; with keys each is signed (``"sig"``) by the writing rank's first agent
+    over its key and text, so a value another process wrote under that key — anyone who can
+    reach the store can write there — is refused rather than believed. Values are bounded
+    before they are parsed. ``owner``: the rank of each agent."""
+
+    store: Any
+    rank: int
+    owner: Sequence[int]
+    auth: Any = None  # FrameAuth: sign with our first agent, verify with the writer's
+
+    def put(self, key: str, text: str) -> int:
+        """Write ``text`` under ``key``; returns the bytes written."""
+        note = {"v": text}
+        if self.auth is not None:
+            note["sig"] = self.auth.sign_blob(self.owner.index(self.rank),
+                                              f"{key}\0{text}".encode())
+        raw = json.dumps(note)
+        self.store.set(key, raw)
+        return len(raw)
+
+    def read(self, key: str, writer: int, raw: bytes | None = None) -> str:
+        """The text rank ``writer`` put under ``key`` (which must exist; ``raw``: its value,
+        already fetched); raises ValueError naming why when the value is malformed, oversized
+        or not signed by ``writer``."""
+        from parsefl.runtime.wire import WireError, loads_bounded
+
+        raw = self.store.get(key) if raw is None else raw
+        if len(raw) > MAX_NOTE:
+            raise ValueError(f"{len(raw)} bytes under {key}")
+        try:
+            note = loads_bounded(raw, max_depth=2)
+        except WireError as err:
+            raise ValueError(f"malformed value under {key} ({err})") from None
+        text = note.get("v") if isinstance(note, dict) else None
+        if not isinstance(text, str):
+            raise ValueError(f"malformed value under {key}")
+        if self.auth is not None and not (
+                writer in self.owner and isinstance(note.get("sig"), str)
+                and self.auth.verify_blob(self.owner.index(writer), f"{key}\0{text}".encode(),
+                                          note["sig"])):
+            raise ValueError(f"the value under {key} is not signed by rank {writer}")
+        return text
 
 
 def place_agents(n_agents: int, world: int, how: str = "block") -> list[int]:
@@ -72,6 +123,9 @@ class DistributedTransport(NetworkTransport):
     store: dist.Store
     timeout_s: float = 30.0
 
+    def __post_init__(self) -> None:
+        self.notes = StoreNotes(self.store, self.rank, self.owner, self.auth)
+
     @classmethod
     def build(cls, settings: TransportSettings, wiring: Wiring) -> DistributedTransport:
         if wiring.store is None:
@@ -89,17 +143,13 @@ class DistributedTransport(NetworkTransport):
     def _announce(self, frames: Mapping[int, Frames]) -> dict[int, tuple[int, int, int]]:
         """Tell each peer what is coming; learn what each peer sends, within the deadline."""
         for p, (n, header, payload) in frames.items():
-            note = f"{n} {len(header)} {len(payload)}"
-            self.store.set(self._key(self.rank, p), note)
-            self._sent(len(note) + len(header), len(payload))
+            note = self.notes.put(self._key(self.rank, p), f"{n} {len(header)} {len(payload)}")
+            self._sent(note + len(header), len(payload))
         deadline = time.monotonic() + self.timeout_s
         sizes = {}
         for p in frames:
-            key = self._key(p, self.rank)
             try:
-                self.store.wait([key], timedelta(seconds=max(0.01, deadline - time.monotonic())))
-                n, hlen, plen = (int(v) for v in self.store.get(key).decode().split())
-                self.store.delete_key(key)
+                n, hlen, plen = self._announced(p, deadline)
             except (RuntimeError, ValueError) as err:
                 self._lose(p, f"no valid announcement within {self.timeout_s:g} s ({err})")
                 continue
@@ -113,6 +163,27 @@ class DistributedTransport(NetworkTransport):
                 continue
             sizes[p] = (n, hlen, plen)
         return sizes
+
+    def _announced(self, p: int, deadline: float) -> tuple[int, int, int]:
+        """Rank ``p``'s announcement to us. A value that is not its (malformed, or unsigned
+        with keys: someone else wrote the key) is a counted rejection; we keep waiting for
+        the real one — its ``set`` replaces the forgery — until the deadline."""
+        key, forged = self._key(p, self.rank), None
+        while True:
+            self.store.wait([key], timedelta(seconds=max(0.01, deadline - time.monotonic())))
+            raw = self.store.get(key)
+            try:
+                n, hlen, plen = (int(v) for v in self.notes.read(key, p, raw).split())
+            except ValueError as err:
+                if raw != forged:
+                    self._reject(f"rank {p}", "announcement", str(err))
+                    forged = raw
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
+                continue
+            self.store.delete_key(key)
+            return n, hlen, plen
 
     def _transfer(self, frames: Mapping[int, Frames], sizes: Mapping[int, tuple[int, int, int]]
                   ) -> Received:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import torch.distributed as dist
 from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError, PartialRun
-from parsefl.experiments.distributed.merge import STARTUP_S, merge_run
+from parsefl.experiments.distributed.merge import RUN_TOKEN, STARTUP_S, merge_run
 from parsefl.experiments.distributed.placing import placement as resolve_placement
 from parsefl.experiments.distributed.placing import refuse_unstackable
 from parsefl.experiments.distributed.worker import runtime_setting
@@ -104,8 +105,9 @@ def launch(
         store = _loopback_store(max(STARTUP_S, timeout))
         argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
         started = time.time()
-        procs = [_spawn(rank, nproc, store.port, argv, out) for rank in range(nproc)]
-        codes = _wait_all(procs, wall_timeout_s)
+        token = {RUN_TOKEN: secrets.token_hex(16)}  # the store namespace of this launch only
+        procs = [_spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
+        codes = _wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
         results = _collect(out, codes, started, keys)
     except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
         from parsefl.experiments.run.checkpoint import fingerprint
@@ -196,10 +198,12 @@ def _collect(out: Path, codes: list[int], started: float, keys: str | Path | Non
     return merge_run(out, keys)
 
 
-def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subprocess.Popen:
-    env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
-           "LOCAL_WORLD_SIZE": str(world), "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
+def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path,
+           extra: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(extra or {}), "RANK": str(rank), "LOCAL_RANK": str(rank),
+           "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world), "GROUP_RANK": "0",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "TORCHELASTIC_USE_AGENT_STORE": "True"}
     # torchrun's default too: N processes with all cores each would oversubscribe the CPU.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
     loopback = [n for _, n in socket.if_nameindex() if n in ("lo", "lo0")]
@@ -210,20 +214,61 @@ def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path) -> subp
                                 stderr=subprocess.STDOUT)
 
 
-def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None) -> list[int]:
+class StoreQuota:
+    """A bound on what the launcher's store holds. The TCPStore (torch's, in this process)
+    has no quota and no access control: any local process can fill it. A run's own keys
+    stay few (announcements are deleted once read), so more keys than ``keys``, or this
+    process growing by more than ``grow_bytes``, means someone else is writing there: the
+    run is stopped with one line rather than the machine running out of memory."""
+
+    def __init__(self, store: dist.TCPStore, world: int, grow_bytes: int = 512 << 20) -> None:
+        self.store, self.keys, self.grow = store, 256 + 16 * world * world, grow_bytes
+        self.base = _rss()
+
+    def check(self) -> str | None:
+        """Why the quota is exceeded, or None."""
+        n, grown = self.store.num_keys(), _rss() - self.base
+        if n > self.keys:
+            return f"it holds {n} keys (quota {self.keys})"
+        if grown > self.grow:
+            return f"this process grew by {grown >> 20} MiB (quota {self.grow >> 20} MiB)"
+        return None
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux; 0 elsewhere: no byte quota)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None,
+              quota: StoreQuota | None = None, poll_s: float = 0.25) -> list[int]:
     deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
     try:
-        for proc in procs:
-            proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-        raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed") from None
+        while any(proc.poll() is None for proc in procs):
+            if deadline is not None and time.monotonic() > deadline:
+                _kill(procs)
+                raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed")
+            why = quota.check() if quota is not None else None
+            if why:
+                _kill(procs)
+                raise ConfigError("rendezvous store", f"{why}: a process other than the "
+                                  f"workers is writing to 127.0.0.1:{quota.store.port}; the "
+                                  "run was stopped (its checkpoints are kept; --resume "
+                                  "continues, or use --transport grpc on shared machines)")
+            time.sleep(poll_s)
     except KeyboardInterrupt:
         _forward_interrupt(procs)
         raise
     return [proc.returncode for proc in procs]
+
+
+def _kill(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 def _forward_interrupt(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:

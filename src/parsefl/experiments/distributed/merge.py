@@ -28,6 +28,7 @@ from parsefl.security.manifest import Signer, seal, unseal
 log = logging.getLogger(__name__)
 
 STARTUP_S = 120.0  # how long processes wait for each other to start (rendezvous, resume)
+RUN_TOKEN = "PARSEFL_RUN_TOKEN"  # environment: the run's namespace in the rendezvous store
 
 
 def connect(rank: int, world: int, timeout_s: float) -> dist.Store:
@@ -38,9 +39,14 @@ def connect(rank: int, world: int, timeout_s: float) -> dist.Store:
     exchanges never post a receive that the deadline-checked announcement did not promise."""
     timeout = timedelta(seconds=max(timeout_s, STARTUP_S))
     store, rank, world = next(dist.rendezvous("env://", rank, world, timeout=timeout))
-    dist.init_process_group("gloo", store=dist.PrefixStore("gloo", store), rank=rank,
+    # Every key lives under the run's random namespace (``parsefl launch`` makes one per
+    # launch; on several machines, export the same PARSEFL_RUN_TOKEN on each): no other run,
+    # and no process that was not told it, writes where this run reads by accident.
+    token = os.environ.get(RUN_TOKEN, "")
+    dist.init_process_group("gloo", store=dist.PrefixStore(f"{token}/gloo", store), rank=rank,
                             world_size=world, timeout=timeout)
-    return dist.PrefixStore(f"parsefl/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"parsefl/{token}/{restart}", store)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from parsefl.experiments.run.rundir import atomic_write, write_json
 from parsefl.experiments.run.session import RunSession
 from parsefl.plugins import load_plugins
 from parsefl.runtime import evaluate
-from parsefl.runtime.distributed import DistributedEngine, peer_ranks
+from parsefl.runtime.distributed import DistributedEngine, StoreNotes, peer_ranks
 from parsefl.runtime.handshake import overlay_radius
 from parsefl.runtime.transport_base import Wiring, build_transport, transport_class
 from parsefl.runtime.wire import WireError, component_specs, loads_bounded
@@ -89,6 +89,7 @@ class Worker:
         self.kind = self.settings.kind
         self.store = connect(rank, world, self.timeout_s) \
             if transport_class(self.kind).needs_store else None
+        self.notes = StoreNotes(self.store, rank, self.owner, self.auth)
         self.local, self.slots = self.exp.agents, self.exp.slots
         for agent in self.local:  # the gradient-cosine diagnostic needs every agent's gradients
             agent.track_gradients = False
@@ -141,7 +142,7 @@ class Worker:
         if self.store is None:  # gRPC: no store, no rank 0; `parsefl merge` (or launch) merges
             self.transport.close()
             return
-        self.store.set(f"summary/{self.rank}", self.publish(summary))
+        self.notes.put(f"summary/{self.rank}", json.dumps(summary, sort_keys=True))
         if self.rank == 0:
             summaries, refused = gather(self.store, summary, self.timeout_s, self.out,
                                         self.parts, self.verify if self.auth else None)
@@ -151,28 +152,13 @@ class Worker:
                    time.perf_counter() - self.start, self.placement, signed=signed,
                    refused=refused, signer=self.signer)
 
-    def publish(self, summary: dict) -> str:
-        """The store's copy of ``summary``: signed by this rank's first agent when frames are
-        signed (rank 0 takes a summary from the store only if it verifies)."""
-        text = json.dumps(summary, sort_keys=True)
-        if self.auth is None or not self.local:
-            return json.dumps({"summary": text})
-        agent = self.local[0].id
-        return json.dumps({"summary": text, "agent": agent,
-                           "sig": self.auth.sign_blob(agent, text.encode())})
-
     def verify(self, rank: int, raw: bytes) -> dict | None:
-        """Rank ``rank``'s summary from the store, if signed by one of its agents."""
+        """Rank ``rank``'s summary from the store, if signed by it (runs with keys only: rank
+        0 takes a summary from the store only then; the caller bounds and fits it)."""
         try:
-            note = loads_bounded(raw)
-            agent, text = note["agent"], note["summary"]
-            ok = type(agent) is int and 0 <= agent < len(self.owner) \
-                and self.owner[agent] == rank and self.auth is not None \
-                and self.auth.verify_blob(agent, text.encode(), note["sig"])
-            summary = loads_bounded(text.encode()) if ok else None
-        except (WireError, KeyError, TypeError, AttributeError):
+            return loads_bounded(self.notes.read(f"summary/{rank}", rank, raw).encode())
+        except (ValueError, WireError):
             return None
-        return summary if isinstance(summary, dict) and summary.get("rank") == rank else None
 
     def log_round(self, end: RoundEnd) -> None:
         now = time.perf_counter()
@@ -185,11 +171,21 @@ class Worker:
         if self.store is None:
             raise ConfigError("--resume", "needs the gloo transport (it agrees on the round "
                               "through the store)")
-        self.store.set(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
+        self.notes.put(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
         keys = [f"resume/{k}" for k in range(self.world)]
         self.store.wait(keys, timedelta(seconds=max(self.timeout_s, STARTUP_S)))
-        return max(set.intersection(*(set(json.loads(self.store.get(k))) for k in keys)),
-                   default=0)
+        rounds = []
+        for k in range(self.world):
+            try:
+                got = loads_bounded(self.notes.read(keys[k], k).encode())
+                if not (isinstance(got, list) and len(got) <= 10**6
+                        and all(type(r) is int and 0 <= r <= self.cfg.rounds for r in got)):
+                    raise ValueError(f"not a list of rounds: {str(got)[:80]}")
+            except (ValueError, WireError) as err:
+                raise ConfigError("--resume", f"rank {k}'s checkpointed rounds in the store "
+                                  f"cannot be used ({err})") from None
+            rounds.append(set(got))
+        return max(set.intersection(*rounds), default=0)
 
     def plans(self) -> dict[str, Any]:
         """This round's gossip plans (peers with paths, MH weights), for inspection and tests."""

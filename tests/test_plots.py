@@ -137,8 +137,18 @@ def test_nan_cells_and_missing_columns_are_tolerated(folders, tmp_path):
     text = [",".join(header[k] for k in keep)] + [",".join(r[k] for k in keep) for r in rows]
     (run / "metrics.csv").write_text("\n".join(text) + "\n")
     (run / "results.json").unlink()  # as if still running: cosine only from metrics.csv
+    (run / "manifest_results.json").unlink()  # (written last, with results.json)
     assert_figures(plot_dir(run), {"accuracy.png", "bytes.png"})
     assert "unfinished" in write_report(run).read_text()
+
+
+def test_a_run_whose_results_do_not_match_their_manifest_is_refused(folders, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(folders["run"], run)
+    with (run / "metrics.csv").open("a") as fh:
+        fh.write("99,0.1,0.99\n")  # a row appended after the run
+    with pytest.raises(ConfigError, match="RUN_DIR: .*manifest_results.json: metrics.csv"):
+        plot_dir(run)
 
 
 def test_bad_inputs_fail_clearly(folders, tmp_path):

@@ -100,17 +100,36 @@ def test_finished_runs_are_reused_only_with_the_identical_config(tmp_path):
 
 def test_an_interrupted_run_is_run_again_not_reused(tmp_path):
     from parsefl.config import load_config
+    from parsefl.experiments.run.checkpoint import fingerprint
     from parsefl.experiments.run.divergence import interrupted_results
+    from parsefl.experiments.run.results import publish_results
 
     sweep = compare_sweep(None, ["local"], [0], QUICK)
     run = tmp_path / "runs" / "local" / "seed0"
     run_and_summarize(sweep, tmp_path, jobs=1)
     cfg = load_config(run / "config.yaml")
-    (run / "results.json").write_text(json.dumps(interrupted_results(cfg, 0)))
+    publish_results(run, interrupted_results(cfg, 0), fingerprint(cfg))  # as Ctrl-C writes it
     seen = []
     run_and_summarize(sweep, tmp_path, 1, lambda s, r, cached: seen.append(cached))
     assert seen == [False]  # run again
     assert json.loads((run / "results.json").read_text())["stopped_by"] == "max_rounds"
+
+
+def test_a_finished_run_that_does_not_match_its_manifest_is_refused_not_reused(tmp_path):
+    sweep = compare_sweep(None, ["local"], [0], QUICK)
+    run = tmp_path / "runs" / "local" / "seed0"
+    run_and_summarize(sweep, tmp_path, jobs=1)
+    results = json.loads((run / "results.json").read_text())
+    results["final"]["accuracy"]["overall"] = 0.999  # a better number, edited in
+    (run / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ConfigError, match=r"--out: .*manifest_results.json: results.json"):
+        run_and_summarize(sweep, tmp_path, jobs=1)
+    seen = []  # --overwrite redoes it
+    run_and_summarize(sweep, tmp_path, 1, lambda s, r, cached: seen.append(cached),
+                      overwrite=True)
+    assert seen == [False]
+    assert json.loads((run / "results.json").read_text())["final"]["accuracy"]["overall"] \
+        != 0.999
 
 
 def _stat(mean, n=1, std=0.0):

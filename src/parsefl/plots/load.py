@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,11 @@ import numpy as np
 import yaml
 
 from parsefl.errors import DataError
+from parsefl.experiments.run.results import RESULTS_MANIFEST, read_results
 from parsefl.experiments.sweeps.summary import summarize_method
 from parsefl.experiments.sweeps.sweep import RunSpec, point_label
+
+log = logging.getLogger(__name__)
 
 RUN_FILES = ("config.yaml", "metrics.csv", "results.json")
 
@@ -98,9 +102,18 @@ def load_any(path: Path) -> RunData | SweepData:
 
 
 def load_run(path: Path) -> RunData:
+    """A run folder; its results.json only once its manifest verified it (a run still going
+    has none yet: its metrics.csv alone is drawn; one with a manifest that does not match is
+    refused in one line)."""
     text = _read(path / "config.yaml")
     config = yaml.safe_load(text) if text else {}
-    results = json.loads(_read(path / "results.json") or "{}")
+    results: dict = {}
+    if (path / RESULTS_MANIFEST).is_file():
+        results = read_results(path, "RUN_DIR")
+    elif (path / "results.json").is_file():
+        log.warning("%s has no manifest (unfinished, or written before parsefl wrote "
+                    "manifests): its numbers are not verified", path / "results.json")
+        results = json.loads(_read(path / "results.json") or "{}")
     return RunData(path, text, config if isinstance(config, dict) else {},
                    read_metrics(path / "metrics.csv"), results)
 

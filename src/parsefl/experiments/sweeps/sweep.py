@@ -20,6 +20,7 @@ import yaml
 from parsefl.config import RunConfig, apply_overrides, read_yaml, validate
 from parsefl.errors import ConfigError
 from parsefl.experiments.run.divergence import is_interrupted
+from parsefl.experiments.run.results import RESULTS_MANIFEST, read_results
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,15 @@ def _finished(run_dir: Path, resolved: dict[str, Any], overwrite: bool) -> bool:
     """Whether ``run_dir`` holds a finished run of exactly ``resolved``; a finished run of other
     settings is refused (ConfigError naming the differing keys) unless ``overwrite``."""
     done = run_dir / "results.json"
-    if not done.is_file() or is_interrupted(json.loads(done.read_text())):
+    if not done.is_file() or not (run_dir / RESULTS_MANIFEST).is_file():
+        return False  # never finished (or finished before results had manifests): run it
+    try:
+        results = read_results(run_dir, "--out")
+    except ConfigError:
+        if overwrite:
+            return False
+        raise
+    if is_interrupted(results):
         return False  # an interrupted run is run again
     saved = run_dir / "config.yaml"
     old = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
@@ -197,7 +206,7 @@ def run_sweep(
     for spec in specs:
         done = out / "runs" / spec.run_id / "results.json"
         if reuse[spec]:
-            results[spec] = json.loads(done.read_text())
+            results[spec] = read_results(done.parent, "--out")
             if on_done:
                 on_done(spec, results[spec], True)
         else:

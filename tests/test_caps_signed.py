@@ -5,6 +5,7 @@ each such entry is counted and dropped. An honest relayed entry gives the unsign
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -159,3 +160,74 @@ def test_a_sealed_entry_passes_the_wire_checks_and_a_malformed_seal_does_not(key
     for bad in ({"epoch": "3"}, {"epoch": -1}, {"sig": 7}, {"sig": "ab" * 100}):
         with pytest.raises(WireError):
             check_control(Message(1, 0, "caps", [[{**entry, **bad}, [2, 1]]], (1, 0)), None, N)
+
+
+# -- one real signed run of two processes; rank 1's agent 1 forges agent 2's entry ----------
+
+FORGER = '''
+import dataclasses, os
+if os.environ.get("RANK") == "1":  # only in rank 1's worker (not in the launching process)
+    from parsefl.runtime.transport_base import NetworkTransport
+    honest = NetworkTransport.exchange
+
+    def forged(entry, mine):
+        """Agent 2 (rank 0's) 'holds' m1 as well, with agent 1's own enc.m1 signature."""
+        return {**entry, "modalities": [*entry["modalities"], "m1"],
+                "signatures": {**entry["signatures"], "enc.m1": mine["signatures"]["enc.m1"]}}
+
+    def exchange(self, messages):
+        out = []
+        for m in messages:
+            if m.kind == "caps" and (m.src, m.dst) == (1, 0):
+                mine = next(e for e, _ in m.body if e["agent"] == 1)
+                m = dataclasses.replace(m, body=[(forged(e, mine) if e["agent"] == 2 else e, p)
+                                                 for e, p in m.body])
+            out.append(m)
+        return honest(self, out)
+
+    NetworkTransport.exchange = exchange
+'''
+
+
+def test_a_signed_two_process_run_refuses_a_forged_relayed_entry(tmp_path):
+    from test_distributed import BASE, BOUND_S
+
+    from parsefl.experiments.distributed.launcher import launch
+
+    (tmp_path / "forger.py").write_text(FORGER)
+    # Ring 0-1-2-3-4-5, agents 0, 2, 4 on rank 0 and 1, 3, 5 on rank 1: agent 0 (m1) hears of
+    # agent 2 (m2) only through agent 1. Unsigned, agent 0 would plan enc.m1 with agent 2.
+    overrides = [*BASE, "rounds=1", "eval_every=1", "overlay.name=relay", "overlay.hops=2",
+                 "runtime.auth=true"]
+    results = launch(None, overrides, nproc=2, out_dir=tmp_path / "run", placement="round_robin",
+                     wall_timeout_s=BOUND_S, plugins=[tmp_path / "forger.py"])
+    info = results["distributed"]
+    assert info["authenticated"] and info["rejected_messages"] == 1
+    assert results["rejected_messages"] == {"capability": 1}
+    summary = json.loads((tmp_path / "run" / "logs" / "summary_rank_0.json").read_text())
+    assert summary["wire"]["rejected"] == 1 and summary["rejected"] == {"capability": 1}
+    log = (tmp_path / "run" / "logs" / "rank_0.log").read_text()
+    assert "rejected capability entry of agent 2 from agent 1" in log
+    assert "not signed by agent 2" in log
+    plans = json.loads((tmp_path / "run" / "logs" / "plans_rank_0.json").read_text())
+    # The forged entry was agent 0's only news of agent 2: dropped, not replaced. Believed
+    # (unsigned), it would make agent 0 plan enc.m1 with agent 2 and announce 4 peers instead
+    # of 3: agent 4 would weigh agent 0's copy 1/5 instead of 1/(1 + 3).
+    assert all("2" not in plan["paths"] for plan in plans["0"].values())
+    assert sorted(plans["0"]["enc.m1"]["paths"]) == ["1", "4", "5"]
+    assert plans["4"]["enc.m1"]["weights"] == {"0": 0.25, "5": 0.25}
+
+
+def test_a_signed_launch_with_dynamics_gives_the_simulator_numbers(tmp_path):
+    """Agents drop out, join late and lose a modality: the handshake re-runs for new epochs in
+    both processes in lockstep, and every honest entry verifies for its epoch."""
+    from test_distributed import _simulate
+    from test_dynamics_launch import DYN, _strip
+
+    from parsefl.experiments.distributed.launcher import launch
+
+    overrides = [*DYN, "runtime.backend=reference"]
+    dist = launch(None, [*overrides, "runtime.auth=true"], nproc=2, out_dir=tmp_path / "dist",
+                  wall_timeout_s=120)
+    assert _strip(dist) == _strip(_simulate(tmp_path / "sim", overrides))
+    assert dist["distributed"]["authenticated"] and dist["distributed"]["rejected_messages"] == 0

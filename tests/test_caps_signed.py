@@ -165,8 +165,9 @@ def test_a_sealed_entry_passes_the_wire_checks_and_a_malformed_seal_does_not(key
 # -- one real signed run of two processes; rank 1's agent 1 forges agent 2's entry ----------
 
 FORGER = '''
-import dataclasses, os
-if os.environ.get("RANK") == "1":  # only in rank 1's worker (not in the launching process)
+import dataclasses, os, sys
+# only in rank 1's worker (the launching test process imports this file too)
+if sys.argv[0].endswith("worker.py") and os.environ.get("RANK") == "1":
     from parsefl.runtime.transport_base import NetworkTransport
     honest = NetworkTransport.exchange
 

@@ -173,6 +173,8 @@ class _Endpoint:
     """One rank of an in-process, two-rank network (threads + a barrier) with the transport
     interface ``DistributedEngine`` uses; rank 1 dies at exchange call ``die_at``."""
 
+    seal = None  # unsigned
+
     def __init__(self, rank, owner, shared, die_at):
         self.rank, self.owner, self.shared, self.die_at = rank, owner, shared, die_at
         self.lost, self.last_inbox, self.calls = {}, {}, 0

@@ -31,11 +31,13 @@ from parsefl.types import Tensors
 
 log = logging.getLogger(__name__)
 
-REASONS = ("non_finite", "names", "shape", "dtype", "norm")
+REASONS = ("non_finite", "names", "shape", "dtype", "norm", "capability")
 DETAIL = {  # what each reason means, for the logs
     "non_finite": "contains NaN or Inf", "names": "tensor names differ from the expected",
     "shape": "dtype/shape: shape differs from the expected",
     "dtype": "dtype/shape: dtype differs from the expected", "norm": "norm above the bound",
+    # a handshake entry not signed by the agent it describes for this handshake (signed runs)
+    "capability": "capability entry not signed by its agent for this handshake",
 }
 
 

@@ -166,7 +166,8 @@ class RoundEngine:
         hkey = self.handshake_key(r)
         new = self._known is None or hkey != self._handshake_key
         if new:
-            self._known = discover(caps, self.topology.at(r), self.transport, self.radius)
+            # epoch r: a signed run's entries are made for this handshake (no replays)
+            self._known = discover(caps, self.topology.at(r), self.transport, self.radius, r)
             self._handshake_key = hkey
         key = (hkey, self.strategy.plan_key(r))
         if new or key != self._plan_key or not self.plans or not self.cache_plans:

@@ -6,6 +6,15 @@ Phase 1 (discovery): for ``radius`` steps (the overlay's) every agent forwards w
 (degrees): each agent picks, per component, the peers it exchanges with (the sharing strategy
 says which may, the overlay which it links to, and whether links are then made symmetric),
 tells each of them its overlay degree, and computes MH weights from the degrees it hears back.
+
+Signed runs (the transport's ``seal``): a message is signed by its sender, but a relayed
+capability entry describes another agent, so each entry is also signed by the agent it
+describes, for the handshake's epoch (the round it runs for), and relays forward it unchanged.
+A receiver uses an entry only if that signature verifies; an unsigned, altered, foreign-signed
+or stale (replayed from an earlier handshake) entry is a counted rejection and is dropped.
+What is authenticated is the capability (agent, modalities, component signatures, warming),
+not the path: the path is whatever the relays say, and a relay can still drop an entry (it
+cannot make one up or change one). Unsigned runs and the simulator send entries as before.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import networkx as nx
 
 from parsefl.overlays import make_overlay
 from parsefl.overlays.base import Overlay
-from parsefl.runtime.transport import Message, Transport
+from parsefl.runtime.transport import SEAL, Message, Transport
 from parsefl.sharing.base import Capability, SharingStrategy
 from parsefl.topology import mh_weights_local
 
@@ -53,30 +62,52 @@ def overlay_radius(kind: str, hops: int) -> int:
 
 
 def discover(
-    caps: Mapping[int, Capability], graph: nx.Graph, transport: Transport, radius: int
+    caps: Mapping[int, Capability], graph: nx.Graph, transport: Transport, radius: int,
+    epoch: int = 0,
 ) -> dict[int, Known]:
-    """Phase 1 for the local agents ``caps``: what each knows after ``radius`` forwarding steps."""
-    known: dict[int, Known] = {i: {i: (cap, (i,))} for i, cap in caps.items()}
+    """Phase 1 for the local agents ``caps``: what each knows after ``radius`` forwarding steps.
+    ``epoch``: the round this handshake runs for, which a signed entry is bound to (the same
+    in every process: the engine re-runs the handshake in lockstep)."""
+    seal = transport.seal
+    # agent -> (entry as forwarded, capability, path peer..me); a signed entry is forwarded
+    # with its owner's signature, so it is kept as it arrived (normalised)
+    tables: dict[int, dict[int, tuple[dict, Capability, tuple[int, ...]]]] = {
+        i: {i: (cap_to_json(cap) if seal is None else seal.sign(cap_to_json(cap), epoch),
+                cap, (i,))}
+        for i, cap in caps.items()}
     for _ in range(radius):
         msgs = [
-            Message(i, n, "caps", [(cap_to_json(c), list(p)) for c, p in table.values()], (i, n))
-            for i, table in known.items()
+            Message(i, n, "caps", [(entry, list(p)) for entry, _, p in table.values()], (i, n))
+            for i, table in tables.items()
             for n in sorted(graph.neighbors(i))
         ]
         inbox = transport.exchange(msgs)
-        for i, table in known.items():
-            offers: dict[int, tuple[Capability, tuple[int, ...]]] = {}
+        for i, table in tables.items():
+            offers: dict[int, tuple[dict, Capability, tuple[int, ...]]] = {}
             for msg in inbox.get(i, []):
-                for cap_json, path in msg.body:
-                    cap = cap_from_json(cap_json)
+                for received, path in msg.body:
+                    cap = cap_from_json(received)
+                    entry = _as_forwarded(cap, received, seal is not None)
+                    if seal is not None and not seal.admits(entry, epoch, f"agent {msg.src}"):
+                        continue
                     candidate = (*path, i)
                     if cap.agent in table:
                         continue
                     # Deterministic choice among equally short paths: the smallest.
-                    if cap.agent not in offers or candidate < offers[cap.agent][1]:
-                        offers[cap.agent] = (cap, candidate)
+                    if cap.agent not in offers or candidate < offers[cap.agent][2]:
+                        offers[cap.agent] = (entry, cap, candidate)
             table.update(offers)
-    return known
+    return {i: {j: (cap, path) for j, (_, cap, path) in table.items()}
+            for i, table in tables.items()}
+
+
+def _as_forwarded(cap: Capability, received: Mapping, signed: bool) -> dict:
+    """A received entry as this agent uses and forwards it: the capability it reads (nothing a
+    relay added beside it) and, in a signed run, the seal it came with."""
+    entry = cap_to_json(cap)
+    if signed:
+        entry.update({k: received[k] for k in SEAL if k in received})
+    return entry
 
 
 def plan_gossip(

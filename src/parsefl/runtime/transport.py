@@ -6,13 +6,14 @@ here."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parsefl.runtime.meter import LinkMeter, path_links, payload_bytes
 
-__all__ = ["InMemoryTransport", "Message", "Transport", "path_links", "payload_bytes"]
+__all__ = ["SEAL", "CapabilitySeal", "InMemoryTransport", "Message", "Transport", "path_links",
+           "payload_bytes"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,30 @@ class Message:
     component: str | None = None
 
 
+SEAL = ("epoch", "sig")  # the fields a sealed capability entry adds to the capability
+
+
+class CapabilitySeal(Protocol):
+    """How a signed run's handshake seals capability entries (one handshake's worth; the
+    implementation: :class:`parsefl.security.frames.CapabilitySigner`)."""
+
+    def sign(self, entry: Mapping[str, Any], epoch: int) -> dict[str, Any]:
+        """A local agent's own entry, signed by that agent for handshake ``epoch``."""
+        ...
+
+    def admits(self, entry: Mapping[str, Any], epoch: int, origin: str) -> bool:
+        """Whether a received entry is signed by the agent it describes for ``epoch``; a
+        refused one is logged and counted as a rejection."""
+        ...
+
+
 class Transport(Protocol):
     meter: LinkMeter  # where the transport bills the payload bytes it moves
+
+    @property
+    def seal(self) -> CapabilitySeal | None:
+        """A new handshake's capability seal (None: an unsigned run, or the simulator)."""
+        ...
 
     def exchange(self, messages: Iterable[Message]) -> dict[int, list[Message]]:
         """Deliver every message; return the messages received by each local agent."""
@@ -49,6 +72,11 @@ class InMemoryTransport:
     without copying; senders never modify a tensor after sending it."""
 
     meter: LinkMeter = field(default_factory=LinkMeter)
+
+    @property
+    def seal(self) -> None:
+        """All agents in one process: nothing to sign."""
+        return None
 
     @property
     def link_bytes(self) -> Counter:

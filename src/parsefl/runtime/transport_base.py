@@ -6,7 +6,9 @@ base class :class:`NetworkTransport` is the ``Transport`` interface (``exchange`
 ``params`` message to the :class:`~parsefl.runtime.meter.LinkMeter`, encoding (and signing)
 one frame per live peer, and on arrival decoding, verifying signatures, the receive checks
 (:class:`~parsefl.runtime.checks.ReceiveChecks`) and the planned-sender check; every refusal is
-logged and counted in ``wire["rejected"]``, and a peer given up is recorded in ``lost``.
+logged and counted in ``wire["rejected"]``, and a peer given up is recorded in ``lost``. With
+signed frames it also gives the handshake its capability seal (``seal``): the capability
+entries the handshake refuses are counted the same way (and as ``capability`` rejections).
 A subclass writes ``_swap`` (send each live peer its frames, return what each sent us) and the
 classmethod ``build`` (from :class:`TransportSettings` and :class:`Wiring`), and registers
 itself in :data:`~parsefl.registry.TRANSPORTS`. See docs/extending.md, "Adding a transport".
@@ -38,7 +40,7 @@ from parsefl.runtime.wire import (
     encode,
     loads_bounded,
 )
-from parsefl.security.frames import FrameAuth
+from parsefl.security.frames import CapabilitySigner, FrameAuth
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,12 @@ class NetworkTransport(ABC):
     def bounds(self) -> ComponentSpecs:
         """What bounds a peer's frames: the expected components, plain or encoded."""
         return self.expected if self.codec is None else self.codec.bound_specs(self.expected)
+
+    @property
+    def seal(self) -> CapabilitySigner | None:
+        """A new handshake's capability seal: the local agents sign their own entries, and a
+        relayed entry is used only if the agent it describes signed it for this handshake."""
+        return None if self.auth is None else CapabilitySigner(self.auth, self._refuse_entry)
 
     @property
     def lost_agents(self) -> set[int]:
@@ -245,6 +253,10 @@ class NetworkTransport(ABC):
                              f"{msg.component!r}")
                 return
         inbox[msg.dst].append(msg)
+
+    def _refuse_entry(self, origin: str, what: str, reason: str) -> None:
+        self.checks.reject("capability", what)  # results.json's rejected_messages, by reason
+        self._reject(origin, what, reason)
 
     def _reject(self, origin: str, what: str, reason: str) -> None:
         self.wire["rejected"] += 1

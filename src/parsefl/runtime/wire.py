@@ -27,7 +27,8 @@ MAX_DIMS = 8  # tensor rank bound; every dimension is also bounded by the bytes 
 HEAD_BYTES = 1024  # header budget per message (fields, path), plus TENSOR_HEAD per tensor
 TENSOR_HEAD = 256 + 2 * MAX_DIMS * 20  # name, dtype and shape of one tensor
 CONTROL_BYTES = 1 << 20  # handshake JSON budget per peer frame, plus per-agent caps below
-CAP_BYTES = 4096  # one agent's capability entry (modalities, component signatures)
+CAP_BYTES = 4096  # one agent's capability entry (modalities, component signatures, seal)
+SIG_HEX = 2 * 72  # an ECDSA P-256 signature (DER, at most 72 bytes) in hex
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 TensorSpec = tuple[str, tuple[int, ...]]  # dtype name, shape
@@ -176,7 +177,15 @@ def _cap_entry(entry: Any, n: int) -> bool:
     return (type(cap.get("agent")) is int and 0 <= cap["agent"] < n
             and all(type(p) is int and 0 <= p < n for p in path)
             and isinstance(mods, list) and all(isinstance(m, str) for m in mods)
-            and isinstance(sigs, dict) and all(isinstance(v, str) for v in sigs.values()))
+            and isinstance(sigs, dict) and all(isinstance(v, str) for v in sigs.values())
+            and _seal_fields(cap))
+
+
+def _seal_fields(cap: dict) -> bool:
+    """A signed run's seal on an entry, where present: the handshake epoch and an ECDSA
+    signature (hex); whether it verifies is the handshake's check (a missing seal too)."""
+    epoch, sig = cap.get("epoch", 0), cap.get("sig", "")
+    return type(epoch) is int and epoch >= 0 and isinstance(sig, str) and len(sig) <= SIG_HEX
 
 
 def decode_one(head: Any, payload: torch.Tensor, device: torch.device) -> Message:

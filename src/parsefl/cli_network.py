@@ -77,13 +77,20 @@ def _print_run(results: dict) -> None:
 def merge(run_dir: Annotated[Path, typer.Argument(help="a distributed run folder")],
           keys: Annotated[Path | None, typer.Option(
               help="keys folder that verifies the summaries' signatures (default: RUN_DIR/keys "
-                   "when the launch made one)")] = None) -> None:
+                   "when the launch made one)")] = None,
+          allow_partial: Annotated[bool, typer.Option(
+              "--allow-partial", help="exit 0 even when a rank's summary is missing")] = False
+          ) -> None:
     """Rebuild results.json and metrics.csv of a distributed run from its per-process
     summaries (logs/summary_rank_*.json and their manifests, e.g. gathered from several
     machines), each verified before it is read."""
+    from parsefl.errors import PartialRun
     from parsefl.experiments.distributed.merge import merge_run
 
-    _print_run(merge_run(run_dir, keys))
+    results = merge_run(run_dir, keys)
+    _print_run(results)
+    if results.get("partial") and not allow_partial:
+        raise PartialRun(results, str(run_dir / "results.json"))
     console.print(f"Results written to {run_dir}/results.json")
 
 

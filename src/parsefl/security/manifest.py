@@ -155,7 +155,9 @@ def unseal(folder: Path, name: str, expect: Mapping[str, Any], field: str, *,
                              f"{entry['bytes']}")
             if _digest(target) != entry["sha256"]:
                 raise refuse(f"{f} is not the file the manifest lists (SHA-256 differs)")
-        except OSError as err:
+            if "tensors" in entry and entry["tensors"] != tensor_layout(target):
+                raise refuse(f"{f}'s tensors are not those the manifest lists")
+        except (OSError, ValueError) as err:
             raise refuse(f"{f} cannot be read ({err})") from None
     return Sealed(files, meta, signer)
 

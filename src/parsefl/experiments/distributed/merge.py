@@ -83,6 +83,8 @@ class RunParts:
         if summary["rank"] != rank or summary["world_size"] != self.world:
             raise ConfigError(field, f"{where} claims rank {summary['rank']} of "
                               f"{summary['world_size']}, expected rank {rank} of {self.world}")
+        if any(int(p) >= self.world or int(p) == rank for p in summary["lost"]):
+            raise ConfigError(field, f"{where} reports ranks lost that are not its peers")
         return summary
 
 
@@ -214,7 +216,10 @@ def merge_run(folder: str | Path, keys: str | Path | None = None) -> dict[str, A
     from parsefl.security import Identities
 
     out = Path(folder)
-    files = sorted((out / "logs").glob("summary_rank_*.json"))
+    # a summary whose manifest is there without it was deleted: read_summary refuses it
+    files = sorted({out / "logs" / p.name.removeprefix("manifest_")
+                    for p in (out / "logs").glob("manifest_summary_rank_*.json")}
+                   | set((out / "logs").glob("summary_rank_*.json")))
     if not files or not (out / "config.yaml").is_file():
         raise ConfigError("RUN_DIR", f"{out} has no config.yaml or logs/summary_rank_*.json")
     cfg = load_config(out / "config.yaml")
@@ -222,14 +227,16 @@ def merge_run(folder: str | Path, keys: str | Path | None = None) -> dict[str, A
         keys = out / "keys"
     ids = Identities(keys) if keys is not None else None
     try:  # how many processes and how they were placed: the manifest of the lowest rank
-        head = loads_bounded(files[0].with_name(f"manifest_{files[0].name}").read_bytes())
+        first = next(f for f in files if f.is_file())
+        head = loads_bounded(first.with_name(f"manifest_{first.name}").read_bytes())
         world = head["meta"]["world_size"]
-        placed = loads_bounded(files[0].read_bytes()).get("placement", "block")
+        placed = loads_bounded(first.read_bytes()).get("placement", "block")
         if type(world) is not int or not 1 <= world <= agent_count(cfg) \
                 or not isinstance(placed, str):
             raise ValueError(f"world size {world!r}, placement {placed!r}")
         parts = RunParts.of(cfg, placed, world, ids)
-    except (OSError, WireError, KeyError, TypeError, ValueError, AttributeError) as err:
+    except (OSError, WireError, KeyError, TypeError, ValueError, AttributeError,
+            StopIteration) as err:
         raise ConfigError("RUN_DIR", f"{files[0]} and its manifest do not describe a run of "
                           f"{out / 'config.yaml'} ({type(err).__name__}: {err})") from None
     summaries, signed = {}, set()

@@ -127,6 +127,11 @@ class RunSession:
         executor's state and the record as they were, and the schedules replayed; the
         config and this session's ``meta`` must be those it was written with."""
         if not done:
+            unsealed = sorted((self.out / "state").glob(f"round_*/{self.marker}"))
+            if unsealed:  # a record without its manifest: never silently run over
+                raise ConfigError("--resume", f"{unsealed[-1]} has no manifest beside it (an "
+                                  "interrupted or tampered checkpoint): nothing to resume "
+                                  "from; run without --resume to start afresh")
             log.warning("no complete checkpoint in %s: starting from round 0", self.out)
             return 0
         folder = round_folder(self.out, done)

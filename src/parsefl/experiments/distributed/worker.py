@@ -110,7 +110,9 @@ class Worker:
                  f"signed frames (keys {args.keys})" if self.auth else "unsigned frames",
                  self.backend, self.placement, 100 * self.cross_share)
 
-    def run(self, resume: bool) -> None:
+    def run(self, resume: bool) -> bool:
+        """Run this rank's part; whether the run stayed whole as far as this process can tell
+        (rank 0 over the store: every summary merged; otherwise: no peer lost)."""
         self.session = session = RunSession(
             self.cfg, self.exp, self.loop, self.local, self.out, self.marker,
             lambda: {"world_size": self.world, "owner": self.owner,
@@ -139,18 +141,27 @@ class Worker:
                    "wall_s": time.perf_counter() - self.start, "transport": self.kind,
                    "encrypted": tls}
         write_summary(self.out, summary, self.parts, self.signer)
+        if self.transport.lost:
+            log.error("this process lost rank(s) %s: the run is partial (results.json will "
+                      "say so)", sorted(self.transport.lost))
         if self.store is None:  # gRPC: no store, no rank 0; `parsefl merge` (or launch) merges
             self.transport.close()
-            return
+            return not self.transport.lost
         self.notes.put(f"summary/{self.rank}", json.dumps(summary, sort_keys=True))
         if self.rank == 0:
             summaries, refused = gather(self.store, summary, self.timeout_s, self.out,
                                         self.parts, self.verify if self.auth else None)
             # A summary that arrived verified: signed when this run has keys.
             signed = set(summaries) if self.auth is not None else set()
-            finish(self.cfg, self.exp, summaries, self.out, self.parts,
-                   time.perf_counter() - self.start, self.placement, signed=signed,
-                   refused=refused, signer=self.signer)
+            results = finish(self.cfg, self.exp, summaries, self.out, self.parts,
+                             time.perf_counter() - self.start, self.placement, signed=signed,
+                             refused=refused, signer=self.signer)
+            if results.get("partial"):
+                log.error("PARTIAL RUN: ranks %s missing, agents %s have no results (%s)",
+                          results["distributed"]["missing_ranks"],
+                          results["distributed"]["missing_agents"], self.out / "results.json")
+                return False
+        return not self.transport.lost
 
     def verify(self, rank: int, raw: bytes) -> dict | None:
         """Rank ``rank``'s summary from the store, if signed by it (runs with keys only: rank
@@ -221,6 +232,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--addresses", default=None,
                    help="grpc: HOST:PORT per rank, comma-separated (default: the peers file's "
                         "address of each rank's first agent)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="exit 0 even when this process lost a peer (results say so anyway)")
     p.add_argument("--plugin", action="append", default=[],
                    help="a Python file or module that registers components (repeatable)")
     return p
@@ -238,7 +251,8 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     _log_to(Path(args.out) / "logs" / f"rank_{rank}.log", rank)
     try:
         load_plugins(args.plugin)
-        Worker(args, rank, world).run(args.resume)
+        if not Worker(args, rank, world).run(args.resume) and not args.allow_partial:
+            return 1
     except ParseflError as err:
         log.error("%s", err)
         return 2

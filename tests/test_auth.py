@@ -124,7 +124,7 @@ def _attack(transport, wire, out: Path, store) -> None:
         wire.encode = (lambda msgs, stamp=None, f=frame: f) if frame else original
         transport.exchange([msg])
     transport.calls += 1
-    store.set(transport._key(1, 0), f"1 100 {2**31}")
+    transport.notes.put(transport._key(1, 0), f"1 100 {2**31}")  # signed, but oversized
 
 
 if __name__ == "__main__":

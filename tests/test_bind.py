@@ -4,13 +4,12 @@ store on trust (a process that reached the store could forge one)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import torch.distributed as dist
 
 from parsefl.experiments.distributed.launcher import _loopback_store
-from parsefl.experiments.distributed.merge import gather
+from parsefl.experiments.distributed.merge import RunParts, gather, write_summary
 
 
 def _listeners(port: int) -> set[str]:
@@ -32,13 +31,15 @@ def test_launch_store_listens_on_loopback_only():
 def test_a_forged_summary_in_the_store_is_ignored(tmp_path):
     store = _loopback_store(5.0)
     client = dist.TCPStore("127.0.0.1", store.port, is_master=False)
-    forged = {"rank": 1, "agents": [3], "history": {}, "wire": {}, "lost": {}}
-    client.set("summary/1", json.dumps(forged))
+    parts = RunParts("fp", rounds=2, world=2, owner=[0, 0, 0, 1])
+    forged = {"rank": 1, "agents": [3], "history": {"rounds": [], "evals": {}}, "wire": {},
+              "lost": {}, "resumed_from": 0, "world_size": 2}
+    client.set("summary/1", json.dumps({"v": json.dumps(forged)}))
     own = {"rank": 0, "lost": {}}
-    start = time.monotonic()
-    assert gather(store, 2, own, 1.0, tmp_path) == {0: own}  # unsigned, not in the run folder
-    assert time.monotonic() - start < 0.5  # refused at once, not waited for
-    real = {**forged, "agents": [1]}
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "summary_rank_1.json").write_text(json.dumps(real))
-    assert gather(store, 2, own, 1.0, tmp_path) == {0: own, 1: real}
+    got, refused = gather(store, own, 1.0, tmp_path, parts)  # not in the run folder, unsigned
+    assert got == {0: own} and "neither in" in refused[1]
+    write_summary(tmp_path, forged, parts, None)  # the real one, with its manifest
+    assert gather(store, own, 1.0, tmp_path, parts) == ({0: own, 1: forged}, {})
+    (tmp_path / "logs" / "summary_rank_1.json").write_text(json.dumps({**forged, "agents": [2]}))
+    got, refused = gather(store, own, 1.0, tmp_path, parts)  # edited after its manifest
+    assert got == {0: own} and ("SHA-256" in refused[1] or "bytes" in refused[1])

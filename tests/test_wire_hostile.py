@@ -138,7 +138,7 @@ def _send(transport, wire, raw, store) -> None:
     for _ in range(2):
         transport.exchange([Message(1, 0, "params", {"w": torch.ones(2, 3)}, (1, 0), "c")])
     transport.calls += 1
-    store.set(transport._key(1, 0), f"1 100 {2**31}")
+    transport.notes.put(transport._key(1, 0), f"1 100 {2**31}")  # as rank 1 announces
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml, yaml_problem
+from parsefl.config_checks import (
+    check_absurd,
+    check_raw,
+    check_sizes,
+    config_text,
+    load_yaml,
+    yaml_problem,
+)
 from parsefl.config_sections import (  # the robustness and dynamics sections
     AdversaryConfig,
     AggregationConfig,
@@ -187,7 +194,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("CONFIG", f"no such file: {path}")
     try:
-        raw = load_yaml(path.read_text())
+        raw = load_yaml(config_text(path))
     except yaml.YAMLError as err:
         raise ConfigError(str(path), f"not valid YAML: {yaml_problem(err)}") from None
     if raw is None:

@@ -8,6 +8,7 @@ import math
 import os
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,14 +29,66 @@ ABSURD = {
 }
 
 
+# A config is a few hundred YAML nodes; these bounds hold any real one many times over, and
+# refuse an alias bomb ("billion laughs": nine aliases of nine aliases of ... expand to 10^9
+# nodes that every later walk of the config would visit) and nesting that would overflow the
+# stack, before anything is built from the text.
+MAX_YAML_NODES = 100_000  # after expanding every alias
+MAX_YAML_DEPTH = 64  # levels of nested sequences and mappings, aliases expanded
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses a mapping with the same key twice (the default keeps the
-    last one silently)."""
+    last one silently), a recursive alias, and documents whose aliases expand beyond
+    MAX_YAML_NODES nodes or MAX_YAML_DEPTH levels."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._nodes = 0  # nodes composed so far, each alias counted as its whole expansion
+        self._depth = 0  # the level of the node being composed
+        self._reach = 0  # the deepest level reached inside it, aliases expanded
+        self._expanded: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, depth)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if self.check_event(yaml.AliasEvent) and event.anchor in self.anchors:
+            if event.anchor not in self._expanded:
+                self._refuse(f"alias *{event.anchor} is inside the node it refers to "
+                             "(a recursive alias)", event)
+            nodes, depth = self._expanded[event.anchor]
+            self._grow(nodes, self._depth + depth, event)
+            return super().compose_node(parent, index)
+        level = self._depth + 1
+        self._grow(1, level, event)
+        start, outer, self._depth, self._reach = self._nodes, self._reach, level, level
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth = level - 1
+        if getattr(event, "anchor", None) is not None:
+            self._expanded[event.anchor] = (self._nodes - start + 1, self._reach - level + 1)
+        self._reach = max(outer, self._reach)
+        return node
+
+    def _grow(self, nodes: int, depth: int, event: Any) -> None:
+        self._nodes += nodes
+        self._reach = max(self._reach, depth)
+        if self._nodes > MAX_YAML_NODES:
+            self._refuse(f"more than {MAX_YAML_NODES} nodes, aliases expanded; a config "
+                         "needs far fewer (an alias bomb?)", event)
+        if depth > MAX_YAML_DEPTH:
+            self._refuse(f"nested deeper than {MAX_YAML_DEPTH} levels", event)
+
+    @staticmethod
+    def _refuse(problem: str, event: Any) -> None:
+        raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
 
 def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
@@ -50,6 +103,27 @@ UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, 
 def load_yaml(text: str) -> Any:
     """yaml.safe_load, refusing duplicate keys."""
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+MAX_CONFIG_BYTES = 1 << 20  # the largest preset is a few KiB
+
+
+def config_text(path: Path) -> str:
+    """The text of a config file: refused, naming the file, when unreadable, larger than
+    MAX_CONFIG_BYTES, or not UTF-8 (a binary file, another encoding)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(str(path), f"cannot be read ({err.strerror or err})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), f"larger than {MAX_CONFIG_BYTES // 2**10} KiB; a config "
+                          "is a short YAML text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+                          f"{err.start}); a config is a YAML text file") from None
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:

@@ -1,0 +1,123 @@
+"""Nothing on disk is trusted (issue 23): hostile config files, overrides, run folders and
+data are each refused in one line naming the field or file, exit code 2, no traceback, in
+bounded time and memory, before any training.
+
+Most cases run through the CLI's ``main`` in this process (the imports are paid once); a few
+through the real console script. A case that passed validation fails its test instead of
+training (``build_experiment`` is wrapped to stop after building)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+import yaml
+from console import parsefl, refused
+
+from parsefl import cli, config_checks
+from parsefl.config_checks import MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml
+
+BASE = ["-o", "data.name=synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}", "-o", "rounds=1"]
+
+# Nine aliases of nine aliases ...: 9^9 (387 million) strings once expanded.
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi",
+                                                               strict=True))
+
+
+@pytest.fixture
+def cli_main(monkeypatch, capsys, tmp_path):
+    """``parsefl ARGS`` through cli.main in this process: (exit code, stderr)."""
+    import parsefl.experiments.run.simulate as run_module
+
+    build = run_module.build_experiment
+
+    def build_only(cfg):  # some inputs are refused only once the data is built
+        build(cfg)
+        raise AssertionError(f"a hostile input was accepted: {cfg}")
+
+    monkeypatch.setattr(run_module, "build_experiment", build_only)
+    monkeypatch.chdir(tmp_path)
+
+    def call(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["parsefl", *args])
+        capsys.readouterr()
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+        return code, capsys.readouterr().err
+
+    return call
+
+
+def one_line(result: tuple[int, str], *words: str) -> str:
+    code, err = result
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+# ------------------------------------------------------------ 6, 7: the config file itself
+
+YAML_FILES = {
+    "alias bomb": (BOMB, [f"more than {MAX_YAML_NODES} nodes"]),
+    "recursive alias": ("a: &a [*a]\n", ["recursive alias"]),
+    "recursive mapping alias": ("a: &a {b: *a}\n", ["recursive alias"]),
+    "deep nesting": ("a: " + "[" * 5000 + "]" * 5000 + "\n", [f"{MAX_YAML_DEPTH} levels"]),
+    "deep through an alias": ("a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a"
+                              + "]" * 40 + "\n", [f"{MAX_YAML_DEPTH} levels"]),
+    "not UTF-8": (b"rounds: 2\nseed: \xff\xfe\n", ["not UTF-8"]),
+    "binary": (bytes(range(256)) * 4, ["not UTF-8"]),
+    "NUL byte": (b"rounds: 2\x00\n", ["not valid YAML"]),
+    "too large": ("# " + "x" * (1 << 20) + "\n", ["larger than"]),
+}
+
+
+@pytest.mark.parametrize("case", list(YAML_FILES))
+def test_hostile_config_files_are_one_line_naming_the_file(cli_main, tmp_path, case):
+    text, words = YAML_FILES[case]
+    path = tmp_path / "hostile.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    start = time.perf_counter()
+    one_line(cli_main("run", str(path)), str(path), *words)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("value,words", [
+    ("&a [*a]", ["recursive alias"]),
+    ("{a: &a [x, x, x, x, x, x, x, x, x], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a], "
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b], d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c], "
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d], f: [*e, *e, *e, *e, *e, *e, *e, *e, *e]}",
+     [f"more than {MAX_YAML_NODES} nodes"]),
+    ("[" * 100 + "]" * 100, [f"{MAX_YAML_DEPTH} levels"]),
+])
+def test_hostile_override_values_are_one_line_naming_the_key(cli_main, value, words):
+    one_line(cli_main("run", "-o", f"method_params={value}"), "method_params", *words)
+
+
+def test_aliases_and_merge_keys_within_the_budget_still_load(monkeypatch):
+    text = "base: &b {lr: 0.1, momentum: 0.5}\ntrain:\n  <<: *b\n  lr: 0.2\nalso: [*b, *b]\n"
+    assert load_yaml(text) == {"base": {"lr": 0.1, "momentum": 0.5},
+                               "train": {"lr": 0.2, "momentum": 0.5},
+                               "also": [{"lr": 0.1, "momentum": 0.5}] * 2}
+    monkeypatch.setattr(config_checks, "MAX_YAML_NODES", 50)  # no alias: the budget still holds
+    load_yaml("[" + ", ".join(["1"] * 49) + "]")
+    with pytest.raises(yaml.YAMLError, match="more than 50 nodes"):
+        load_yaml("[" + ", ".join(["1"] * 50) + "]")
+
+
+def test_through_the_console_script(tmp_path):
+    bomb, binary = tmp_path / "bomb.yaml", tmp_path / "binary.yaml"
+    bomb.write_text(BOMB)
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff")
+    refused(parsefl("run", str(bomb), timeout=60), str(bomb), "alias bomb")
+    refused(parsefl("run", str(binary), timeout=60), str(binary), "not UTF-8")

@@ -121,3 +121,16 @@ def test_through_the_console_script(tmp_path):
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff")
     refused(parsefl("run", str(bomb), timeout=60), str(bomb), "alias bomb")
     refused(parsefl("run", str(binary), timeout=60), str(binary), "not UTF-8")
+    (tmp_path / "somefile").write_text("")
+    refused(parsefl("run", *BASE, "--out", str(tmp_path / "somefile"), timeout=60), "--out")
+
+
+# ------------------------------------------------------------ 8: --out that is a file
+
+@pytest.mark.parametrize("command", [["run"], ["compare", "--methods", "parse", "--seeds", "0"],
+                                     ["launch"], ["pretrain", "-o", "data.public=0.2"]])
+@pytest.mark.parametrize("out", ["somefile", "somefile/run"])
+def test_out_that_is_a_file_is_one_line_naming_out(cli_main, tmp_path, command, out):
+    (tmp_path / "somefile").write_text("keep me\n")
+    one_line(cli_main(*command, *BASE, "--out", out), "--out", "somefile", "not a folder")
+    assert (tmp_path / "somefile").read_text() == "keep me\n"

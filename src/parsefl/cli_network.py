@@ -40,8 +40,10 @@ def launch(
 ) -> None:
     """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
     from parsefl.experiments.distributed.launcher import launch as run_launch
+    from parsefl.experiments.run.rundir import check_out_dir
     from parsefl.reporting import print_results
 
+    check_out_dir(out)
     if insecure:
         console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
     results = run_launch(config, _overrides(override, data), nproc, out, resume, method=method,

@@ -16,7 +16,9 @@ import yaml
 from console import parsefl, refused
 
 from parsefl import cli, config_checks
+from parsefl.config import validate
 from parsefl.config_checks import MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml
+from parsefl.config_sections import SEED_BOUND
 
 BASE = ["-o", "data.name=synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}", "-o", "rounds=1"]
 
@@ -134,3 +136,17 @@ def test_out_that_is_a_file_is_one_line_naming_out(cli_main, tmp_path, command, 
     (tmp_path / "somefile").write_text("keep me\n")
     one_line(cli_main(*command, *BASE, "--out", out), "--out", "somefile", "not a folder")
     assert (tmp_path / "somefile").read_text() == "keep me\n"
+
+
+# ------------------------------------------------------------ 9: seeds beyond any generator
+
+@pytest.mark.parametrize("override,field", [
+    (f"seed={10**30}", "seed"), (f"seed={2**70}", "seed"), (f"seed={SEED_BOUND}", "seed"),
+    (f"dynamics.seed={2**64}", "dynamics.seed"), ("dynamics.seed=-1", "dynamics.seed"),
+])
+def test_seeds_beyond_the_generators_are_one_line_naming_the_seed(cli_main, override, field):
+    one_line(cli_main("run", *BASE, "-o", override), f"{field}:")
+
+
+def test_the_largest_seed_validates():
+    validate({"seed": SEED_BOUND - 1, "dynamics": {"seed": SEED_BOUND - 1}})

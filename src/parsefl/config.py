@@ -20,6 +20,7 @@ from parsefl.config_checks import (
     yaml_problem,
 )
 from parsefl.config_sections import (  # the robustness and dynamics sections
+    SEED_BOUND,
     AdversaryConfig,
     AggregationConfig,
     ChecksConfig,
@@ -134,7 +135,7 @@ class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
     aggregation: AggregationConfig = AggregationConfig()  # how received copies are merged
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, lt=SEED_BOUND)
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
     device: str = "auto"

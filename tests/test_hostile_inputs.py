@@ -16,6 +16,8 @@ import yaml
 from console import parsefl, refused
 
 from parsefl import cli, config_checks
+from parsefl.aggregation import build_aggregator
+from parsefl.aggregation.geomed import MAX_ITERS
 from parsefl.config import validate
 from parsefl.config_checks import MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml
 from parsefl.config_sections import SEED_BOUND
@@ -150,3 +152,26 @@ def test_seeds_beyond_the_generators_are_one_line_naming_the_seed(cli_main, over
 
 def test_the_largest_seed_validates():
     validate({"seed": SEED_BOUND - 1, "dynamics": {"seed": SEED_BOUND - 1}})
+
+
+# ------------------------------------------------------------ 10, 11: aggregation.params
+
+@pytest.mark.parametrize("aggregation,field,words", [
+    ("{name: geomed, params: [1, 2]}", "aggregation.params", ["valid dictionary"]),
+    ("{name: geomed, params: x}", "aggregation.params", ["valid dictionary"]),
+    ("{name: geomed, params: {iters: x}}", "aggregation.params.iters", ["integer"]),
+    ("{name: geomed, params: {iters: true}}", "aggregation.params.iters", ["boolean"]),
+    ("{name: trimmed_mean, params: {beta: [1]}}", "aggregation.params.beta", ["number"]),
+    ("{name: clipped, params: {byzantine: x}}", "aggregation.params.byzantine", ["integer"]),
+    ("{name: clipped, params: {bogus: 1}}", "aggregation.params.bogus", ["byzantine, tau"]),
+    (f"{{name: geomed, params: {{iters: {10**9}}}}}", "aggregation.params.iters",
+     [f"iters <= {MAX_ITERS}"]),
+])
+def test_aggregation_params_are_checked_at_config_time(cli_main, aggregation, field, words):
+    one_line(cli_main("run", *BASE, "-o", f"aggregation={aggregation}"), f"{field}:", *words)
+
+
+def test_aggregation_params_are_converted_where_lossless():
+    cfg = validate({"aggregation": {"name": "geomed", "params": {"iters": 4.0, "nu": 1}}})
+    rule = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
+    assert (rule.iters, rule.nu) == (4, 1.0)

@@ -247,9 +247,9 @@ def _first_error(err: ValidationError) -> ConfigError:
 
 def _check_names(cfg: RunConfig) -> None:
     import parsefl.components  # noqa: F401  (fill every registry)
+    from parsefl.aggregation import build_aggregator
     from parsefl.data import resolve_dataset
     from parsefl.registry import (
-        AGGREGATION,
         ENCODERS,
         FUSIONS,
         OVERLAYS,
@@ -267,7 +267,7 @@ def _check_names(cfg: RunConfig) -> None:
     PARTITIONS.get(cfg.partition.name, field="partition.name")
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
-    AGGREGATION.get(cfg.aggregation.name, field="aggregation.name")
+    build_aggregator(cfg.aggregation.name, cfg.aggregation.params)  # name, params, types
     PLACEMENTS.get(cfg.runtime.placement, field="runtime.placement")
     if cfg.adversary is not None:
         from parsefl.attacks.select import check_adversary

@@ -147,7 +147,7 @@ def check_raw(raw: Mapping[str, Any], model: type[BaseModel], prefix: str = "") 
             for k, item in enumerate(value):
                 check_raw({str(k): item}, None, f"{field}.")  # type: ignore[arg-type]
         elif isinstance(value, bool):
-            if annotation is not None and not _allows(annotation, bool):
+            if annotation is not None and not allows(annotation, bool):
                 raise ConfigError(field, f"expected a number, got a boolean ({value!r})")
         elif isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(field, f"must be a finite number, got {value!r}")
@@ -163,10 +163,11 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _allows(annotation: Any, kind: type) -> bool:
+def allows(annotation: Any, kind: type) -> bool:
+    """Whether ``annotation`` admits values of ``kind`` (through unions and ``Any``)."""
     if annotation is kind or annotation is Any:
         return True
-    return any(_allows(arg, kind) for arg in typing.get_args(annotation))
+    return any(allows(arg, kind) for arg in typing.get_args(annotation))
 
 
 def check_absurd(cfg: BaseModel) -> None:

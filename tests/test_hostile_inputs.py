@@ -19,8 +19,9 @@ from parsefl import cli, config_checks
 from parsefl.aggregation import build_aggregator
 from parsefl.aggregation.geomed import MAX_ITERS
 from parsefl.config import validate
-from parsefl.config_checks import MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml
+from parsefl.config_checks import MAX_AGENTS, MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml
 from parsefl.config_sections import SEED_BOUND
+from parsefl.data.synthetic import MAX_CLASSES
 
 BASE = ["-o", "data.name=synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}", "-o", "rounds=1"]
 
@@ -175,3 +176,23 @@ def test_aggregation_params_are_converted_where_lossless():
     cfg = validate({"aggregation": {"name": "geomed", "params": {"iters": 4.0, "nu": 1}}})
     rule = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
     assert (rule.iters, rule.nu) == (4, 1.0)
+
+
+# ------------------------------------------------------------ 12: sizes that cannot be built
+
+@pytest.mark.parametrize("overrides,field,words", [
+    (["mix={n_agents: 100000, ratio: 0.5}", "data.params={n_samples: 1000000}"], "mix",
+     [str(MAX_AGENTS)]),
+    (["mix={m1: 100000}"], "mix", [str(MAX_AGENTS)]),
+    (["model.encoder.params={hidden: [1000000000, 32]}"], "model.encoder", ["GiB"]),
+    (["model.encoder.variants=[{hidden: [8]}, {hidden: [100000, 100000]}]"], "model.encoder",
+     ["[100000, 100000]", "GiB"]),
+    (["data.params={arity: 1000}"], "data.params.arity", [f"at most {MAX_CLASSES}"]),
+])
+def test_sizes_that_cannot_be_built_are_refused_before_building(
+        cli_main, monkeypatch, overrides, field, words):
+    monkeypatch.setattr(config_checks, "available_memory", lambda: 8 * 2**30)
+    args = [a for o in overrides for a in ("-o", o)]
+    start = time.perf_counter()
+    one_line(cli_main("run", *BASE, *args), f"{field}:", *words)
+    assert time.perf_counter() - start < 10

@@ -209,25 +209,39 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
+# Each agent holds its own model, optimizer state, data view and batch stream; building one
+# takes ~4 ms and ~250 KiB with the quickstart model (benchmarked on a 2-core machine), so
+# 65,536 agents are already minutes and ~16 GiB before the first round.
+MAX_AGENTS = 65_536
+AGENT_BYTES = 64 * 2**10  # per agent beside its weights: a lower bound of the measured ~250 KiB
+
+
 def check_sizes(cfg: Any) -> None:
     """Lower-bound memory estimates of the agents' models (with gradients and optimizer state)
     and of generated data, refused before anything is allocated when they exceed the
     machine."""
     n_agents = _n_agents(cfg.mix)
-    if n_agents > 100_000:
-        raise ConfigError("mix", f"{n_agents} agents; at most 100000 run in one process")
-    # Every agent's encoder maps its last hidden width to the dim r/u/s rows: parameters,
-    # gradients and two Adam moments of float32 (a lower bound: inputs and heads come on top).
-    per_agent = 4 * 4 * cfg.model.dim * _last_hidden(cfg.model.encoder)
-    check_memory("model.dim", per_agent * n_agents,
-                 f"model.dim={cfg.model.dim} with {n_agents} agents")
+    if n_agents > MAX_AGENTS:
+        raise ConfigError("mix", f"{n_agents} agents; at most {MAX_AGENTS} run in one process "
+                          "(each holds its own model, optimizer state and batch stream: at "
+                          f"{MAX_AGENTS} building them alone takes minutes and ~16 GiB)")
+    # Parameters, gradients and two Adam moments of float32 of each encoder's layers between
+    # its widths and to the dim r/u/s rows (a lower bound: the input layer and heads add more).
+    dim = cfg.model.dim
+    sets = _encoder_widths(cfg.model.encoder)
+    per_agent = [16 * _weights(widths, dim) for widths in sets]
+    largest = per_agent.index(max(per_agent))
+    check_memory("model.encoder", per_agent[largest],
+                 f"one agent's encoder of widths {sets[largest]} with model.dim={dim}")
+    check_memory("model.dim", (min(per_agent) + AGENT_BYTES) * n_agents,
+                 f"model.dim={dim} with {n_agents} agents")
     if cfg.data.name == "synthetic_pid":
         p = cfg.data.params
-        n, dim, extra = p.get("n_samples", 2000), p.get("dim", 16), p.get("distractors", 0)
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (n, dim, extra)):
+        n, d, extra = p.get("n_samples", 2000), p.get("dim", 16), p.get("distractors", 0)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (n, d, extra)):
             # two float64 modalities, generated then standardized (two copies)
-            check_memory("data.params.n_samples", 2 * 2 * 8 * n * (dim + extra),
-                         f"synthetic_pid with n_samples={n}, dim={dim + extra}")
+            check_memory("data.params.n_samples", 2 * 2 * 8 * n * (d + extra),
+                         f"synthetic_pid with n_samples={n}, dim={d + extra}")
 
 
 def _n_agents(mix: Any) -> int:
@@ -239,10 +253,23 @@ def _n_agents(mix: Any) -> int:
     return sum(v for v in mix.values() if isinstance(v, int) and not isinstance(v, bool))
 
 
-def _last_hidden(encoder: Any) -> int:
-    widths = []
-    for params in [encoder.params, *(encoder.variants or [])]:
-        hidden = params.get("hidden") if isinstance(params, Mapping) else None
-        ok = isinstance(hidden, list) and hidden and isinstance(hidden[-1], int)
-        widths.append(hidden[-1] if ok and hidden[-1] > 0 else 32)
-    return max(1, min(widths))
+def _encoder_widths(encoder: Any) -> list[list[int]]:
+    """The layer widths (``hidden`` or ``channels``) of each parameter set an agent may get:
+    ``params``, or ``params`` updated by each of ``variants``; 32 where none is readable."""
+    sets = [{**encoder.params, **v} if isinstance(v, Mapping) else encoder.params
+            for v in encoder.variants] if encoder.variants else [encoder.params]
+    out = []
+    for params in sets:
+        widths = params.get("hidden", params.get("channels")) if isinstance(
+            params, Mapping) else None
+        ok = isinstance(widths, list) and widths and all(
+            isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+        out.append(list(widths) if ok else [32])
+    return out
+
+
+def _weights(widths: list[int], dim: int) -> int:
+    """A lower bound of an encoder's parameter count: one input feature, then its widths,
+    then the dim r/u/s rows."""
+    return widths[0] + sum(a * b for a, b in zip(widths, widths[1:], strict=False)) + \
+        widths[-1] * dim

@@ -18,10 +18,12 @@ from console import parsefl, refused
 from parsefl import cli, config_checks
 from parsefl.aggregation import build_aggregator
 from parsefl.aggregation.geomed import MAX_ITERS
+from parsefl.attacks.select import choose_adversaries
 from parsefl.config import validate
 from parsefl.config_checks import MAX_AGENTS, MAX_YAML_DEPTH, MAX_YAML_NODES, load_yaml
-from parsefl.config_sections import SEED_BOUND
+from parsefl.config_sections import SEED_BOUND, AdversaryConfig
 from parsefl.data.synthetic import MAX_CLASSES
+from parsefl.errors import ConfigError
 
 BASE = ["-o", "data.name=synthetic_pid", "-o", "mix={m1: 2, m1+m2: 2}", "-o", "rounds=1"]
 
@@ -196,3 +198,21 @@ def test_sizes_that_cannot_be_built_are_refused_before_building(
     start = time.perf_counter()
     one_line(cli_main("run", *BASE, *args), f"{field}:", *words)
     assert time.perf_counter() - start < 10
+
+
+# ------------------------------------------------------------ 13: no honest agent left
+
+@pytest.mark.parametrize("command", [["run"], ["launch"]])
+@pytest.mark.parametrize("adversary", ["{count: 4}", "{agents: [3, 2, 1, 0]}",
+                                       "{per_group: {m1: 2, m1+m2: 2}}"])
+def test_an_adversary_of_every_agent_is_one_line_naming_adversary(cli_main, command, adversary):
+    one_line(cli_main(*command, *BASE, "-o", f"adversary={adversary}"), "adversary:",
+             "all 4 agents", "honest")
+
+
+def test_choosing_every_agent_is_refused_where_the_attackers_are_resolved():
+    groups = [("m1",), ("m1",), ("m1", "m2"), ("m1", "m2")]
+    adversary = AdversaryConfig(per_group={"m1": 2, "m1+m2": 2})
+    with pytest.raises(ConfigError, match="^adversary: all 4 agents would attack"):
+        choose_adversaries(adversary, groups, seed=0)
+    assert len(choose_adversaries(AdversaryConfig(count=3), groups, seed=0)) == 3

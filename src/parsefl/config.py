@@ -17,6 +17,7 @@ from parsefl.config_checks import (
     check_sizes,
     config_text,
     load_yaml,
+    mix_agents,
     yaml_problem,
 )
 from parsefl.config_sections import (  # the robustness and dynamics sections
@@ -272,7 +273,7 @@ def _check_names(cfg: RunConfig) -> None:
     if cfg.adversary is not None:
         from parsefl.attacks.select import check_adversary
 
-        check_adversary(cfg.adversary)
+        check_adversary(cfg.adversary, mix_agents(cfg.mix))
     if cfg.model.encoder.name != "auto":
         ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")

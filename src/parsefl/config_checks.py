@@ -220,7 +220,7 @@ def check_sizes(cfg: Any) -> None:
     """Lower-bound memory estimates of the agents' models (with gradients and optimizer state)
     and of generated data, refused before anything is allocated when they exceed the
     machine."""
-    n_agents = _n_agents(cfg.mix)
+    n_agents = mix_agents(cfg.mix)
     if n_agents > MAX_AGENTS:
         raise ConfigError("mix", f"{n_agents} agents; at most {MAX_AGENTS} run in one process "
                           "(each holds its own model, optimizer state and batch stream: at "
@@ -244,7 +244,8 @@ def check_sizes(cfg: Any) -> None:
                          f"synthetic_pid with n_samples={n}, dim={d + extra}")
 
 
-def _n_agents(mix: Any) -> int:
+def mix_agents(mix: Any) -> int:
+    """The number of agents a ``mix`` makes (0 where its form is unreadable)."""
     if not isinstance(mix, Mapping):
         return 12  # "auto": 4 + 4 + 4
     if "n_agents" in mix:

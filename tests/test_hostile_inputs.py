@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 from console import parsefl, refused
@@ -216,3 +217,22 @@ def test_choosing_every_agent_is_refused_where_the_attackers_are_resolved():
     with pytest.raises(ConfigError, match="^adversary: all 4 agents would attack"):
         choose_adversaries(adversary, groups, seed=0)
     assert len(choose_adversaries(AdversaryConfig(count=3), groups, seed=0)) == 3
+
+
+# ------------------------------------------------------------ 14: a single class
+
+@pytest.mark.parametrize("labels", [np.zeros(60, dtype=np.int64), np.array(["cat"] * 60)])
+@pytest.mark.parametrize("command", [["run", "-o", "mix={a: 2, a+b: 2}"], ["data", "describe"]])
+def test_data_of_one_class_is_one_line_naming_the_file(cli_main, tmp_path, labels, command):
+    path = tmp_path / "one.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x_a=rng.normal(size=(60, 4)), x_b=rng.normal(size=(60, 3)), y=labels)
+    one_line(cli_main(*command, "--data", f"npz:{path}"), str(path), "only class",
+             "at least 2 classes")
+
+
+def test_one_class_through_the_console_script(tmp_path):
+    path = tmp_path / "one.npz"
+    np.savez(path, x_a=np.ones((20, 2)), y=np.zeros(20, dtype=np.int64))
+    refused(parsefl("data", "describe", "--data", f"npz:{path}", timeout=60), str(path),
+            "at least 2 classes")

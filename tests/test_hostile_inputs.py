@@ -72,6 +72,8 @@ def one_line(result: tuple[int, str], *words: str) -> str:
 
 
 # ------------------------------------------------------------ 6, 7: the config file itself
+# A recursive alias was one line ("unknown key") until 6589f7c walked every value (check_raw)
+# before validation and recursed forever; the loader now refuses it, whatever walks it later.
 
 YAML_FILES = {
     "alias bomb": (BOMB, [f"more than {MAX_YAML_NODES} nodes"]),

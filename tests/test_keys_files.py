@@ -62,11 +62,22 @@ def test_a_world_readable_key_file_is_not_reused_and_private_is_0700(tmp_path):
 def test_private_as_a_link_is_refused(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (tmp_path / "k").mkdir()
+    (elsewhere / "agent_0000.key").write_text("someone else's\n")
+    (tmp_path / "k").mkdir(mode=0o750)
     (tmp_path / "k" / "private").symlink_to(elsewhere)
     with pytest.raises(ConfigError, match="private must be a directory, not a link"):
-        init_keys(tmp_path / "k", 1, force=True)
-    assert not list(elsewhere.iterdir())
+        init_keys(tmp_path / "k", 1, force=True)  # --force must not unlink through the link
+    assert [p.name for p in elsewhere.iterdir()] == ["agent_0000.key"]
+    assert not (tmp_path / "k" / "ca.key").exists()
+    (tmp_path / "k" / "private").unlink()
+    init_keys(tmp_path / "k", 1)
+    assert _mode(tmp_path / "k") == 0o750 & ~_umask()  # the user's own folder is left alone
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
 
 
 @posix

@@ -86,12 +86,11 @@ def _clear(paths: Iterable[Path], force: bool) -> None:
         path.unlink()
 
 
-def _folder(path: Path, mode: int) -> None:
-    """Create ``path`` with ``mode`` (exactly: the umask does not apply); refuse a link."""
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
+def _no_link(path: Path) -> None:
+    """Refuse a sub-folder that is a link or a file: keys would land (and --force unlink)
+    wherever it points."""
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
         raise ConfigError("keys folder", f"{path} must be a directory, not a link or a file")
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
-    os.chmod(path, mode)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -123,13 +122,17 @@ def init_keys(folder: str | Path, n_agents: int,
     if not 1 <= n_agents <= MAX_AGENTS:
         raise ConfigError("--agents", f"expected 1 to {MAX_AGENTS}, got {n_agents}")
     out = Path(folder)
+    if os.path.lexists(out) and not out.is_dir():
+        raise ConfigError("keys folder", f"{out} exists and is not a directory")
+    _no_link(out / "certs")
+    _no_link(out / "private")
     names = [f"agent_{i:04d}" for i in range(n_agents)]
     _clear([out / "ca.key", out / "ca.pem", out / "peers.json",
             *(out / "certs" / f"{n}.pem" for n in names),
             *(out / "private" / f"{n}.key" for n in names)], force)
-    _folder(out, 0o755)
-    _folder(out / "certs", 0o755)
-    _folder(out / "private", 0o700)
+    (out / "certs").mkdir(parents=True, exist_ok=True)
+    (out / "private").mkdir(mode=0o700, exist_ok=True)
+    os.chmod(out / "private", 0o700)  # exactly: mkdir's mode passes through the umask
     ca_key = _new_key()
     ca = _certificate("parsefl-ca", ca_key.public_key(), "parsefl-ca", ca_key, ca=True)
     _write(out / "ca.key", _pem_key(ca_key), private=True)

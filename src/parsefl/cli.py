@@ -38,11 +38,12 @@ def run(
     from parsefl.config import load_config
     from parsefl.data import dataset_slug
     from parsefl.errors import ConfigError
-    from parsefl.experiments.run.rundir import default_run_dir
+    from parsefl.experiments.run.rundir import check_out_dir, default_run_dir
     from parsefl.reporting import print_results, progress_callback
 
     if resume and out is None:
         raise ConfigError("--resume", "needs --out, the folder of the run to continue")
+    check_out_dir(out)
     _plugins(plugin)
     cfg = load_config(config, _overrides(override, data), method)
     out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
@@ -72,10 +73,12 @@ def pretrain(
 ) -> None:
     """Pretrain per-modality encoder trunks on data.public (a split no agent holds)."""
     from parsefl.config import load_config
+    from parsefl.experiments.run.rundir import check_out_dir
     from parsefl.experiments.studies.pretrain import pretrain as run_pretrain
 
     cfg = load_config(config, override or [])
     out = Path(str(out).replace("{seed}", str(cfg.seed)))
+    check_out_dir(out)
     for m, info in run_pretrain(cfg, out, epochs).items():
         console.print(f"{m}: {info['samples']} public samples, train accuracy "
                       f"{info['train_accuracy']:.3f}, test {info['test_accuracy']:.3f}")
@@ -109,9 +112,11 @@ def compare(
 def _run_sweep(spec, out: Path, jobs: int, overwrite: bool) -> None:
     """Run a sweep with a progress bar over runs, then print its summary table."""
     from parsefl.experiments.run.divergence import is_diverged
+    from parsefl.experiments.run.rundir import check_out_dir
     from parsefl.experiments.sweeps.compare import run_and_summarize
     from parsefl.reporting import print_summary, sweep_progress
 
+    check_out_dir(out)
     diverged: list[str] = []
 
     def note(run, result, cached) -> None:

@@ -44,7 +44,9 @@ def launch(
     """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
     from parsefl.errors import PartialRun
     from parsefl.experiments.distributed.launcher import launch as run_launch
+    from parsefl.experiments.run.rundir import check_out_dir
 
+    check_out_dir(out)
     if insecure:
         console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
     try:
@@ -105,6 +107,8 @@ def keys_init(
     agents: Annotated[int, typer.Option("--agents", help="number of agents")],
     address: Annotated[list[str] | None, typer.Option(
         help="ID=HOST:PORT of an agent's process, for the peers file (repeatable)")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="replace the keys already in FOLDER (old files are unlinked)")] = False,
 ) -> None:
     """Create a network CA, an ECDSA P-256 key pair and certificate per agent, and peers.json."""
     from parsefl.errors import ConfigError
@@ -116,7 +120,7 @@ def keys_init(
         if not ident.isdigit() or not where:
             raise ConfigError("--address", f"expected ID=HOST:PORT, got {item!r}")
         addresses[int(ident)] = where
-    peers = init_keys(folder, agents, addresses)
+    peers = init_keys(folder, agents, addresses, force=force)
     console.print(f"CA, {agents} agent keys and certificates in {folder}; peers file {peers}. "
                   f"Give each machine ca.pem, certs/, peers.json and only its own agents' "
                   f"private/agent_NNNN.key; keep ca.key elsewhere.")

@@ -11,8 +11,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from parsefl.config_checks import check_absurd, check_raw, check_sizes, load_yaml, yaml_problem
+from parsefl.config_checks import (
+    check_absurd,
+    check_raw,
+    check_sizes,
+    config_text,
+    load_yaml,
+    mix_agents,
+    yaml_problem,
+)
 from parsefl.config_sections import (  # the robustness and dynamics sections
+    SEED_BOUND,
     AdversaryConfig,
     AggregationConfig,
     ChecksConfig,
@@ -127,7 +136,7 @@ class RunConfig(_Strict):
     method: str = "parse"
     method_params: dict[str, Any] = Field(default_factory=dict)  # e.g. harmony stage1_fraction
     aggregation: AggregationConfig = AggregationConfig()  # how received copies are merged
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, lt=SEED_BOUND)
     rounds: int = Field(40, ge=1)
     eval_every: int = Field(5, ge=1)
     device: str = "auto"
@@ -187,7 +196,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("CONFIG", f"no such file: {path}")
     try:
-        raw = load_yaml(path.read_text())
+        raw = load_yaml(config_text(path))
     except yaml.YAMLError as err:
         raise ConfigError(str(path), f"not valid YAML: {yaml_problem(err)}") from None
     if raw is None:
@@ -239,9 +248,9 @@ def _first_error(err: ValidationError) -> ConfigError:
 
 def _check_names(cfg: RunConfig) -> None:
     import parsefl.components  # noqa: F401  (fill every registry)
+    from parsefl.aggregation import build_aggregator
     from parsefl.data import resolve_dataset
     from parsefl.registry import (
-        AGGREGATION,
         ENCODERS,
         FUSIONS,
         OVERLAYS,
@@ -259,12 +268,12 @@ def _check_names(cfg: RunConfig) -> None:
     PARTITIONS.get(cfg.partition.name, field="partition.name")
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
-    AGGREGATION.get(cfg.aggregation.name, field="aggregation.name")
+    build_aggregator(cfg.aggregation.name, cfg.aggregation.params)  # name, params, types
     PLACEMENTS.get(cfg.runtime.placement, field="runtime.placement")
     if cfg.adversary is not None:
         from parsefl.attacks.select import check_adversary
 
-        check_adversary(cfg.adversary)
+        check_adversary(cfg.adversary, mix_agents(cfg.mix))
     if cfg.model.encoder.name != "auto":
         ENCODERS.get(cfg.model.encoder.name, field="model.encoder.name")
     FUSIONS.get(cfg.model.fusion, field="model.fusion")

@@ -7,6 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Seeds reach sklearn and numpy's RandomState (which take 0..2**32-1) and torch generators as
+# seed * 100_003 + agent (which must stay below 2**64): bounded here, refused in one line.
+SEED_BOUND = 2**32
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,7 +64,7 @@ class DynamicsConfig(_Strict):
     # Stragglers: local steps per round by group ("a+b": 2) or drawn per agent and round
     # uniformly from [min, max] ({min: 1, max: 4}); None: train.local_steps for everyone.
     local_steps: dict[str, int] | None = None
-    seed: int | None = None  # None: the run's seed
+    seed: int | None = Field(None, ge=0, lt=SEED_BOUND)  # None: the run's seed
 
 
 class KindCommunication(_Strict):

@@ -9,6 +9,7 @@ the registry is complete wherever it is read, without a module-level import circ
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -88,7 +89,7 @@ class Registry(Generic[T]):
             if key not in accepted:
                 raise ConfigError(f"{params_field}.{key}", f"unknown parameter of {name!r}; "
                                   f"allowed: {', '.join(sorted(accepted)) or 'none'}")
-        return cls(**fixed, **params)
+        return cls(**fixed, **typed_params(cls.__init__, params, params_field))
 
     def names(self) -> list[str]:
         self._load()
@@ -100,6 +101,40 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._load()
         return name in self._items
+
+
+def typed_params(factory: Callable[..., Any], params: Mapping[str, Any], field: str
+                 ) -> dict[str, Any]:
+    """``params`` checked against ``factory``'s annotations, and converted where a value
+    fits losslessly (an integral 8.0 for an ``int``, 8 for a ``float``): a list or a string
+    where a number is meant, or a boolean, is a ConfigError naming ``field.key`` instead of a
+    TypeError from the factory's own comparisons. An annotation that cannot be resolved or
+    checked (a plugin's own class) is left to the factory."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from parsefl.config_checks import allows
+
+    try:
+        hints = typing.get_type_hints(factory)
+    except Exception:  # noqa: BLE001  (a plugin's annotation names what is not importable)
+        return dict(params)
+    out = dict(params)
+    for key, value in params.items():
+        hint = hints.get(key)
+        if hint is None or allows(hint, Any):
+            continue
+        if isinstance(value, bool) and not allows(hint, bool):
+            raise ConfigError(f"{field}.{key}", f"expected a number, got a boolean ({value!r})")
+        try:
+            adapter: TypeAdapter = TypeAdapter(hint)
+        except Exception:  # noqa: BLE001  (pydantic has no schema for this annotation)
+            continue
+        try:
+            out[key] = adapter.validate_python(value)
+        except ValidationError as err:
+            raise ConfigError(f"{field}.{key}", f"{err.errors()[0]['msg']} (got {value!r})"
+                              ) from None
+    return out
 
 
 # One registry per kind. Each subpackage imports its members so that they register.

@@ -9,6 +9,10 @@ from parsefl.aggregation.base import StackedAggregator
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION
 
+# RFA converges in a few iterations; each costs a (H, K, K) product per component per round,
+# so a count past this is a typo (1e9 would hang the first merge), not more accuracy.
+MAX_ITERS = 1_000
+
 
 @AGGREGATION.register("geomed", "weighted geometric median (smoothed Weiszfeld, RFA)")
 class GeometricMedian(StackedAggregator):
@@ -27,9 +31,11 @@ class GeometricMedian(StackedAggregator):
     name = "geomed"
 
     def __init__(self, iters: int = 8, nu: float = 1e-6) -> None:
-        if iters < 1 or nu <= 0:
-            raise ConfigError("aggregation.params",
-                              f"expected iters >= 1 and nu > 0, got {iters}, {nu}")
+        if not 1 <= iters <= MAX_ITERS:
+            raise ConfigError("aggregation.params.iters",
+                              f"expected 1 <= iters <= {MAX_ITERS}, got {iters}")
+        if not nu > 0:
+            raise ConfigError("aggregation.params.nu", f"expected nu > 0, got {nu}")
         self.iters, self.nu = int(iters), float(nu)
 
     def combine(self, values: torch.Tensor, mask: torch.Tensor,

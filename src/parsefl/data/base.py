@@ -200,6 +200,17 @@ def dataset_slug(name: str) -> str:
     return f"{scheme}-{safe or 'data'}"
 
 
+def _check_classes(name: str, dataset: MultimodalDataset) -> None:
+    """Refuse training labels of fewer than two classes: every prediction would be right, and
+    the run would report accuracy 1.000 whatever it learned."""
+    present = np.unique(dataset.train.y)
+    if len(present) < 2:
+        found = f"only class {dataset.class_names[int(present[0])]!r}" if len(present) else \
+            "no label"
+        raise DataError(f"{name}: the training labels hold {found}; classification needs at "
+                        "least 2 classes")
+
+
 def load_dataset(
     name: str,
     seed: int,
@@ -223,6 +234,7 @@ def load_dataset(
     params = dict(params or {})
     check_params(factory, params, "data.params", skip=1)
     dataset = factory(seed, **params)
+    _check_classes(name, dataset)
     if modalities is not None:
         dataset = dataset.select(modalities)
     return dataset

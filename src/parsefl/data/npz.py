@@ -11,7 +11,8 @@ The file (``np.savez`` / ``np.savez_compressed``) holds:
 * ``y``: the labels, 1-D. Integers must be ``>= 0`` and use every class ``0..C-1`` with
   ``C = max(y) + 1`` (a gap is refused rather than silently renumbered, so class ids in
   results stay the user's); class names are ``"0".."C-1"``. Strings are mapped to their
-  sorted unique values (the class names). Every class needs at least one train sample.
+  sorted unique values (the class names). Every class needs at least one train sample, and
+  there must be at least two classes (``load_dataset`` refuses one).
 * ``split`` (optional): ``"train"`` / ``"test"`` per sample. Without it a stratified split
   seeded by ``seed`` holds out ``test_fraction`` (default 0.2) of the samples.
 * ``agent`` (optional): a non-negative integer natural-partition id per sample (device,

@@ -36,6 +36,8 @@ from parsefl.data.base import MultimodalDataset, Split, standardize
 from parsefl.errors import ConfigError
 from parsefl.registry import DATASETS
 
+MAX_CLASSES = 4_096  # arity 16 with label mixed; arity 1000 was 10^9 class names in memory
+
 LATENT_NAMES: tuple[str, ...] = ("r", "u1", "u2", "s1", "s2")
 """Latent bits in the order they are drawn."""
 
@@ -81,6 +83,18 @@ def _check_label(label: object) -> str:
     if not isinstance(label, str) or label not in LABELS:
         raise ConfigError("data.params.label", f"unknown {label!r}; allowed: {', '.join(LABELS)}")
     return label
+
+
+def _check_arity(label: str, arity: object) -> int:
+    """``arity`` as an int >= 2 whose class count (K, or K^3 for ``mixed``) is at most
+    MAX_CLASSES."""
+    arity = check_int("data.params.arity", arity, 2)
+    n_classes = arity**3 if label == "mixed" else arity
+    if n_classes > MAX_CLASSES:
+        raise ConfigError("data.params.arity", f"{arity} makes {n_classes} classes with label "
+                          f"{label}; at most {MAX_CLASSES} (every agent's heads have a row "
+                          "per class)")
+    return arity
 
 
 def class_names(label: str, arity: int = 2) -> tuple[str, ...]:
@@ -199,7 +213,7 @@ def synthetic_pid(
     dim = check_int("data.params.dim", dim, 1)
     noise = check_float("data.params.noise", noise, 0.0, low_open=False)
     test_fraction = check_float("data.params.test_fraction", test_fraction, 0.0, 1.0)
-    arity = check_int("data.params.arity", arity, 2)
+    arity = _check_arity(label, arity)
     distractors = check_int("data.params.distractors", distractors, 0)
     n_train = _n_train(n_samples, test_fraction)
     rng = np.random.default_rng(seed)

@@ -38,7 +38,7 @@ from parsefl.runtime.transport_base import (
     Wiring,
 )
 from parsefl.runtime.wire import Frames, frame_limits
-from parsefl.security.keys import agent_name
+from parsefl.security.keys import agent_name, read_private
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class GrpcTransport(NetworkTransport):
         if settings.keys is not None and not settings.insecure:
             first, keys = wiring.owner.index(settings.rank), settings.keys
             tls = Tls((keys / "ca.pem").read_bytes(),
-                      (keys / "private" / f"agent_{first:04d}.key").read_bytes(),
+                      read_private(keys / "private" / f"agent_{first:04d}.key"),
                       (keys / "certs" / f"agent_{first:04d}.pem").read_bytes())
         transport = cls(settings.rank, wiring.owner, wiring.expected, settings.timeout_s,
                         **wiring.common(), addresses=addresses,

@@ -16,8 +16,10 @@ Layout of a keys folder::
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -30,6 +32,14 @@ from cryptography.x509.oid import NameOID
 from parsefl.errors import ConfigError
 
 VALID_DAYS = 365
+# One key pair and certificate take about a millisecond: 65,536 agents are a couple of
+# minutes, and more is a typo (1e7 would run for hours and fill the disk).
+MAX_AGENTS = 65_536
+MAX_KEY_BYTES = 1 << 16  # a P-256 PEM key is ~250 bytes; never read more than this
+# Exclusive creation, no link following: a file or a link planted at a key's path is never
+# written through (O_NOFOLLOW does not exist on Windows, where links need privileges).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_READ = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def _name(common: str) -> x509.Name:
@@ -51,10 +61,36 @@ def _certificate(subject: str, key: ec.EllipticCurvePublicKey, issuer: str,
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    """Create ``path`` (it must not exist, not even as a link) and write ``data`` into it."""
+    try:
+        fd = os.open(path, _CREATE, 0o600 if private else 0o644)
+    except FileExistsError:
+        raise ConfigError("keys folder", f"{path} appeared while writing the keys; "
+                          "another process writes this folder") from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+def _clear(paths: Iterable[Path], force: bool) -> None:
+    """Refuse any of ``paths`` that exists (a file, a link, anything) unless ``force``; with
+    ``force``, unlink them (a link itself, never its target)."""
+    for path in paths:
+        if not os.path.lexists(path):
+            continue
+        if not force:
+            raise ConfigError("keys folder", f"{path} already exists: the folder already "
+                              "holds keys; choose an empty folder, or --force to replace them")
+        if path.is_dir() and not path.is_symlink():
+            raise ConfigError("keys folder", f"{path} is a directory where a key file goes; "
+                              "remove it")
+        path.unlink()
+
+
+def _no_link(path: Path) -> None:
+    """Refuse a sub-folder that is a link or a file: keys would land (and --force unlink)
+    wherever it points."""
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
+        raise ConfigError("keys folder", f"{path} must be a directory, not a link or a file")
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -77,31 +113,62 @@ def agent_name(agent: int) -> str:
 
 
 def init_keys(folder: str | Path, n_agents: int,
-              addresses: Mapping[int, str] | None = None) -> Path:
-    """Create a CA and ``n_agents`` agent identities in ``folder``; return the peers file."""
-    if n_agents < 1:
-        raise ConfigError("--agents", f"must be at least 1, got {n_agents}")
+              addresses: Mapping[int, str] | None = None, force: bool = False) -> Path:
+    """Create a CA and ``n_agents`` agent identities in ``folder``; return the peers file.
+
+    Every file is created new (never written through an existing file or link); ``force``
+    first unlinks the files of an earlier ``init`` instead of refusing them. ``private/`` is
+    mode 0700, private keys 0600."""
+    if not 1 <= n_agents <= MAX_AGENTS:
+        raise ConfigError("--agents", f"expected 1 to {MAX_AGENTS}, got {n_agents}")
     out = Path(folder)
-    if (out / "peers.json").exists():
-        raise ConfigError("keys folder", f"{out} already holds keys (peers.json); "
-                          "choose an empty folder")
+    if os.path.lexists(out) and not out.is_dir():
+        raise ConfigError("keys folder", f"{out} exists and is not a directory")
+    _no_link(out / "certs")
+    _no_link(out / "private")
+    names = [f"agent_{i:04d}" for i in range(n_agents)]
+    _clear([out / "ca.key", out / "ca.pem", out / "peers.json",
+            *(out / "certs" / f"{n}.pem" for n in names),
+            *(out / "private" / f"{n}.key" for n in names)], force)
+    (out / "certs").mkdir(parents=True, exist_ok=True)
+    (out / "private").mkdir(mode=0o700, exist_ok=True)
+    os.chmod(out / "private", 0o700)  # exactly: mkdir's mode passes through the umask
     ca_key = _new_key()
     ca = _certificate("parsefl-ca", ca_key.public_key(), "parsefl-ca", ca_key, ca=True)
     _write(out / "ca.key", _pem_key(ca_key), private=True)
     _write(out / "ca.pem", ca.public_bytes(serialization.Encoding.PEM))
     agents = []
-    for i in range(n_agents):
+    for i, name in enumerate(names):
         key = _new_key()
         cert = _certificate(agent_name(i), key.public_key(), "parsefl-ca", ca_key, ca=False)
-        rel = f"certs/agent_{i:04d}.pem"
+        rel = f"certs/{name}.pem"
         _write(out / rel, cert.public_bytes(serialization.Encoding.PEM))
-        _write(out / "private" / f"agent_{i:04d}.key", _pem_key(key), private=True)
+        _write(out / "private" / f"{name}.key", _pem_key(key), private=True)
         agents.append({"id": i, "address": (addresses or {}).get(i, "127.0.0.1"),
                        "fingerprint": fingerprint(cert), "certificate": rel})
     peers = out / "peers.json"
     _write(peers, (json.dumps({"ca": fingerprint(ca), "agents": agents}, indent=2) + "\n")
            .encode())
     return peers
+
+
+def read_private(path: Path) -> bytes:
+    """A private key file's bytes: refused (one line naming the file) unless it is a regular
+    file, not a link, that only its owner may read or write (POSIX)."""
+    try:
+        fd = os.open(path, _READ)  # O_NONBLOCK: a FIFO planted here cannot hang the open
+    except OSError as err:
+        why = "is a symbolic link" if err.errno == errno.ELOOP else f"cannot be read ({err})"
+        raise ConfigError(str(path), f"{why}; a private key must be a regular file") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(str(path), "is not a regular file; a private key must be one")
+        if os.name == "posix" and mode & 0o077:
+            raise ConfigError(str(path), f"mode {stat.S_IMODE(mode):04o}: group or others "
+                              "may access this private key; chmod 600 it (and make a new "
+                              "key if others could read it)")
+        return fh.read(MAX_KEY_BYTES)
 
 
 class Identities:
@@ -155,10 +222,12 @@ class Identities:
 
     def _private(self, agent: int) -> ec.EllipticCurvePrivateKey:
         path = self.folder / "private" / f"agent_{agent:04d}.key"
+        if not os.path.lexists(path):
+            raise ConfigError("keys", f"no private key for agent {agent} ({path})")
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), None)
-        except (OSError, ValueError) as err:
-            raise ConfigError("keys", f"no private key for agent {agent} ({err})") from None
+            key = serialization.load_pem_private_key(read_private(path), None)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(str(path), f"not a PEM private key ({err})") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey) or _spki(key.public_key()) \
                 != _spki(self.public[agent]):
             raise ConfigError("keys", f"{path} does not match agent {agent}'s certificate")

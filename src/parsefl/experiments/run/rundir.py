@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from parsefl.errors import ConfigError
+
 
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +43,17 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, buf.getvalue())
+
+
+def check_out_dir(path: Path | None, field: str = "--out") -> None:
+    """Refuse an output folder that exists as a file (or anything but a folder), or that lies
+    under one, before anything runs; ``None`` (a default folder to come) passes."""
+    for at in (path, *path.parents) if path is not None else ():
+        if os.path.lexists(at):  # the nearest thing that exists decides
+            if not at.is_dir():
+                raise ConfigError(field, f"{at} exists and is not a folder; give a folder "
+                                  "(new or existing)")
+            return
 
 
 def default_run_dir(method: str, dataset: str, seed: int, root: Path = Path("runs")) -> Path:

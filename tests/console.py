@@ -1,0 +1,34 @@
+"""The real ``parsefl`` console script, for tests of what a user types: run it, and check that
+a refusal is one line, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def script() -> str:
+    """The installed ``parsefl`` executable of this interpreter's environment."""
+    beside = Path(sys.executable).parent / "parsefl"
+    found = str(beside) if beside.is_file() else shutil.which("parsefl")
+    assert found, "the parsefl console script is not installed (pip install -e .)"
+    return found
+
+
+def parsefl(*args: str, cwd: Path | None = None, timeout: float = 120
+            ) -> subprocess.CompletedProcess:
+    return subprocess.run([script(), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+
+
+def refused(proc: subprocess.CompletedProcess, *words: str) -> str:
+    """Assert one ``error:`` line on stderr, exit code 2, no traceback, naming ``words``."""
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr)
+    assert lines[0].startswith("error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]

@@ -105,8 +105,10 @@ def load_run(path: Path) -> RunData:
     """A run folder; its results.json only once its manifest verified it (a run still going
     has none yet: its metrics.csv alone is drawn; one with a manifest that does not match is
     refused in one line)."""
+    from parsefl.config import read_yaml  # bounded: aliases, depth, size, encoding
+
     text = _read(path / "config.yaml")
-    config = yaml.safe_load(text) if text else {}
+    config = read_yaml(path / "config.yaml") if text else {}
     results: dict = {}
     if (path / RESULTS_MANIFEST).is_file():
         results = read_results(path, "RUN_DIR")

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
-from parsefl.errors import ConfigError, PartialRun
+from parsefl.errors import ConfigError, ParseflError, PartialRun
 from parsefl.experiments.distributed.merge import RUN_TOKEN, STARTUP_S, merge_run
 from parsefl.experiments.distributed.placing import placement as resolve_placement
 from parsefl.experiments.distributed.placing import refuse_unstackable
@@ -71,7 +71,7 @@ def launch(
         PartialRun: a process was lost or its summary refused (results.json says so), unless
             ``allow_partial``.
         TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
-        RuntimeError: no fresh results.json and no process's summary (see ``out_dir/logs``);
+        WorkersFailed: no fresh results.json and no process's summary (see ``out_dir/logs``);
             when only rank 0 failed, the others' summaries are merged instead.
     """
     load_plugins(plugins)
@@ -92,8 +92,8 @@ def launch(
         raise ConfigError("--insecure", f"applies to a TLS transport only, not {transport}")
     if keys is None and (cfg.runtime.auth or (kind.encrypts and not insecure)):
         keys = out / "keys"  # a throwaway CA for this run, reused on resume
-        if not (keys / "peers.json").is_file():
-            init_keys(keys, agent_count(cfg))
+        if not (keys / "peers.json").is_file():  # ours: an interrupted creation is redone
+            init_keys(keys, agent_count(cfg), force=True)
     argv = [*_worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins),
             "--transport", transport]
     try:
@@ -190,12 +190,31 @@ def _collect(out: Path, codes: list[int], started: float, keys: str | Path | Non
     # Rank 0 died: merge the survivors' own summaries here (those written by this launch).
     fresh = [f for f in (out / "logs").glob("summary_rank_*.json") if f.stat().st_mtime >= started]
     if not fresh:
-        raise RuntimeError(f"no results: rank 0 exited with {codes[0]}; see {out / 'logs'}")
+        raise WorkersFailed(f"no results: every process failed (exit codes {codes}); "
+                            f"{_first_error(out, len(codes))}; see {out / 'logs'}")
     for f in (out / "logs").glob("summary_rank_*.json"):
         if f not in fresh:  # a previous run's: not this one's
             f.unlink()
     log.warning("rank 0 exited with %d: merging the other ranks' summaries", codes[0])
     return merge_run(out, keys)
+
+
+class WorkersFailed(ParseflError):
+    """No process of a launch left a result: one line with the first error they logged."""
+
+    exit_code = 1
+
+
+def _first_error(out: Path, world: int) -> str:
+    """The first error a worker logged (its rank log), else the tail of its raw output."""
+    for rank in range(world):
+        for name in (f"rank_{rank}.log", f"rank_{rank}.out"):
+            path = out / "logs" / name
+            lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+            errors = [ln for ln in lines if " ERROR " in ln or ln.startswith(("error", "Error"))]
+            if errors:
+                return f"rank {rank}: {errors[0].split(': ', 1)[-1][:300]}"
+    return "no worker logged an error"
 
 
 def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path,

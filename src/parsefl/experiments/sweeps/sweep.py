@@ -177,7 +177,7 @@ def _finished(run_dir: Path, resolved: dict[str, Any], overwrite: bool) -> bool:
     if is_interrupted(results):
         return False  # an interrupted run is run again
     saved = run_dir / "config.yaml"
-    old = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+    old = read_yaml(saved) if saved.is_file() else {}
     diff = config_diff(old if isinstance(old, dict) else {}, resolved)
     if not diff:
         return True

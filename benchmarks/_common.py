@@ -3,14 +3,16 @@ appender (every figure recorded with its command, machine and date)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,22 @@ def append_results(title: str, table: Sequence[str], notes: Sequence[str] = ()) 
              f"`{command}` on {machine()}.\n", *table, "", *notes]
     with RESULTS.open("a") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy(k: int) -> Iterator[None]:
+    """``k`` CPU-bound spinning processes while the block runs (the "another CPU-bound
+    process running" condition of every busy measurement)."""
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(k)]
+    for proc in spinners:
+        proc.start()
+    try:
+        yield
+    finally:
+        for proc in spinners:
+            proc.terminate()

@@ -14,7 +14,6 @@ running" condition).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -23,12 +22,7 @@ from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, scaling_overrides  # noqa: E402
-
-
-def _spin() -> None:
-    while True:
-        pass
+from _common import append_results, busy, scaling_overrides  # noqa: E402
 
 
 def measure(n: int, repeats: int) -> dict[str, float]:
@@ -82,20 +76,14 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     sizes = [32] if args.quick else [int(n) for n in args.agents.split(",")]
-    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
-    for s in spinners:
-        s.start()
     rows = []
-    try:
+    with busy(args.busy):
         for n in sizes:
             m = measure(n, args.repeats)
             rows.append(f"| {n} | {args.label} | {m['bytes'] / 2**20:.1f} | {m['plain']:.3f} | "
                         f"{m['sealed']:.3f} ({m['sealed'] / m['plain']:.2f}x) | "
                         f"{m['signed']:.3f} | {m['verify']:.3f} |")
             print(rows[-1], flush=True)
-    finally:
-        for s in spinners:
-            s.terminate()
     if not args.quick:
         append_results(
             "Manifests: checkpoint write and verify", [

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, scaling_overrides  # noqa: E402
+from _common import append_results, busy, scaling_overrides  # noqa: E402
 
 AGGREGATORS = ("mean", "clipped", "trimmed_mean", "median", "geomed")
 
@@ -58,11 +57,6 @@ def child(n: int, aggregator: str, attack: str, rounds: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _spin() -> None:
-    while True:
-        pass
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -78,13 +72,10 @@ def main() -> None:
         print(json.dumps(measure(int(n), agg, attack, args.rounds)))
         return
     n = 32 if args.quick else 128
-    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
-    for p in spinners:
-        p.start()
     rows = ["| aggregator | attack | wall s/round | / mean | CPU s/round | / mean | "
             "within 1.5x (CPU) |", "|---|---|---|---|---|---|---|"]
     load_start = os.getloadavg()[0]
-    try:
+    with busy(args.busy):
         for attack in args.attacks.split(","):
             base = None
             for agg in args.aggregators.split(","):
@@ -96,9 +87,6 @@ def main() -> None:
                             f"{wall / base['s_per_round']:.2f}x | {cpu:.3f} | {ratio:.2f}x | "
                             f"{'yes' if ratio <= 1.5 else 'NO'} |")
                 print(rows[-1], flush=True)
-    finally:
-        for p in spinners:
-            p.terminate()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     notes = [f"N = {n}, ring, vectorized backend, 1 torch thread, median of {args.rounds} "
              f"rounds after one warm-up, {args.busy} CPU-bound spinning process(es) started "

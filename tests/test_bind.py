@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from parsefl.experiments.distributed.launcher import _loopback_store
+from parsefl.experiments.distributed.launcher import loopback_store
 from parsefl.experiments.distributed.merge import RunParts, gather, write_summary
 
 
@@ -24,12 +24,12 @@ def _listeners(port: int) -> set[str]:
 
 
 def test_launch_store_listens_on_loopback_only():
-    store = _loopback_store(5.0)
+    store = loopback_store(5.0)
     assert _listeners(store.port) == {"0100007F"}  # 127.0.0.1, and no IPv6 "any" socket
 
 
 def test_a_forged_summary_in_the_store_is_ignored(tmp_path):
-    store = _loopback_store(5.0)
+    store = loopback_store(5.0)
     client = dist.TCPStore("127.0.0.1", store.port, is_master=False)
     parts = RunParts("fp", rounds=2, world=2, owner=[0, 0, 0, 1])
     forged = {"rank": 1, "agents": [3], "history": {"rounds": [], "evals": {}}, "wire": {},

@@ -6,18 +6,12 @@ results."""
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import torch.distributed as dist
 
 from parsefl.config import load_config, to_yaml
 from parsefl.data import dataset_slug
@@ -25,6 +19,12 @@ from parsefl.errors import ConfigError, ParseflError, PartialRun
 from parsefl.experiments.distributed.merge import RUN_TOKEN, STARTUP_S, merge_run
 from parsefl.experiments.distributed.placing import placement as resolve_placement
 from parsefl.experiments.distributed.placing import refuse_unstackable
+from parsefl.experiments.distributed.processes import (
+    StoreQuota,
+    loopback_store,
+    spawn,
+    wait_all,
+)
 from parsefl.experiments.distributed.worker import runtime_setting
 from parsefl.experiments.run.results import read_results
 from parsefl.experiments.run.roster import agent_count
@@ -33,7 +33,6 @@ from parsefl.plugins import load_plugins
 from parsefl.runtime.transport_base import transport_class
 from parsefl.security import init_keys
 
-WORKER = "parsefl.experiments.distributed.worker"  # the module every process runs
 log = logging.getLogger(__name__)
 
 
@@ -102,12 +101,12 @@ def launch(
                 log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
             return _whole(_launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv), out,
                           allow_partial)
-        store = _loopback_store(max(STARTUP_S, timeout))
+        store = loopback_store(max(STARTUP_S, timeout))
         argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
         started = time.time()
         token = {RUN_TOKEN: secrets.token_hex(16)}  # the store namespace of this launch only
-        procs = [_spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
-        codes = _wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
+        procs = [spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
+        codes = wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
         results = _collect(out, codes, started, keys)
     except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
         from parsefl.experiments.run.checkpoint import fingerprint
@@ -128,18 +127,6 @@ def _whole(results: dict[str, Any], out: Path, allow_partial: bool) -> dict[str,
     return results
 
 
-def _loopback_store(timeout_s: float) -> dist.TCPStore:
-    """A TCPStore that listens on 127.0.0.1 only. Given a host, torch's TCPStore (2.13) still
-    listens on every interface (``*:port``); handed an already bound socket
-    (``master_listen_fd``) it listens on that one, and owns (closes) it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    return dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False,
-                         timeout=timedelta(seconds=timeout_s), master_listen_fd=sock.detach())
-
-
 def _launch_peers(out: Path, nproc: int, keys: str | Path | None, insecure: bool,
                   wall_timeout_s: float | None, argv: list[str]) -> dict[str, Any]:
     """Workers over a transport with no store (gRPC) on 127.0.0.1 (a free port each), then
@@ -154,7 +141,7 @@ def _launch_peers(out: Path, nproc: int, keys: str | Path | None, insecure: bool
             *(["--keys", str(Path(keys).resolve())] if keys is not None else []),
             *(["--insecure"] if insecure else [])]
     started = time.time()
-    codes = _wait_all([_spawn(rank, nproc, 0, argv, out) for rank in range(nproc)],
+    codes = wait_all([spawn(rank, nproc, 0, argv, out) for rank in range(nproc)],
                       wall_timeout_s)
     for rank, code in enumerate(codes):
         if code:
@@ -215,97 +202,3 @@ def _first_error(out: Path, world: int) -> str:
             if errors:
                 return f"rank {rank}: {errors[0].split(': ', 1)[-1][:300]}"
     return "no worker logged an error"
-
-
-def _spawn(rank: int, world: int, port: int, argv: list[str], out: Path,
-           extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, **(extra or {}), "RANK": str(rank), "LOCAL_RANK": str(rank),
-           "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world), "GROUP_RANK": "0",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-           "TORCHELASTIC_USE_AGENT_STORE": "True"}
-    # torchrun's default too: N processes with all cores each would oversubscribe the CPU.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
-    loopback = [n for _, n in socket.if_nameindex() if n in ("lo", "lo0")]
-    if loopback:  # gloo's own listening sockets: on the loopback interface only
-        env.setdefault("GLOO_SOCKET_IFNAME", loopback[0])
-    with open(out / "logs" / f"rank_{rank}.out", "ab") as fh:  # tracebacks, C++ warnings
-        return subprocess.Popen([sys.executable, "-m", WORKER, *argv], env=env, stdout=fh,
-                                stderr=subprocess.STDOUT)
-
-
-class StoreQuota:
-    """A bound on what the launcher's store holds. The TCPStore (torch's, in this process)
-    has no quota and no access control: any local process can fill it. A run's own keys
-    stay few (announcements are deleted once read), so more keys than ``keys``, or this
-    process growing by more than ``grow_bytes``, means someone else is writing there: the
-    run is stopped with one line rather than the machine running out of memory."""
-
-    def __init__(self, store: dist.TCPStore, world: int, grow_bytes: int = 512 << 20) -> None:
-        self.store, self.keys, self.grow = store, 256 + 16 * world * world, grow_bytes
-        self.base = _rss()
-
-    def check(self) -> str | None:
-        """Why the quota is exceeded, or None."""
-        n, grown = self.store.num_keys(), _rss() - self.base
-        if n > self.keys:
-            return f"it holds {n} keys (quota {self.keys})"
-        if grown > self.grow:
-            return f"this process grew by {grown >> 20} MiB (quota {self.grow >> 20} MiB)"
-        return None
-
-
-def _rss() -> int:
-    """This process's resident memory in bytes (Linux; 0 elsewhere: no byte quota)."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None,
-              quota: StoreQuota | None = None, poll_s: float = 0.25) -> list[int]:
-    deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-    try:
-        while any(proc.poll() is None for proc in procs):
-            if deadline is not None and time.monotonic() > deadline:
-                _kill(procs)
-                raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed")
-            why = quota.check() if quota is not None else None
-            if why:
-                _kill(procs)
-                raise ConfigError("rendezvous store", f"{why}: a process other than the "
-                                  f"workers is writing to 127.0.0.1:{quota.store.port}; the "
-                                  "run was stopped (its checkpoints are kept; --resume "
-                                  "continues, or use --transport grpc on shared machines)")
-            time.sleep(poll_s)
-    except KeyboardInterrupt:
-        _forward_interrupt(procs)
-        raise
-    return [proc.returncode for proc in procs]
-
-
-def _kill(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
-def _forward_interrupt(procs: list[subprocess.Popen], grace_s: float = 30.0) -> None:
-    """SIGINT may reach only this process (kill -INT): pass it on to every worker and wait for
-    them, so that none is left failing on the store that dies with us; a second Ctrl-C, or
-    the grace period, kills them."""
-    import signal
-
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace_s
-    try:
-        for proc in procs:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-
-

@@ -66,12 +66,16 @@ def machine() -> str:
 
 
 def append_results(title: str, table: Sequence[str], notes: Sequence[str] = ()) -> None:
-    """Append a section to RESULTS.md: title, command, machine, date, table, notes."""
+    """Add an entry to RESULTS.md (title, command, machine, date, table, notes), filed under
+    its topic (benchmarks/results_book.py)."""
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     lines = [f"\n## {title} ({datetime.date.today().isoformat()})\n",
              f"`{command}` on {machine()}.\n", *table, "", *notes]
     with RESULTS.open("a") as fh:
         fh.write("\n".join(lines) + "\n")
+    from results_book import organize  # filed under its topic, earlier passes folded
+
+    RESULTS.write_text(organize(RESULTS.read_text()))
 
 
 def _spin() -> None:

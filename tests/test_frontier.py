@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.image import imread
 
 from parsefl.config import load_config, to_yaml
 from parsefl.plots.frontier import frontier_curves, frontier_figure, plot_frontier
 from parsefl.plots.load import load_run
+from parsefl.plots.sweep_plots import sweep_accuracy_figure
 
 QUICK = ["data.name=synthetic_pid", "mix={m1: 1, m2: 1, m1+m2: 1}"]
 # (method, seed, topology, overlay) -> (cumulative bytes, overall accuracy, m1 accuracy) at
@@ -76,6 +78,8 @@ def test_drawn_points_equal_the_metrics(runs):
     np.testing.assert_allclose(lines["dsgd_full (n=1)"],
                                [[1000, 0.4], [2000, 0.9]])
     assert not any(label.startswith("local") for label in lines)  # sends nothing: no log x
+    assert ("Not drawn: local (n=1) sent no bytes (0 has no place on the log bytes axis)."
+            in [t.get_text() for t in fig.texts])  # named, not silently dropped
     m1_lines = {line.get_label(): line.get_xydata() for line in m1.lines}
     np.testing.assert_allclose(m1_lines["parse (n=2)"],
                                [[105, 0.45], [210, 0.65]])
@@ -99,3 +103,37 @@ def test_a_label_names_only_what_differs_from_the_defaults(runs, tmp_path):
     curves = frontier_curves([*runs, load_run(tmp_path / "c" / "seed0")])
     labels = [c.label for c in curves["topology.name=ring"]]
     assert "parse compressor=int8 kinds={enc: {period: 4}}" in labels and "parse" in labels
+
+
+def looks(fig) -> dict[str, tuple]:
+    """Label -> (colour, line style, dash pattern, marker) of the first panel's lines."""
+    return {line.get_label().split(" (n=")[0]: (
+        to_hex(line.get_color()), line.get_linestyle(),
+        line._unscaled_dash_pattern,  # the dashes as set, before scaling by the line width
+        line.get_marker()) for line in fig.axes[0].lines}
+
+
+def test_a_method_looks_the_same_in_the_accuracy_and_the_frontier_figure(runs):
+    ring = [r for r in runs if r.config["topology"]["name"] == "ring"]
+    accuracy = looks(sweep_accuracy_figure(ring, "-", ["local", "dsgd_full", "parse"]))
+    alone = looks(sweep_accuracy_figure([r for r in ring if r.method == "parse"], "-",
+                                        ["parse"]))
+    frontier = looks(frontier_figure(frontier_curves(ring)["-"], "ring"))
+    assert sorted(accuracy) == ["dsgd_full", "local", "parse"]
+    assert sorted(frontier) == ["dsgd_full", "parse"]  # local sent no bytes
+    for method in frontier:
+        assert frontier[method] == accuracy[method]
+    assert alone["parse"] == accuracy["parse"]
+    assert len({look[0] for look in accuracy.values()}) == 3
+
+
+def test_a_variant_of_a_method_keeps_its_colour_in_the_frontier(runs, tmp_path):
+    write_run(tmp_path / "c" / "seed0", "parse", 0, "ring", "induced",
+              RUNS[("parse", 0, "ring", "induced")], ("communication={compressor: int8}",))
+    ring = [r for r in runs if r.config["topology"]["name"] == "ring"]
+    curves = frontier_curves([*ring, load_run(tmp_path / "c" / "seed0")])["-"]
+    drawn = looks(frontier_figure(curves, "ring"))
+    plain, variant = drawn["parse"], drawn["parse compressor=int8"]
+    assert variant[0] == plain[0] and variant[1:] != plain[1:]
+    assert plain == looks(frontier_figure([c for c in curves if c.label == "parse"], "-"))[
+        "parse"]

@@ -21,7 +21,7 @@ from parsefl.experiments.run.simulate import run_experiment
 from parsefl.experiments.sweeps.compare import compare_sweep, write_outputs
 from parsefl.experiments.sweeps.sweep import Sweep, load_sweep
 from parsefl.plots import plot_dir, plot_slices_tsne, write_report
-from parsefl.plots.markdown import markdown_to_html
+from parsefl.plots.markdown import split_code
 from parsefl.plots.tsne import embed
 
 QUICK = ["data.name=synthetic_pid", "data.params={n_samples: 300}", "partition.name=iid",
@@ -244,9 +244,35 @@ def test_report_of_a_compare_and_a_sweep(folders):
     assert html.escape(config.read_text()) in text
 
 
+def test_compare_report_shows_tables_first_and_the_config_as_code(folders, tmp_path):
+    """summary.md's resolved config (a ```yaml fence) is one code block with its indentation,
+    after the summary tables and the figures; no fence is left as text."""
+    text = write_report(folders["compare"], tmp_path / "r.html").read_text()
+    assert "```" not in text
+    blocks = re.findall(r'<pre><code class="language-yaml">(.*?)</code></pre>', text, re.S)
+    shared = html.unescape(blocks[0])
+    assert shared.startswith("method: dsgd_task\n") and "\n  name: " in shared
+    assert yaml.safe_load(shared)["rounds"] == 2
+    first_table, first_figure = text.index("<table>"), text.index("<img")
+    intro = text.index("Resolved config of the first run")
+    assert first_table < first_figure < intro < text.index("<pre><code")
+
+
 def test_markdown_tables_are_escaped():
-    out = markdown_to_html("### a<b\n\n**x** `y`\n\n| m | <i> |\n|---|---|\n| p&q | 1 |\n")
+    out, code = split_code("### a<b\n\n**x** `y` <i>z</i> [l](http://e) ![i](http://e/i.png)"
+                           "\n\n| m | <i> |\n|---|---|\n| p&q | 1 |\n")
     assert "<h4>a&lt;b</h4>" in out
-    assert "<strong>x</strong> <code>y</code>" in out
-    assert "<th>&lt;i&gt;</th>" in out and "<td>p&amp;q</td>" in out
+    assert "<strong>x</strong> <code>y</code> &lt;i&gt;z&lt;/i&gt;" in out
+    assert "<a " not in out and "<img" not in out  # the page fetches nothing
+    assert "<th>&lt;i&gt;</th>" in out and "<td>p&amp;q</td>" in out and code == ""
     parse_html(f"<!DOCTYPE html><html><body>{out}</body></html>")
+
+
+def test_code_blocks_are_split_from_the_tables():
+    text = ("Made by `x`.\n\nResolved config:\n\n```yaml\na:\n  b: <1>\n```\n\n"
+            "**accuracy**\n\n| m | v |\n|---|---|\n| p | 1 |\n")
+    rest, code = split_code(text)
+    assert code == ('<p>Resolved config:</p>\n'
+                    '<pre><code class="language-yaml">a:\n  b: &lt;1&gt;\n</code></pre>')
+    assert rest.startswith("<p>Made by <code>x</code>.</p>\n<p><strong>accuracy</strong></p>")
+    assert "<table>" in rest and "<pre>" not in rest

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from parsefl.plots.load import RunData, _schema_flat, nanmean_rows, order_groups
-from parsefl.plots.style import band, method_colours, new_figure, save, slug
+from parsefl.plots.style import MethodStyle, band, method_style, new_figure, save, slug
 
 # Config fields that make a different setting (a separate figure), not a different method.
 SETTING = ("data.", "mix", "partition.", "topology.")
@@ -33,9 +33,10 @@ IGNORED = ("method", "seed", "device", "runtime.", "out_dir")
 @dataclass
 class Curve:
     """One run label's points: ``bytes`` (mean over seeds) and per scope a (seeds, rounds)
-    stack of accuracies, at the evaluation ``rounds``."""
+    stack of accuracies, at the evaluation ``rounds``; ``method`` is the label's method."""
 
     label: str
+    method: str
     rounds: np.ndarray
     bytes: np.ndarray
     accuracy: dict[str, np.ndarray] = field(default_factory=dict)
@@ -77,31 +78,50 @@ def _curve(label: str, runs: list[RunData]) -> Curve:
             out[k, np.searchsorted(rounds, run.metrics["round"])] = values
         return out
 
-    return Curve(label, rounds, nanmean_rows(stack("bytes_cumulative")),
+    return Curve(label, runs[0].method, rounds, nanmean_rows(stack("bytes_cumulative")),
                  {s: stack(f"accuracy.{s}") for s in scopes}, len(runs))
 
 
 def frontier_figure(curves: Sequence[Curve], title: str) -> Figure:
-    """One panel per scope (overall, then each group): accuracy against cumulative bytes."""
+    """One panel per scope (overall, then each group): accuracy against cumulative bytes.
+    A curve that sent no bytes has no place on the log axis: a note under the legend names
+    it."""
     scopes = list(dict.fromkeys(s for c in curves for s in c.accuracy))
-    colours = method_colours([c.label for c in curves])
+    looks = curve_styles(curves)
     fig, axes = new_figure(len(scopes), width=6.4, height=4.2, max_cols=2)
     for ax, scope in zip(axes, scopes, strict=True):
         for k, curve in enumerate(curves):
-            keep = curve.bytes > 0  # a method that sends nothing has no place on a log axis
+            keep = curve.bytes > 0  # 0 bytes (a round that sent nothing) cannot sit on a log axis
             if scope in curve.accuracy and keep.any():
                 band(ax, curve.bytes[keep], curve.accuracy[scope][:, keep],
-                     f"{curve.label} (n={curve.seeds})", colours[curve.label], style=k)
+                     f"{curve.label} (n={curve.seeds})", looks[curve.label], stagger=k)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide
         ax.set(xlabel="cumulative bytes sent (all links, log scale)", ylabel="test accuracy",
                title=scope)
-    _finish(fig, axes, title)
+    silent = [f"{c.label} (n={c.seeds})" for c in curves if not (c.bytes > 0).any()]
+    note = (f"Not drawn: {', '.join(silent)} sent no bytes (0 has no place on the log bytes "
+            "axis)." if silent else "")
+    _finish(fig, axes, title, note)
     return fig
 
 
-def _finish(fig: Figure, axes: Sequence, title: str) -> None:
-    """style.finish with as many legend columns as the (long) run labels fit in the width."""
+def curve_styles(curves: Sequence[Curve]) -> dict[str, MethodStyle]:
+    """Each curve's look: its method's (style.method_style). Further run labels of a method
+    in this figure (``parse overlay=auto`` beside ``parse``) keep its colour with other
+    dashes; the bare method name is served first, so it looks as in every other figure."""
+    looks: dict[str, MethodStyle] = {}
+    taken: dict[str, int] = {}
+    for curve in sorted(curves, key=lambda c: c.label != c.method):  # stable sort
+        variant = taken.get(curve.method, 0)
+        taken[curve.method] = variant + 1
+        looks[curve.label] = method_style(curve.method, variant)
+    return looks
+
+
+def _finish(fig: Figure, axes: Sequence, title: str, note: str = "") -> None:
+    """style.finish with as many legend columns as the (long) run labels fit in the width,
+    and ``note`` in a line of its own under the legend."""
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -111,11 +131,16 @@ def _finish(fig: Figure, axes: Sequence, title: str) -> None:
     widest = max((len(lab) for lab in labels), default=1)
     ncol = max(1, min(len(labels), int(fig.get_figwidth() * 72 / (5.5 * widest + 45))))
     rows = -(-len(labels) // ncol)
-    if labels:
-        fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
-    fig.suptitle(title, fontsize=11)
     height = fig.get_figheight()
-    bottom = 0.25 + 0.25 * rows if rows else 0.0
+    below = 0.3 if note else 0.0  # inches under the legend for the note
+    if note:
+        fig.text(0.5, 0.08 / height, note, ha="center", va="bottom", fontsize=8,
+                 color="#444444", wrap=True)
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False,
+                   bbox_to_anchor=(0.5, below / height))
+    fig.suptitle(title, fontsize=11)
+    bottom = below + (0.25 + 0.25 * rows if rows else 0.0)
     top = 0.25 * (title.count("\n") + 1)
     fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height))
 

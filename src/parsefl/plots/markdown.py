@@ -1,79 +1,52 @@
-"""The small subset of markdown that summary.md uses, as HTML: pipe tables, ``#`` headings,
-paragraphs, ``**bold**`` and ``code``. Everything is escaped first, so no markup in a cell
-(a method or grid value) can reach the page as HTML."""
+"""summary.md as HTML, through markdown-it-py: headings, paragraphs, tables as ``<table>``,
+fenced code as ``<pre><code>``. Raw HTML in the markdown is escaped, not passed through, so no
+markup in a cell (a method or grid value) reaches the page; links and images are off, so the
+page never fetches anything."""
 
 from __future__ import annotations
 
-import html
-import re
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
-BOLD = re.compile(r"\*\*(.+?)\*\*")
-CODE = re.compile(r"`([^`]+)`")
-
-
-def inline(text: str) -> str:
-    """Escape, then render **bold** and `code`."""
-    out = CODE.sub(r"<code>\1</code>", html.escape(text, quote=False))
-    return BOLD.sub(r"<strong>\1</strong>", out)
+# "js-default": CommonMark with tables and html=False (raw HTML escaped).
+MD = MarkdownIt("js-default").disable(["link", "image", "autolink"])
+CODE = ("fence", "code_block")
 
 
-def markdown_to_html(text: str) -> str:
-    """Convert summary.md-style markdown to HTML blocks (headings shifted one level down,
-    since the page owns ``<h1>``)."""
-    blocks: list[str] = []
-    para: list[str] = []
-    table: list[str] = []
-
-    def flush() -> None:
-        if para:
-            blocks.append(f"<p>{inline(' '.join(para))}</p>")
-            para.clear()
-        if table:
-            blocks.append(pipe_table(table))
-            table.clear()
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("|"):
-            if para:
-                flush()
-            table.append(line)
-            continue
-        flush()
-        heading = re.match(r"(#{1,5})\s+(.*)", line)
-        if heading:
-            level = len(heading.group(1)) + 1
-            blocks.append(f"<h{level}>{inline(heading.group(2))}</h{level}>")
-        elif line:
-            para.append(line)
-    flush()
-    return "\n".join(blocks)
+def split_code(text: str) -> tuple[str, str]:
+    """``text`` as HTML in two parts: everything but its code blocks, and the code blocks,
+    each with the paragraph that introduces it (one ending in ":" right before it). The
+    report shows the tables first and the (long) resolved config further down. Headings are
+    shifted one level down (the page owns ``<h1>``)."""
+    blocks = _blocks(text)
+    moved = set()
+    for k, block in enumerate(blocks):
+        if block[0].type in CODE:
+            moved.add(k)
+            if k > 0 and _introduces(blocks[k - 1]):
+                moved.add(k - 1)
+    rest = [tok for k, block in enumerate(blocks) if k not in moved for tok in block]
+    code = [tok for k, block in enumerate(blocks) if k in moved for tok in block]
+    return _render(rest), _render(code)
 
 
-def pipe_table(lines: list[str]) -> str:
-    """A pipe table (first row the header; ``|---|`` separator rows dropped) as HTML."""
-    rows = [_cells(line) for line in lines if not re.fullmatch(r"\|?[\s:|-]+\|?", line)]
-    if not rows:
-        return ""
-    head, body = rows[0], rows[1:]
-    return html_table(head, body, markdown=True)
+def _blocks(text: str) -> list[list[Token]]:
+    """The top-level blocks of ``text`` (a paragraph, a table, a code block: each a run of
+    tokens from an opening at level 0 to its closing), headings shifted one level down."""
+    blocks: list[list[Token]] = []
+    for tok in MD.parse(text):
+        if tok.type in ("heading_open", "heading_close"):
+            tok.tag = f"h{min(6, int(tok.tag[1]) + 1)}"
+        if tok.level == 0 and tok.nesting >= 0:
+            blocks.append([])
+        blocks[-1].append(tok)
+    return blocks
 
 
-def html_table(head: list[str], body: list[list[str]], markdown: bool = False) -> str:
-    """A ``<table>`` of plain-text cells (escaped), or inline-markdown cells if ``markdown``."""
-    cell = inline if markdown else html.escape
-    width = len(head)
-    out = ["<table>", "<thead><tr>" + "".join(f"<th>{cell(h)}</th>" for h in head)
-           + "</tr></thead>", "<tbody>"]
-    for row in body:
-        row = (row + [""] * width)[:width]  # ragged rows: pad or cut to the header
-        out.append("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
+def _introduces(block: list[Token]) -> bool:
+    return (block[0].type == "paragraph_open" and len(block) == 3
+            and block[1].content.rstrip().endswith(":"))
 
 
-def _cells(line: str) -> list[str]:
-    inner = line.strip()
-    inner = inner[1:] if inner.startswith("|") else inner
-    inner = inner[:-1] if inner.endswith("|") else inner
-    return [c.strip() for c in inner.split("|")]
+def _render(tokens: list[Token]) -> str:
+    return MD.renderer.render(tokens, MD.options, {}).strip()

@@ -1,5 +1,6 @@
-"""``write_report``: one self-contained HTML page per run or sweep folder — figures embedded as
-base64 PNG, summary tables, per-run tables and the resolved configs; no external assets."""
+"""``write_report``: one self-contained HTML page per run or sweep folder — result tables
+first, then figures embedded as base64 PNG, per-run tables, and the resolved configs last, as
+code blocks; no external assets."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from parsefl.experiments.run.rundir import atomic_write
 from parsefl.experiments.sweeps.summary import markdown_report
 from parsefl.plots.load import RunData, SweepData, load_any
-from parsefl.plots.markdown import html_table, markdown_to_html
+from parsefl.plots.markdown import split_code
 from parsefl.plots.run_plots import plot_run
 from parsefl.plots.sweep_plots import plot_sweep
 
@@ -32,7 +33,8 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200p
 table{border-collapse:collapse;margin:.6em 0 1.2em}th,td{border:1px solid #bbb;
 padding:.25em .6em;text-align:right}th{background:#eee}td:first-child,th:first-child{
 text-align:left}img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}
-pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}
+pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em;max-height:36em}
+code{font-family:ui-monospace,monospace}details{margin:.3em 0}summary{cursor:pointer}
 figcaption{color:#555;font-size:.9em}"""
 
 
@@ -85,7 +87,20 @@ def _figure(path: Path) -> str:
 
 
 def _pre(text: str) -> str:
-    return f"<pre>{html.escape(text or '(missing)')}</pre>"
+    """A config.yaml as a code block."""
+    return f'<pre><code class="language-yaml">{html.escape(text or "(missing)")}</code></pre>'
+
+
+def html_table(head: list[str], body: list[list[str]]) -> str:
+    """A ``<table>`` of plain-text cells (escaped); ragged rows padded or cut to the header."""
+    width = len(head)
+    out = ["<table>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+           + "</tr></thead>", "<tbody>"]
+    for row in body:
+        row = (row + [""] * width)[:width]
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
 
 
 def _num(value: Any, fmt: str = "{:.4f}") -> str:
@@ -98,7 +113,7 @@ def run_body(run: RunData) -> tuple[list[str], list[str]]:
     if not res:
         info = ["<p>results.json is not written yet (the run is unfinished); figures show the "
                 "evaluations so far.</p>"]
-        return info, ["<h2>Configuration</h2>" + _pre(run.config_text)]
+        return info, ['<h2 id="configuration">Configuration</h2>' + _pre(run.config_text)]
     comm = res.get("communication", {})
     cos = res.get("diagnostics", {}).get("gradient_cosine", {}).get("overall_mean")
     facts = [["method", run.method], ["dataset", str(res.get("dataset"))],
@@ -113,7 +128,7 @@ def run_body(run: RunData) -> tuple[list[str], list[str]]:
     top = ["<h2>Run</h2>", html_table(["", "value"], facts),
            "<h2>Final results</h2>", html_table(*final_table(res))]
     return top, ["<h2>Agents</h2>", html_table(*agent_table(res)),
-                 "<h2>Configuration</h2>" + _pre(run.config_text)]
+                 '<h2 id="configuration">Configuration</h2>' + _pre(run.config_text)]
 
 
 def final_table(res: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -136,10 +151,12 @@ def agent_table(res: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def sweep_body(sweep: SweepData) -> tuple[list[str], list[str]]:
-    """Sections of a sweep report before and after the figures."""
+    """Sections of a sweep report before and after the figures: the summary's tables
+    first; its resolved config (a code block in summary.md) moves to the end, beside each
+    run's config."""
     md = sweep.summary_md or (markdown_report(sweep.summary, "parsefl report")
                               if sweep.summary else "")
-    summary = markdown_to_html(md) if md else "<p>No summary yet.</p>"
+    summary, shared = split_code(md) if md else ("<p>No summary yet.</p>", "")
     ids = {id(r): r.path.relative_to(sweep.path / "runs").as_posix() for r in sweep.runs}
     rows = [[ids[id(r)], r.point, r.method, str(r.seed),
              _num(r.results["final"]["accuracy"]["overall"]),
@@ -152,5 +169,5 @@ def sweep_body(sweep: SweepData) -> tuple[list[str], list[str]]:
         f"{'' if r.point == '-' else ' · ' + html.escape(r.point)}</summary>"
         f"{_pre(r.config_text)}</details>" for r in sweep.runs)
     return ["<h2>Summary</h2>", summary], [
-        "<h2>Runs</h2>", runs,
-        "<h2>Resolved configurations</h2>" + (configs or "<p>No finished runs.</p>")]
+        "<h2>Runs</h2>", runs, '<h2 id="configuration">Resolved configurations</h2>', shared,
+        "<h3>Each run's config.yaml</h3>" + (configs or "<p>No finished runs.</p>")]

@@ -1,5 +1,6 @@
-"""Figure plumbing shared by every plot: Agg figures without pyplot, stable method colours,
-mean ± band curves, grouped bars, and atomic saving in several formats.
+"""Figure plumbing shared by every plot: Agg figures without pyplot, one look (colour, line
+style, marker) per method in every figure, mean ± band curves, grouped bars, and atomic
+saving in several formats.
 
 Figures are built on ``matplotlib.figure.Figure`` with an explicit ``FigureCanvasAgg``: no
 pyplot state and no global ``matplotlib.use`` call, so importing parsefl (or plotting from a
@@ -11,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,40 +57,86 @@ def new_figure(n_panels: int, width: float = 4.2, height: float = 3.4,
     return fig, axes
 
 
-def method_colours(methods: Sequence[str]) -> dict[str, Any]:
-    """One colour per method, the same in every figure of a folder (tab10, then tab20)."""
-    cmap = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
-    return {m: cmap(k % cmap.N) for k, m in enumerate(methods)}
+@dataclass(frozen=True)
+class MethodStyle:
+    """How one method is drawn in every figure: colour, line style and marker."""
+
+    colour: str
+    dashes: Any  # a matplotlib linestyle: "-", "--", ... or (offset, (on, off, ...))
+    marker: str
 
 
-# Per-method dashes and markers: methods with near-identical curves (parse and sliced_hybrid)
-# stay distinguishable where one would hide the other under the same solid line.
+# One look per built-in method (the SHARING registry's names, in its sorted order), fixed so
+# that a method looks the same in every figure whichever other methods the figure holds; the
+# test over the registry checks that every registered method gets a look of its own. Methods
+# with near-identical curves (parse and sliced_hybrid) differ in dashes and marker too, so
+# one never hides the other under the same solid line.
+METHOD_STYLES: dict[str, MethodStyle] = {
+    "centralized": MethodStyle("#000000", (0, (1, 1)), "*"),
+    "dsgd_full": MethodStyle("#ff7f0e", "--", "s"),
+    "dsgd_hybrid": MethodStyle("#e377c2", (0, (5, 1, 1, 1)), "v"),
+    "dsgd_modality": MethodStyle("#8c564b", (0, (3, 1, 1, 1, 1, 1)), "<"),
+    "dsgd_task": MethodStyle("#d62728", "-.", "D"),
+    "harmony": MethodStyle("#2ca02c", (0, (6, 2)), "P"),
+    "local": MethodStyle("#7f7f7f", ":", "x"),
+    "parse": MethodStyle("#1f77b4", "-", "o"),
+    "parse_distill": MethodStyle("#17becf", (0, (4, 1, 1, 1, 1, 1)), "^"),
+    "parse_proto": MethodStyle("#9467bd", (0, (2, 1)), ">"),
+    "sliced_hybrid": MethodStyle("#bcbd22", (0, (8, 2, 2, 2)), "X"),
+}
+# Plugin methods: colours none of the built-ins use (tab20b's two darker shades of each hue),
+# picked by a hash of the name that is the same in every process (crc32, not hash()).
+FALLBACK_COLOURS = ("#393b79", "#5254a3", "#637939", "#8ca252", "#8c6d31", "#bd9e39",
+                    "#843c39", "#ad494a", "#7b4173", "#a55194")
 DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)))
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "d")
+# Run labels of one method that differ in a config field (a frontier's "parse overlay=auto"
+# beside "parse") keep the method's colour and take these dashes, in turn.
+VARIANT_DASHES = ((0, (1, 2)), (0, (6, 3)), (0, (2, 2, 6, 2)), (0, (10, 3)))
 
 
-def band(ax: Axes, x: np.ndarray, stack: np.ndarray, label: str, colour: Any,
-         emphasis: bool | None = None, style: int | None = None) -> None:
-    """Mean line over the rows of ``stack`` (seeds) with a ± std band when there are two or
-    more finite values; NaN points are left as gaps. ``emphasis`` True draws a thick line on
-    top, False a thin one without band (context for the emphasised methods), None the
-    default."""
+def method_style(method: str, variant: int = 0) -> MethodStyle:
+    """The look of ``method`` in every figure: a fixed one for built-in methods, a
+    deterministic one (by name) for plugin methods. ``variant`` k > 0 is the k-th run label
+    of this method in one figure that differs in a config field: same colour, other dashes
+    and marker."""
+    base = METHOD_STYLES.get(method)
+    if base is None:
+        code = zlib.crc32(method.encode())
+        base = MethodStyle(FALLBACK_COLOURS[code % len(FALLBACK_COLOURS)],
+                           DASHES[(code >> 8) % len(DASHES)],
+                           MARKERS[(code >> 16) % len(MARKERS)])
+    if variant <= 0:
+        return base
+    marker = MARKERS[(MARKERS.index(base.marker) + variant) % len(MARKERS)] \
+        if base.marker in MARKERS else MARKERS[variant % len(MARKERS)]
+    return MethodStyle(base.colour, VARIANT_DASHES[(variant - 1) % len(VARIANT_DASHES)], marker)
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """Each method's colour (method_style), keyed in the order given."""
+    return {m: method_style(m).colour for m in methods}
+
+
+def band(ax: Axes, x: np.ndarray, stack: np.ndarray, label: str, look: MethodStyle,
+         emphasis: bool | None = None, stagger: int = 0) -> None:
+    """Mean line over the rows of ``stack`` (seeds), drawn in ``look``, with a ± std band
+    when there are two or more finite values; NaN points are left as gaps. ``emphasis`` True
+    draws a thick line on top, False a thin one without band (context for the emphasised
+    methods), None the default. ``stagger`` shifts where the markers sit on a long curve, so
+    that coinciding curves show both."""
     mean = nanmean_rows(stack)
     n = (~np.isnan(stack)).sum(axis=0)
     width, alpha, z = {True: (2.6, 1.0, 3), False: (1.2, 0.7, 2), None: (1.8, 1.0, 2)}[emphasis]
-    if style is None:
-        ax.plot(x, mean, color=colour, label=label, lw=width, alpha=alpha, zorder=z,
-                marker="o" if len(x) <= 12 else None, ms=3)
-    else:  # markers staggered per method so that coinciding curves show both
-        every = max(1, len(x) // 8)
-        ax.plot(x, mean, color=colour, label=label, lw=width, alpha=alpha, zorder=z,
-                ls=DASHES[style % len(DASHES)], marker=MARKERS[style % len(MARKERS)], ms=4,
-                markevery=(style % every, every))
+    every = max(1, len(x) // 8)
+    ax.plot(x, mean, color=look.colour, label=label, lw=width, alpha=alpha, zorder=z,
+            ls=look.dashes, marker=look.marker, ms=4, markevery=(stagger % every, every))
     if stack.shape[0] > 1 and np.any(n > 1) and emphasis is not False:
         centred = np.where(np.isnan(stack), 0.0, stack - np.nan_to_num(mean))
         std = np.sqrt((centred ** 2).sum(axis=0) / np.maximum(n - 1, 1))
         std = np.where(n > 1, std, np.nan)
-        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, lw=0, zorder=1)
+        ax.fill_between(x, mean - std, mean + std, color=look.colour, alpha=0.2, lw=0,
+                        zorder=1)
 
 
 def grouped_bars(ax: Axes, categories: Sequence[str], series: Mapping[str, Sequence[tuple]],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from parsefl.plots.frontier import plot_frontier
 from parsefl.plots.load import RunData, SweepData, cosine_per_round, nanmean_rows, order_groups
@@ -18,6 +19,7 @@ from parsefl.plots.style import (
     grouped_bars,
     label_width,
     method_colours,
+    method_style,
     new_figure,
     round_axis,
     save,
@@ -90,25 +92,32 @@ def _mean_cosine(run: RunData) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_sweep_accuracy(runs: Sequence[RunData], point: str, colours: Mapping[str, Any],
                         stem: Path, formats: Sequence[str]) -> list[Path]:
-    """One panel per scope (overall, then each group): per method the mean test accuracy over
-    seeds per evaluation round, with a ± std band when there are several seeds."""
+    """sweep_accuracy_figure, saved; nothing when no run has metrics yet."""
+    fig = sweep_accuracy_figure(runs, point, list(colours))
+    return [] if fig is None else save(fig, stem, formats)
+
+
+def sweep_accuracy_figure(runs: Sequence[RunData], point: str,
+                          order: Sequence[str]) -> Figure | None:
+    """One panel per scope (overall, then each group): per method (in ``order``) the mean
+    test accuracy over seeds per evaluation round, with a ± std band when there are several
+    seeds."""
     runs = [r for r in runs if "round" in r.metrics]
     if not runs:
-        return []
+        return None
     scopes = ["overall", *order_groups(g for r in runs for g in r.groups)]
     fig, axes = new_figure(len(scopes), width=6.4, height=4.2, max_cols=2)  # page-wide panels
-    order = list(colours)
     for ax, scope in zip(axes, scopes, strict=True):
-        for method, group in _by_method(runs, order).items():
+        for k, (method, group) in enumerate(_by_method(runs, order).items()):
             rounds, stack = _stack(group, _column(f"accuracy.{scope}"))
             if not np.all(np.isnan(stack)):
-                band(ax, rounds, stack, f"{method} (n={len(group)})", colours[method],
-                     style=order.index(method))
+                band(ax, rounds, stack, f"{method} (n={len(group)})", method_style(method),
+                     stagger=k)
         ax.set(ylabel="test accuracy", title=scope)
         round_axis(ax, [x for r in runs for x in r.metrics["round"]])
     finish(fig, axes, _title(point, "Test accuracy per evaluation round "
                                     "(mean ± std over seeds)"))
-    return save(fig, stem, formats)
+    return fig
 
 
 def plot_sweep_cosine(runs: Sequence[RunData], summary: Mapping[str, Any], point: str,
@@ -126,7 +135,7 @@ def plot_sweep_cosine(runs: Sequence[RunData], summary: Mapping[str, Any], point
     focus = [m for m in FOCUS if m in curves] if len(curves) > 3 else []
     for method in sorted(curves, key=lambda m: m in focus):  # the focus pair drawn on top
         rounds, stack = curves[method]
-        band(left, rounds, stack, method, colours[method],
+        band(left, rounds, stack, method, method_style(method),
              emphasis=(method in focus) if focus else None)
     left.axhline(0.0, color="grey", lw=0.8)
     round_axis(left)

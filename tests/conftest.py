@@ -77,3 +77,19 @@ def _registries_left_as_found():
     yield
     left = leftovers(before, registry_entries())
     assert not left, f"the test left registry entries behind: {left} (use Registry.registered)"
+
+
+# Modules whose module-scoped fixtures are expensive (runs, launches, downloads): under
+# pytest-xdist (``--dist loadgroup``, pyproject.toml) each stays on one worker, so that its
+# fixtures are built once; every other test is spread one by one.
+ONE_WORKER = {"test_distributed", "test_experiment", "test_hostile_artifacts", "test_plots",
+              "test_resume", "test_store_trust", "test_pretrained", "test_pid_data",
+              "test_data_hapt", "test_data_eog", "test_data_basic_motions", "test_data_mfeat",
+              "test_data_describe"}
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(module))

@@ -44,6 +44,18 @@ def _overrides(override: list[str] | None, data: str | None = None) -> list[str]
     return [*(override or []), *([f"data.name={json.dumps(data)}"] if data else [])]
 
 
+def config_argv(command: str, config: Path | None, method: str | None = None,
+                override: list[str] | None = None, data: str | None = None,
+                plugin: list[str] | None = None) -> list[str]:
+    """``parsefl COMMAND`` with the arguments that rebuild its config, as a user types them
+    (the command an interrupt prints to continue)."""
+    return ["parsefl", command, *([str(config)] if config is not None else []),
+            *(["--method", method] if method else []),
+            *(arg for o in override or [] for arg in ("-o", o)),
+            *(["--data", data] if data else []),
+            *(arg for p in plugin or [] for arg in ("--plugin", p))]
+
+
 JobsOpt = Annotated[int, typer.Option(help="parallel processes")]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="redo finished runs whose config differs (default: refuse)")]

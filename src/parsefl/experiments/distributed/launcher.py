@@ -5,15 +5,18 @@ results."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from parsefl.config import load_config, to_yaml
+from parsefl.config import RunConfig, load_config, to_yaml
 from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError, ParseflError, PartialRun
 from parsefl.experiments.distributed.merge import RUN_TOKEN, STARTUP_S, merge_run
@@ -25,7 +28,7 @@ from parsefl.experiments.distributed.processes import (
     spawn,
     wait_all,
 )
-from parsefl.experiments.distributed.worker import runtime_setting
+from parsefl.experiments.distributed.worker import progress_path, runtime_setting
 from parsefl.experiments.run.results import read_results
 from parsefl.experiments.run.roster import agent_count
 from parsefl.experiments.run.rundir import atomic_write, default_run_dir
@@ -53,13 +56,16 @@ def launch(
     transport: str = "gloo",
     insecure: bool = False,
     allow_partial: bool = False,
+    on_start: Callable[[Path, RunConfig], None] | None = None,
+    on_round: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
     merged results dict (also in ``out_dir/results.json``). The resolved config travels to the
     workers as ``out_dir/config.yaml``; ``plugins`` are imported here and by every worker.
     ``keys`` (a ``parsefl keys init`` folder) makes every process sign and verify every wire
     message; with ``runtime.auth: true`` and no ``keys``, a throwaway CA is made in
-    ``out_dir/keys``.
+    ``out_dir/keys``. ``on_start(out, cfg)`` is called once the run folder is chosen, before
+    any worker starts; ``on_round(done)`` whenever rank 0 reports rounds done.
 
     Workers are started directly, with torchrun's environment, rather than by torchrun: its
     agent stops every worker as soon as one fails, and a lost process must not end the run.
@@ -82,7 +88,10 @@ def launch(
         default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     if resume and not (out / "state").is_dir():
         raise ConfigError("--resume", f"no checkpoints under {out / 'state'}")
+    if on_start is not None:
+        on_start(out, cfg)
     (out / "logs").mkdir(parents=True, exist_ok=True)
+    progress_path(out).unlink(missing_ok=True)  # a previous launch's
     atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
     if resume and not kind.needs_store:
@@ -96,18 +105,19 @@ def launch(
     argv = [*_worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins),
             "--transport", transport]
     try:
-        if not kind.needs_store:  # peer to peer: each worker is told every rank's address
-            if insecure:
-                log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
-            return _whole(_launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv), out,
-                          allow_partial)
-        store = loopback_store(max(STARTUP_S, timeout))
-        argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
-        started = time.time()
-        token = {RUN_TOKEN: secrets.token_hex(16)}  # the store namespace of this launch only
-        procs = [spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
-        codes = wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
-        results = _collect(out, codes, started, keys)
+        with _watching(out, on_round):
+            if not kind.needs_store:  # peer to peer: each worker is told every rank's address
+                if insecure:
+                    log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
+                return _whole(_launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv),
+                              out, allow_partial)
+            store = loopback_store(max(STARTUP_S, timeout))
+            argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
+            started = time.time()
+            token = {RUN_TOKEN: secrets.token_hex(16)}  # the store namespace of this launch
+            procs = [spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
+            codes = wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
+            results = _collect(out, codes, started, keys)
     except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
         from parsefl.experiments.run.checkpoint import fingerprint
         from parsefl.experiments.run.divergence import interrupted_results
@@ -116,8 +126,40 @@ def launch(
 
         kept = [int(p.name.split("_")[1]) for p in (out / "state").glob("round_*")]
         publish_results(out, interrupted_results(cfg, max(kept, default=0)), fingerprint(cfg))
-        raise launch_interrupted(out) from None
+        raise launch_interrupted(out, nproc) from None
     return _whole(results, out, allow_partial)
+
+
+@contextmanager
+def _watching(out: Path, on_round: Callable[[int], None] | None, poll_s: float = 0.5
+              ) -> Iterator[None]:
+    """While the block runs, ``on_round(done)`` each time rank 0's progress file changes."""
+    if on_round is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        seen = None
+        while True:
+            stopped = stop.wait(poll_s)  # and one last look once the workers are done
+            try:
+                done = json.loads(progress_path(out).read_text())["done"]
+            except (OSError, ValueError, KeyError, TypeError):
+                done = None  # not written yet
+            if type(done) is int and done != seen:
+                seen = done
+                on_round(done)
+            if stopped:
+                return
+
+    thread = threading.Thread(target=poll, name="launch-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _whole(results: dict[str, Any], out: Path, allow_partial: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -73,6 +74,8 @@ def launch(
 
     Raises:
         ConfigError: bad config, ``nproc`` outside 1..agents, or ``resume`` with no state.
+        WorkersRefused: every worker refused the config before a checkpoint (the run folder
+            is removed when this launch made it).
         PartialRun: a process was lost or its summary refused (results.json says so), unless
             ``allow_partial``.
         TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
@@ -90,6 +93,7 @@ def launch(
         raise ConfigError("--resume", f"no checkpoints under {out / 'state'}")
     if on_start is not None:
         on_start(out, cfg)
+    created = not out.exists()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     progress_path(out).unlink(missing_ok=True)  # a previous launch's
     atomic_write(out / "config.yaml", to_yaml(cfg))
@@ -118,6 +122,10 @@ def launch(
             procs = [spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
             codes = wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
             results = _collect(out, codes, started, keys)
+    except WorkersRefused:
+        if created and not (out / "state").exists():  # nothing but this launch's logs
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
         from parsefl.experiments.run.checkpoint import fingerprint
         from parsefl.experiments.run.divergence import interrupted_results
@@ -209,12 +217,15 @@ def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | Non
 def _collect(out: Path, codes: list[int], started: float, keys: str | Path | None
              ) -> dict[str, Any]:
     """The results.json written by this launch's rank 0."""
+    path = out / "results.json"
+    published = path.is_file() and path.stat().st_mtime >= started
+    if not published and all(code == 2 for code in codes):  # each refused it in one line
+        raise WorkersRefused(f"{_first_error(out, len(codes))} (every process refused it)")
     for rank, code in enumerate(codes):
         if code:
             log.warning("rank %d exited with code %d (see %s)", rank, code,
                         out / "logs" / f"rank_{rank}.log")
-    path = out / "results.json"
-    if path.is_file() and path.stat().st_mtime >= started:
+    if published:
         return read_results(out, "results.json")
     # Rank 0 died: merge the survivors' own summaries here (those written by this launch).
     fresh = [f for f in (out / "logs").glob("summary_rank_*.json") if f.stat().st_mtime >= started]
@@ -232,6 +243,13 @@ class WorkersFailed(ParseflError):
     """No process of a launch left a result: one line with the first error they logged."""
 
     exit_code = 1
+
+
+class WorkersRefused(ParseflError):
+    """Every process of a launch exited with a one-line refusal (bad config, data, device)
+    before any result: that line, exit 2."""
+
+    exit_code = 2
 
 
 def _first_error(out: Path, world: int) -> str:

@@ -198,19 +198,20 @@ def list_(
     kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] = "all",
     plugin: PluginOpt = None,
 ) -> None:
-    """List the registered names of a kind (sharing, topology, overlay, dataset, ...)."""
-    _plugins(plugin)
-    import parsefl.components  # noqa: F401
+    """List the registered names of a kind (sharing, compressor, placement, ..., or all)."""
     from parsefl.errors import ConfigError
-    from parsefl.pid import PID_ESTIMATORS
-    from parsefl.registry import ALL
+    from parsefl.registry_index import NAMES
 
-    kinds = {**ALL, "pid": PID_ESTIMATORS}
+    kinds = NAMES  # the built-in names, without importing a component (nor torch)
+    if _plugins(plugin):  # a plugin may have registered more: ask the registries themselves
+        from parsefl.registry import filled
+
+        kinds = {name: registry.describe() for name, registry in filled().items()}
     if kind != "all" and kind not in kinds:
         raise ConfigError("KIND", f"unknown kind {kind!r}; choose one of: all, {', '.join(kinds)}")
     for name in kinds if kind == "all" else [kind]:
         table = Table(title=name, title_justify="left", show_header=False, box=None)
-        for entry, text in kinds[name].describe().items():
+        for entry, text in kinds[name].items():
             table.add_row(f"[bold]{entry}[/]", text)
         console.print(table)
 

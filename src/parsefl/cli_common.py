@@ -25,11 +25,12 @@ PluginOpt = Annotated[list[str] | None, typer.Option(
     "--plugin", help="a .py file or module registering your own components (repeatable)")]
 
 
-def _plugins(plugins: list[str] | None) -> None:
-    """Import the user's plugins and the installed ``parsefl.plugins`` entry points."""
+def _plugins(plugins: list[str] | None) -> list[str]:
+    """Import the user's plugins and the installed ``parsefl.plugins`` entry points; their
+    names (empty: only parsefl's own components are registered)."""
     from parsefl.plugins import load_plugins
 
-    load_plugins(plugins or [])
+    return load_plugins(plugins or [])
 
 
 DataOpt = Annotated[

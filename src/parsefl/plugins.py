@@ -19,15 +19,19 @@ ENTRY_POINT_GROUP = "parsefl.plugins"
 _loaded: set[str] = set()  # each plugin runs once per process (names register only once)
 
 
-def load_plugins(plugins: Iterable[str | Path] = ()) -> None:
+def load_plugins(plugins: Iterable[str | Path] = ()) -> list[str]:
     """Import every installed entry-point plugin, then each of ``plugins`` (files or module
-    names), once per process."""
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    names), once per process; the plugins of this call, by name (none: no code but
+    parsefl's registered anything)."""
+    entries = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    for entry in entries:
         if f"ep:{entry.value}" not in _loaded:
             entry.load()
             _loaded.add(f"ep:{entry.value}")
+    plugins = [str(p) for p in plugins]
     for plugin in plugins:
         load_plugin(plugin)
+    return [*(entry.value for entry in entries), *plugins]
 
 
 def load_plugin(plugin: str | Path) -> None:

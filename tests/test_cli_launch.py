@@ -1,4 +1,4 @@
-"""What ``parsefl launch`` and ``parsefl run`` say and leave, through the real console script:
+"""What ``parsefl launch``, ``run`` and ``compare`` say and leave, through the real console script:
 the run folder named at the start, a progress bar over the rounds, and no folder left behind
 by a start that was refused."""
 
@@ -35,7 +35,7 @@ def test_launch_names_its_run_folder_first_and_shows_rounds_done(tmp_path):
     pytest.param(["-o", "device=cuda"], ["device", "no CUDA device"], marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="a CUDA device is there")),
 ])
-@pytest.mark.parametrize("command", ["run", "launch"])
+@pytest.mark.parametrize("command", ["run", "launch", "compare"])
 def test_a_refused_start_leaves_no_run_folder(tmp_path, command, args, words):
     done = parsefl(command, *args, cwd=tmp_path, timeout=300)
     refused(done, *words)

@@ -3,10 +3,13 @@ a refusal is one line, exit 2, no traceback."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import parsefl as package
 
 
 def script() -> str:
@@ -17,10 +20,19 @@ def script() -> str:
     return found
 
 
+def env() -> dict[str, str]:
+    """This environment, with the source tree of the ``parsefl`` these tests import first on
+    the path: the console script then runs the code under test (a worktree's, not the
+    editable install's)."""
+    src = str(Path(package.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def parsefl(*args: str, cwd: Path | None = None, timeout: float = 120
             ) -> subprocess.CompletedProcess:
     return subprocess.run([script(), *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+                          cwd=cwd, env=env())
 
 
 def refused(proc: subprocess.CompletedProcess, *words: str) -> str:

@@ -48,13 +48,18 @@ def test_a_forged_summary_in_the_store_is_ignored(tmp_path):
 def test_a_launch_whose_every_worker_failed_says_why_in_one_line(tmp_path):
     import pytest
 
-    from parsefl.experiments.distributed.launcher import WorkersFailed, _collect
+    from parsefl.experiments.distributed.launcher import WorkersFailed, WorkersRefused, _collect
 
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "rank_0.log").write_text(
         "2026-12-07 10:00:00 rank 0 INFO parsefl.worker: rank 0 of 2\n"
         "2026-12-07 10:00:01 rank 0 ERROR parsefl.worker: keys: no private key for agent 0\n")
-    with pytest.raises(WorkersFailed, match=r"exit codes \[2, 2\]\); rank 0: keys: no private "
+    with pytest.raises(WorkersFailed, match=r"exit codes \[1, 2\]\); rank 0: keys: no private "
                                             r"key for agent 0; see .*logs") as err:
-        _collect(tmp_path, [2, 2], 0.0, None)
+        _collect(tmp_path, [1, 2], 0.0, None)
     assert err.value.exit_code == 1 and "\n" not in str(err.value)
+    # every process refused its input (exit 2 each): that refusal, exit 2
+    with pytest.raises(WorkersRefused, match=r"^rank 0: keys: no private key for agent 0 "
+                                             r"\(every process refused it\)$") as err:
+        _collect(tmp_path, [2, 2], 0.0, None)
+    assert err.value.exit_code == 2

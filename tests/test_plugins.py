@@ -5,6 +5,7 @@ Python API; plugin files and entry points load once; bad plugins fail with one c
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -147,3 +148,29 @@ def test_the_cli_reports_a_bad_plugin_in_one_line(tmp_path):
     assert done.returncode == 2
     assert "--plugin" in done.stderr and "no such file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_plugin_that_fails_on_import_is_one_line_naming_its_file_and_line(tmp_path):
+    from console import parsefl, refused
+
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("import json\n\n\ndef read():\n    return json.loads('{nope')\n\n\n"
+                      "read()\n")
+    line = refused(parsefl("list", "sharing", "--plugin", str(plugin)), "--plugin")
+    assert f"{plugin}:8: JSONDecodeError" in line  # the plugin's own line, then where raised
+    assert "json" in line.split("raised at", 1)[1]
+
+
+@pytest.mark.parametrize("source, where", [
+    ("def f(:\n    pass\n", ":1: SyntaxError"),
+    ("x = 1\nraise RuntimeError('no GPU here')\n", ":2: RuntimeError: no GPU here"),
+])
+def test_a_failing_plugin_file_or_module_names_where(tmp_path, monkeypatch, source, where):
+    monkeypatch.setattr(plugins, "_loaded", set())
+    (tmp_path / "failing_plugin_mod.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for target in (str(tmp_path / "failing_plugin_mod.py"), "failing_plugin_mod"):
+        with pytest.raises(ConfigError, match=re.escape(where)) as err:
+            load_plugin(target)
+        assert "failing_plugin_mod.py" in str(err.value) and "\n" not in str(err.value)
+        sys.modules.pop("failing_plugin_mod", None)

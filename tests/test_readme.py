@@ -39,3 +39,20 @@ def test_quickstart_preset_is_shipped_and_linked():
         assert linked.is_file(), f"README link {target} resolves to no file"
         assert linked.resolve() == (PRESETS / "quickstart.yaml").resolve()
         assert load_config(linked) == load_config(None)
+
+
+def test_what_commands_write_by_default_is_ignored_by_git():
+    """Run folders (runs/) and key folders (keys/: private keys) are never committed by
+    accident; the package's own keys.py is not caught by the rule."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["runs/parse-mfeat-s0/results.json", "keys/private/agent_0000.key", "keys/ca.key",
+             "sub/keys/ca.key", "src/parsefl/security/keys.py"]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.stdout.split() == paths[:-1], done.stdout + done.stderr

@@ -212,3 +212,16 @@ def test_every_attack_is_deterministic_for_a_fixed_seed(name):
     first, _, _ = _tamper(name, seed=7)
     again, _, _ = _tamper(name, seed=7)
     torch.testing.assert_close(first, again, rtol=0, atol=0, equal_nan=True)
+
+
+def test_the_name_index_equals_the_live_registries():
+    """``parsefl list`` reads parsefl.registry_index (no torch): it must be what the filled
+    registries hold, kinds in their order, or it would show stale names."""
+    from parsefl.registry import builtin_names, filled
+    from parsefl.registry_index import NAMES
+
+    live = builtin_names()
+    assert list(NAMES) == list(filled()) == list(live)
+    for kind in live:
+        assert NAMES[kind] == live[kind], \
+            f"{kind}: the name index is stale; run python tools/write_name_index.py"

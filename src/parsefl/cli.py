@@ -19,6 +19,7 @@ from parsefl.cli_common import (
     _overrides,
     _plugins,
     app,
+    config_argv,
     console,
 )
 
@@ -48,7 +49,8 @@ def run(
     cfg = load_config(config, _overrides(override, data), method)
     out_dir = out or default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
-                  f"{cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}")
+                  f"{cfg.topology.name} graph, {cfg.rounds} rounds -> {out_dir}",
+                  soft_wrap=True)  # the folder on one line, to copy
     from parsefl.experiments.run.simulate import run_experiment
 
     try:
@@ -57,7 +59,8 @@ def run(
     except KeyboardInterrupt:
         from parsefl.experiments.run.interrupt import run_interrupted
 
-        raise run_interrupted(out_dir) from None
+        argv = config_argv("run", config, method, override, data, plugin)
+        raise run_interrupted(out_dir, argv) from None
     print_results(console, results)
     console.print(f"Results written to {out_dir}/results.json")
 
@@ -105,12 +108,15 @@ def compare(
 
     sweep = compare_sweep(config, resolve_methods(methods), parse_seeds(seeds),
                           _overrides(override, data))
-    _run_sweep(sweep, out, jobs, overwrite)
+    argv = [*config_argv("compare", config, None, override, data, plugin), "--methods",
+            methods, "--seeds", seeds, "--jobs", str(jobs), *(["--overwrite"] if overwrite else [])]
+    _run_sweep(sweep, out, jobs, overwrite, argv)
     console.print(f"Summary written to {out}/summary.json and {out}/summary.md")
 
 
-def _run_sweep(spec, out: Path, jobs: int, overwrite: bool) -> None:
-    """Run a sweep with a progress bar over runs, then print its summary table."""
+def _run_sweep(spec, out: Path, jobs: int, overwrite: bool, argv: list[str]) -> None:
+    """Run a sweep with a progress bar over runs, then print its summary table (``argv``: the
+    command, which an interrupt prints: it resumes)."""
     from parsefl.experiments.run.divergence import is_diverged
     from parsefl.experiments.run.rundir import check_out_dir
     from parsefl.experiments.sweeps.compare import run_and_summarize
@@ -130,7 +136,8 @@ def _run_sweep(spec, out: Path, jobs: int, overwrite: bool) -> None:
     except KeyboardInterrupt:
         from parsefl.experiments.run.interrupt import sweep_interrupted
 
-        raise sweep_interrupted(out, [s.run_id for s in spec.specs()]) from None
+        raise sweep_interrupted(out, [s.run_id for s in spec.specs()],
+                                [*argv, "--out", str(out)]) from None
     print_summary(console, summary)
     if diverged:
         console.print(f"[yellow]diverged (left out of the summary):[/] {'; '.join(diverged)}")
@@ -152,7 +159,9 @@ def sweep(
 
     spec = load_sweep(sweep_file, _overrides(override, data))
     out = out or Path("runs") / sweep_file.stem
-    _run_sweep(spec, out, jobs, overwrite)
+    argv = [*config_argv("sweep", sweep_file, None, override, data, plugin), "--jobs", str(jobs),
+            *(["--overwrite"] if overwrite else [])]
+    _run_sweep(spec, out, jobs, overwrite, argv)
     console.print(f"Tables written to {out}/summary.md and {out}/results.csv")
 
 
@@ -189,19 +198,20 @@ def list_(
     kind: Annotated[str, typer.Argument(help="registry kind, or 'all'")] = "all",
     plugin: PluginOpt = None,
 ) -> None:
-    """List the registered names of a kind (sharing, topology, overlay, dataset, ...)."""
-    _plugins(plugin)
-    import parsefl.components  # noqa: F401
+    """List the registered names of a kind (sharing, compressor, placement, ..., or all)."""
     from parsefl.errors import ConfigError
-    from parsefl.pid import PID_ESTIMATORS
-    from parsefl.registry import ALL
+    from parsefl.registry_index import NAMES
 
-    kinds = {**ALL, "pid": PID_ESTIMATORS}
+    kinds = NAMES  # the built-in names, without importing a component (nor torch)
+    if _plugins(plugin):  # a plugin may have registered more: ask the registries themselves
+        from parsefl.registry import filled
+
+        kinds = {name: registry.describe() for name, registry in filled().items()}
     if kind != "all" and kind not in kinds:
         raise ConfigError("KIND", f"unknown kind {kind!r}; choose one of: all, {', '.join(kinds)}")
     for name in kinds if kind == "all" else [kind]:
         table = Table(title=name, title_justify="left", show_header=False, box=None)
-        for entry, text in kinds[name].describe().items():
+        for entry, text in kinds[name].items():
             table.add_row(f"[bold]{entry}[/]", text)
         console.print(table)
 

@@ -25,11 +25,12 @@ PluginOpt = Annotated[list[str] | None, typer.Option(
     "--plugin", help="a .py file or module registering your own components (repeatable)")]
 
 
-def _plugins(plugins: list[str] | None) -> None:
-    """Import the user's plugins and the installed ``parsefl.plugins`` entry points."""
+def _plugins(plugins: list[str] | None) -> list[str]:
+    """Import the user's plugins and the installed ``parsefl.plugins`` entry points; their
+    names (empty: only parsefl's own components are registered)."""
     from parsefl.plugins import load_plugins
 
-    load_plugins(plugins or [])
+    return load_plugins(plugins or [])
 
 
 DataOpt = Annotated[
@@ -42,6 +43,18 @@ def _overrides(override: list[str] | None, data: str | None = None) -> list[str]
     import json
 
     return [*(override or []), *([f"data.name={json.dumps(data)}"] if data else [])]
+
+
+def config_argv(command: str, config: Path | None, method: str | None = None,
+                override: list[str] | None = None, data: str | None = None,
+                plugin: list[str] | None = None) -> list[str]:
+    """``parsefl COMMAND`` with the arguments that rebuild its config, as a user types them
+    (the command an interrupt prints to continue)."""
+    return ["parsefl", command, *([str(config)] if config is not None else []),
+            *(["--method", method] if method else []),
+            *(arg for o in override or [] for arg in ("-o", o)),
+            *(["--data", data] if data else []),
+            *(arg for p in plugin or [] for arg in ("--plugin", p))]
 
 
 JobsOpt = Annotated[int, typer.Option(help="parallel processes")]

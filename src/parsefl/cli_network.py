@@ -15,6 +15,7 @@ from parsefl.cli_common import (
     PluginOpt,
     _overrides,
     app,
+    config_argv,
     console,
 )
 
@@ -42,21 +43,33 @@ def launch(
         "the run partial either way)")] = False,
 ) -> None:
     """Run one experiment as N processes on this machine (gloo, or gRPC with mutual TLS)."""
-    from parsefl.errors import PartialRun
+    from parsefl.errors import Interrupted, PartialRun
     from parsefl.experiments.distributed.launcher import launch as run_launch
+    from parsefl.experiments.run.interrupt import launch_interrupted
     from parsefl.experiments.run.rundir import check_out_dir
+    from parsefl.reporting import launch_progress
 
     check_out_dir(out)
     if insecure:
         console.print("[bold red]warning:[/] --insecure: plaintext, unauthenticated links")
+    argv = [*config_argv("launch", config, method, override, data, plugin), "--nproc", str(nproc),
+            *(["--keys", str(keys)] if keys is not None else []),
+            *(["--transport", transport] if transport != "gloo" else []),
+            *(["--allow-partial"] if allow_partial else [])]
     try:
-        results = run_launch(config, _overrides(override, data), nproc, out, resume,
-                             method=method, plugins=plugin or [], keys=keys,
-                             transport=transport, insecure=insecure,
-                             allow_partial=allow_partial)
+        with launch_progress(console, nproc) as watch:
+            results = run_launch(config, _overrides(override, data), nproc, out, resume,
+                                 method=method, plugins=plugin or [], keys=keys,
+                                 transport=transport, insecure=insecure,
+                                 allow_partial=allow_partial, on_start=watch.start,
+                                 on_round=watch.round)
     except PartialRun as err:
         _print_run(err.results)
         raise
+    except Interrupted:
+        if watch.out is None:
+            raise
+        raise launch_interrupted(watch.out, nproc, argv) from None  # with the whole command
     _print_run(results)
 
 

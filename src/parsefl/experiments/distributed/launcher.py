@@ -5,15 +5,19 @@ results."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+import shutil
 import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from parsefl.config import load_config, to_yaml
+from parsefl.config import RunConfig, load_config, to_yaml
 from parsefl.data import dataset_slug
 from parsefl.errors import ConfigError, ParseflError, PartialRun
 from parsefl.experiments.distributed.merge import RUN_TOKEN, STARTUP_S, merge_run
@@ -25,7 +29,7 @@ from parsefl.experiments.distributed.processes import (
     spawn,
     wait_all,
 )
-from parsefl.experiments.distributed.worker import runtime_setting
+from parsefl.experiments.distributed.worker import progress_path, runtime_setting
 from parsefl.experiments.run.results import read_results
 from parsefl.experiments.run.roster import agent_count
 from parsefl.experiments.run.rundir import atomic_write, default_run_dir
@@ -53,13 +57,16 @@ def launch(
     transport: str = "gloo",
     insecure: bool = False,
     allow_partial: bool = False,
+    on_start: Callable[[Path, RunConfig], None] | None = None,
+    on_round: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` (+ ``overrides``) as ``nproc`` processes on this machine and return the
     merged results dict (also in ``out_dir/results.json``). The resolved config travels to the
     workers as ``out_dir/config.yaml``; ``plugins`` are imported here and by every worker.
     ``keys`` (a ``parsefl keys init`` folder) makes every process sign and verify every wire
     message; with ``runtime.auth: true`` and no ``keys``, a throwaway CA is made in
-    ``out_dir/keys``.
+    ``out_dir/keys``. ``on_start(out, cfg)`` is called once the run folder is chosen, before
+    any worker starts; ``on_round(done)`` whenever rank 0 reports rounds done.
 
     Workers are started directly, with torchrun's environment, rather than by torchrun: its
     agent stops every worker as soon as one fails, and a lost process must not end the run.
@@ -67,6 +74,8 @@ def launch(
 
     Raises:
         ConfigError: bad config, ``nproc`` outside 1..agents, or ``resume`` with no state.
+        WorkersRefused: every worker refused the config before a checkpoint (the run folder
+            is removed when this launch made it).
         PartialRun: a process was lost or its summary refused (results.json says so), unless
             ``allow_partial``.
         TimeoutError: the workers ran past ``wall_timeout_s`` (they are killed).
@@ -82,7 +91,11 @@ def launch(
         default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     if resume and not (out / "state").is_dir():
         raise ConfigError("--resume", f"no checkpoints under {out / 'state'}")
+    if on_start is not None:
+        on_start(out, cfg)
+    created = not out.exists()
     (out / "logs").mkdir(parents=True, exist_ok=True)
+    progress_path(out).unlink(missing_ok=True)  # a previous launch's
     atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
     if resume and not kind.needs_store:
@@ -96,18 +109,23 @@ def launch(
     argv = [*_worker_argv(out, resume, placement, timeout_s, checkpoint_every, plugins),
             "--transport", transport]
     try:
-        if not kind.needs_store:  # peer to peer: each worker is told every rank's address
-            if insecure:
-                log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
-            return _whole(_launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv), out,
-                          allow_partial)
-        store = loopback_store(max(STARTUP_S, timeout))
-        argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
-        started = time.time()
-        token = {RUN_TOKEN: secrets.token_hex(16)}  # the store namespace of this launch only
-        procs = [spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
-        codes = wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
-        results = _collect(out, codes, started, keys)
+        with _watching(out, on_round):
+            if not kind.needs_store:  # peer to peer: each worker is told every rank's address
+                if insecure:
+                    log.warning("INSECURE: gRPC links will be plaintext and unauthenticated")
+                return _whole(_launch_peers(out, nproc, keys, insecure, wall_timeout_s, argv),
+                              out, allow_partial)
+            store = loopback_store(max(STARTUP_S, timeout))
+            argv += ["--keys", str(Path(keys).resolve())] if keys is not None else []
+            started = time.time()
+            token = {RUN_TOKEN: secrets.token_hex(16)}  # the store namespace of this launch
+            procs = [spawn(rank, nproc, store.port, argv, out, token) for rank in range(nproc)]
+            codes = wait_all(procs, wall_timeout_s, StoreQuota(store, nproc))
+            results = _collect(out, codes, started, keys)
+    except WorkersRefused:
+        if created and not (out / "state").exists():  # nothing but this launch's logs
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     except KeyboardInterrupt:  # the workers got it too; results.json says so, no numbers
         from parsefl.experiments.run.checkpoint import fingerprint
         from parsefl.experiments.run.divergence import interrupted_results
@@ -116,8 +134,40 @@ def launch(
 
         kept = [int(p.name.split("_")[1]) for p in (out / "state").glob("round_*")]
         publish_results(out, interrupted_results(cfg, max(kept, default=0)), fingerprint(cfg))
-        raise launch_interrupted(out) from None
+        raise launch_interrupted(out, nproc) from None
     return _whole(results, out, allow_partial)
+
+
+@contextmanager
+def _watching(out: Path, on_round: Callable[[int], None] | None, poll_s: float = 0.5
+              ) -> Iterator[None]:
+    """While the block runs, ``on_round(done)`` each time rank 0's progress file changes."""
+    if on_round is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        seen = None
+        while True:
+            stopped = stop.wait(poll_s)  # and one last look once the workers are done
+            try:
+                done = json.loads(progress_path(out).read_text())["done"]
+            except (OSError, ValueError, KeyError, TypeError):
+                done = None  # not written yet
+            if type(done) is int and done != seen:
+                seen = done
+                on_round(done)
+            if stopped:
+                return
+
+    thread = threading.Thread(target=poll, name="launch-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _whole(results: dict[str, Any], out: Path, allow_partial: bool) -> dict[str, Any]:
@@ -167,12 +217,15 @@ def _worker_argv(out: Path, resume: bool, placement: str, timeout_s: float | Non
 def _collect(out: Path, codes: list[int], started: float, keys: str | Path | None
              ) -> dict[str, Any]:
     """The results.json written by this launch's rank 0."""
+    path = out / "results.json"
+    published = path.is_file() and path.stat().st_mtime >= started
+    if not published and all(code == 2 for code in codes):  # each refused it in one line
+        raise WorkersRefused(f"{_first_error(out, len(codes))} (every process refused it)")
     for rank, code in enumerate(codes):
         if code:
             log.warning("rank %d exited with code %d (see %s)", rank, code,
                         out / "logs" / f"rank_{rank}.log")
-    path = out / "results.json"
-    if path.is_file() and path.stat().st_mtime >= started:
+    if published:
         return read_results(out, "results.json")
     # Rank 0 died: merge the survivors' own summaries here (those written by this launch).
     fresh = [f for f in (out / "logs").glob("summary_rank_*.json") if f.stat().st_mtime >= started]
@@ -190,6 +243,13 @@ class WorkersFailed(ParseflError):
     """No process of a launch left a result: one line with the first error they logged."""
 
     exit_code = 1
+
+
+class WorkersRefused(ParseflError):
+    """Every process of a launch exited with a one-line refusal (bad config, data, device)
+    before any result: that line, exit 2."""
+
+    exit_code = 2
 
 
 def _first_error(out: Path, world: int) -> str:

@@ -56,6 +56,11 @@ from parsefl.security.manifest import Signer
 log = logging.getLogger("parsefl.worker")
 
 
+def progress_path(out: Path) -> Path:
+    """Rank 0's rounds done, rewritten after every round (``parsefl launch`` shows it)."""
+    return out / "logs" / "progress.json"
+
+
 def runtime_setting(cfg: RunConfig, name: str, given: float | None) -> Any:
     """An explicit value, else ``cfg.runtime.<name>``."""
     return given if given is not None else getattr(cfg.runtime, name)
@@ -128,6 +133,9 @@ class Worker:
                  lambda end: end.round == first and write_json(
                      self.out / "logs" / f"plans_rank_{self.rank}.json", self.plans()),
                  self.log_round]
+        if self.rank == 0:
+            hooks.append(lambda end: write_json(progress_path(self.out), {
+                "done": end.done, "rounds": self.cfg.rounds}))
         run_rounds(self.loop, self.cfg.rounds, hooks, first)
         save_checkpoints(self.local, self.out / "checkpoints")
         tls = type(self.transport).encrypts and not self.insecure  # the channel authenticates

@@ -40,11 +40,11 @@ def run_experiment(
     checkpoint in ``out_dir`` (from round 0 when there is none): the results equal those of a
     run that was never interrupted (``rounds`` may be raised; the rest of the config may not
     change). The lifecycle is the one every runtime uses (:class:`RunSession`)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     exp = build_experiment(cfg)
     loop = exp.loop
     session = RunSession(cfg, exp, loop, exp.agents, out_dir, MARKER)
     first = session.restore(max(complete_rounds(out_dir, MARKER), default=0)) if resume else 0
+    out_dir.mkdir(parents=True, exist_ok=True)  # once it can start: a refusal leaves no folder
     atomic_write(out_dir / "config.yaml", to_yaml(cfg))  # after restore: it may refuse cfg
 
     def diverged(end: RoundEnd) -> None:  # first: a diverged round is never recorded

@@ -57,7 +57,8 @@ def resolved_header(sweep: Sweep) -> str:
 
 def run_and_summarize(sweep: Sweep, out: Path, jobs: int, on_done: OnDone | None = None,
                       overwrite: bool = False):
-    out.mkdir(parents=True, exist_ok=True)
+    # no mkdir: each run makes its folder once it can start, the outputs theirs (a refused
+    # sweep leaves no empty folder)
     results = run_sweep(sweep, out, jobs, on_done, overwrite=overwrite)
     return write_outputs(sweep, results, out)
 

@@ -217,7 +217,7 @@ def test_every_attack_is_deterministic_for_a_fixed_seed(name):
 def test_the_name_index_equals_the_live_registries():
     """``parsefl list`` reads parsefl.registry_index (no torch): it must be what the filled
     registries hold, kinds in their order, or it would show stale names."""
-    from parsefl.registry import builtin_names, filled
+    from parsefl.components import builtin_names, filled
     from parsefl.registry_index import NAMES
 
     live = builtin_names()

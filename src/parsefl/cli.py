@@ -204,7 +204,7 @@ def list_(
 
     kinds = NAMES  # the built-in names, without importing a component (nor torch)
     if _plugins(plugin):  # a plugin may have registered more: ask the registries themselves
-        from parsefl.registry import filled
+        from parsefl.components import filled
 
         kinds = {name: registry.describe() for name, registry in filled().items()}
     if kind != "all" and kind not in kinds:

@@ -166,19 +166,3 @@ ALL: dict[str, Registry] = {
     "transport": TRANSPORTS,
 }
 
-
-def filled() -> dict[str, Registry]:
-    """Every kind ``parsefl list`` shows, by name, each registry filled: this imports every
-    component (and torch); :mod:`parsefl.registry_index` has the built-in names without."""
-    import parsefl.components  # noqa: F401
-    from parsefl.pid.registry import PID_ESTIMATORS
-
-    return {**ALL, "pid": PID_ESTIMATORS}
-
-
-def builtin_names() -> dict[str, dict[str, str]]:
-    """kind -> name -> description of every component parsefl itself defines (a plugin's
-    are left out), from the filled registries: what :mod:`parsefl.registry_index` must hold."""
-    return {kind: {name: text for name, text in registry.describe().items()
-                   if getattr(registry.get(name), "__module__", "").startswith("parsefl.")}
-            for kind, registry in filled().items()}

@@ -152,7 +152,8 @@ def _watching(out: Path, on_round: Callable[[int], None] | None, poll_s: float =
         while True:
             stopped = stop.wait(poll_s)  # and one last look once the workers are done
             try:
-                done = json.loads(progress_path(out).read_text())["done"]
+                with progress_path(out).open("rb") as fh:  # a few bytes: bounded
+                    done = json.loads(fh.read(4096))["done"]
             except (OSError, ValueError, KeyError, TypeError):
                 done = None  # not written yet
             if type(done) is int and done != seen:

@@ -225,6 +225,20 @@ def test_an_untampered_checkpoint_with_a_stray_file_resumes_to_the_same_numbers(
         {k: v for k, v in whole.items() if k != "wall_time_s"}
 
 
+def test_a_planted_file_the_manifest_does_not_list_is_never_read(tmp_path):
+    """A reference-backend checkpoint has no executor state: a file planted under that name
+    (garbage here) must not be loaded; the resume equals the run that never stopped."""
+    ref = [*BASE, "runtime.backend=reference"]
+    run = tmp_path / "run"
+    run_experiment(load_config(None, [*ref, "rounds=2"]), run)
+    (run / ROUND / "executor_run.safetensors").write_bytes(b"\xff" * 64)
+    more = load_config(None, [*ref, "rounds=3"])
+    resumed = run_experiment(more, run, resume=True)
+    whole = run_experiment(more, tmp_path / "whole")
+    assert {k: v for k, v in resumed.items() if k != "wall_time_s"} == \
+        {k: v for k, v in whole.items() if k != "wall_time_s"}
+
+
 def test_the_case_count():  # the tally the closing note reports
     assert len(STATE_CASES) == 40
 

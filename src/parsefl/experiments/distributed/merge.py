@@ -23,7 +23,7 @@ from parsefl.experiments.run.record_schema import check_record
 from parsefl.experiments.run.results import merged_results, publish_results
 from parsefl.experiments.run.roster import agent_count
 from parsefl.experiments.run.rundir import write_json
-from parsefl.security.manifest import Signer, seal, unseal
+from parsefl.security.manifest import MAX_MANIFEST, Signer, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,23 @@ def connect(rank: int, world: int, timeout_s: float) -> dist.Store:
 @dataclass(frozen=True)
 class RunParts:
     """What every rank's summary of one run must fit: the run fingerprint, its length, the
-    number of processes and the rank hosting each agent; ``ids``: the keys that verify the
-    summaries' signed manifests (None: hashes only, and the merge is not authenticated)."""
+    number of processes, the rank hosting each agent and the placement that put it there;
+    ``ids``: the keys that verify the summaries' signed manifests (None: hashes only, and the
+    merge is not authenticated)."""
 
     run: str
     rounds: int
     world: int
     owner: list[int]
     ids: Any = None
+    placement: str = "block"
 
     @classmethod
     def of(cls, cfg: RunConfig, placement_name: str, world: int, ids: Any = None) -> RunParts:
         from parsefl.experiments.distributed.placing import placement
 
-        return cls(fingerprint(cfg), cfg.rounds, world, placement(cfg, placement_name, world)[1],
-                   ids)
+        name, owner, _ = placement(cfg, placement_name, world)
+        return cls(fingerprint(cfg), cfg.rounds, world, owner, ids, name)
 
     def agents(self, rank: int) -> list[int]:
         return [i for i, r in enumerate(self.owner) if r == rank]
@@ -74,7 +76,7 @@ class RunParts:
     def meta(self, rank: int) -> dict[str, Any]:
         """The summary manifest's ``meta`` for ``rank``."""
         return {"kind": "summary", "run": self.run, "rank": rank, "world_size": self.world,
-                "agents": self.agents(rank)}
+                "placement": self.placement, "agents": self.agents(rank)}
 
     def check(self, summary: Any, rank: int, where: str, field: str) -> dict[str, Any]:
         """``summary`` bounded and fitted to this run (:func:`check_record`)."""
@@ -226,19 +228,21 @@ def merge_run(folder: str | Path, keys: str | Path | None = None) -> dict[str, A
     if keys is None and (out / "keys" / "peers.json").is_file():
         keys = out / "keys"
     ids = Identities(keys) if keys is not None else None
-    try:  # how many processes and how they were placed: the manifest of the lowest rank
-        first = next(f for f in files if f.is_file())
-        head = loads_bounded(first.with_name(f"manifest_{first.name}").read_bytes())
-        world = head["meta"]["world_size"]
-        placed = loads_bounded(first.read_bytes()).get("placement", "block")
+    try:  # how many processes and how they were placed: a manifest (read_summary checks it)
+        first = next(p for p in (out / "logs").glob("manifest_summary_rank_*.json"))
+        if first.stat().st_size > MAX_MANIFEST:
+            raise ValueError(f"{first.name} is larger than {MAX_MANIFEST} bytes")
+        head = loads_bounded(first.read_bytes())
+        world, placed = head["meta"]["world_size"], head["meta"]["placement"]
         if type(world) is not int or not 1 <= world <= agent_count(cfg) \
                 or not isinstance(placed, str):
             raise ValueError(f"world size {world!r}, placement {placed!r}")
         parts = RunParts.of(cfg, placed, world, ids)
     except (OSError, WireError, KeyError, TypeError, ValueError, AttributeError,
             StopIteration) as err:
-        raise ConfigError("RUN_DIR", f"{files[0]} and its manifest do not describe a run of "
-                          f"{out / 'config.yaml'} ({type(err).__name__}: {err})") from None
+        raise ConfigError("RUN_DIR", f"the summary manifests in {out / 'logs'} do not describe "
+                          f"a run of {out / 'config.yaml'} ({type(err).__name__}: {err})"
+                          ) from None
     summaries, signed = {}, set()
     for path in files:
         rank = path.stem.removeprefix("summary_rank_")

@@ -87,7 +87,7 @@ class Worker:
         self.signer = Signer(self.auth.ids, mine[0]) if self.auth is not None and mine \
             else None
         self.parts = RunParts(fingerprint(cfg), cfg.rounds, world, self.owner,
-                              self.auth.ids if self.auth is not None else None)
+                              self.auth.ids if self.auth is not None else None, self.placement)
         self.settings = transport_settings(args, rank, world, self.timeout_s)  # known kind
         # Build before the rendezvous, so that ranks reach their first exchange together.
         self.exp = build_experiment(cfg, mine)

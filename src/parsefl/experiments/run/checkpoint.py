@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,12 @@ def verify_state(folder: Path, marker: str, run: str, done: int, agents: Iterabl
 
 
 def load_state(folder: Path, agents: Iterable[Agent], executor: Executor, marker: str,
-               checks: ReceiveChecks | None = None, rejected: Mapping[str, Any] | None = None
-               ) -> None:
-    """Restore what :func:`save_state` wrote (verified by :func:`verify_state` first) into
-    freshly built agents, executor and ``checks`` (``rejected``: the counts in the record).
-    A file whose tensors do not fit what they are loaded into is one line naming it."""
+               listed: Collection[str], checks: ReceiveChecks | None = None,
+               rejected: Mapping[str, Any] | None = None) -> None:
+    """Restore what :func:`save_state` wrote (verified by :func:`verify_state` first: only
+    the files its manifest ``listed`` are read) into freshly built agents, executor and
+    ``checks`` (``rejected``: the counts in the record). A file whose tensors do not fit
+    what they are loaded into is one line naming it."""
     if checks is not None:
         checks.load(dict(rejected or {}))
     part = Path(marker).stem
@@ -115,7 +116,7 @@ def load_state(folder: Path, agents: Iterable[Agent], executor: Executor, marker
         path = folder / f"agent_{agent.id:04d}.safetensors"
         _refusing(path, lambda p=path, a=agent: load_agent_state(a, p))
     path = folder / f"executor_{part}.safetensors"
-    if path.is_file():
+    if path.name in listed:
         def stacked() -> None:
             tensors, meta = _load(path, finite=True)
             scalars = json.loads(meta["scalars"])

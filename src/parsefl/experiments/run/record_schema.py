@@ -126,7 +126,8 @@ def _misfit(rec: Record, agents: set[int], n: int, rounds: int, done: int | None
         return f"rounds {_span(seen)} are not each once inside the run's {rounds}"
     if seen and seen != list(range(seen[0], seen[-1] + 1)):
         return f"rounds {_span(seen)} have gaps"
-    if any(int(r) >= rounds or int(r) not in set(seen) for r in rec.history.evals):
+    ran = set(seen)
+    if any(int(r) >= rounds or int(r) not in ran for r in rec.history.evals):
         return "an evaluation of a round it did not run"
     ids = {int(k) for r in rec.history.rounds for k in r.losses} \
         | {row.id for rows in rec.history.evals.values() for row in rows}

@@ -137,7 +137,7 @@ class RunSession:
         folder = round_folder(self.out, done)
         ids = [a.id for a in self.agents]
         # Nothing of the part is read before its manifest (and signature) checked out.
-        verify_state(folder, self.marker, fingerprint(self.cfg), done, ids,
+        sealed = verify_state(folder, self.marker, fingerprint(self.cfg), done, ids,
                      self.signer.ids if self.signer is not None else None)
         meta = self._meta(folder)
         if not {"validation", "phases"} <= set(meta) or "evals" not in meta.get("history", {}):
@@ -155,8 +155,8 @@ class RunSession:
             raise ConfigError("rounds", f"the checkpoint in {folder} is past round "
                               f"{self.cfg.rounds}")
         self.loop.replay_schedules(done)  # what the agents held when saved (stacked groups)
-        load_state(folder, self.agents, self.loop.executor, self.marker, self.loop.checks,
-                   meta.get("rejected", {}))
+        load_state(folder, self.agents, self.loop.executor, self.marker, sealed.files,
+                   self.loop.checks, meta.get("rejected", {}))
         every = self.cfg.eval_every
         on_schedule = lambda r: r % every == 0 or r == self.cfg.rounds  # noqa: E731
         try:

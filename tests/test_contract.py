@@ -124,8 +124,9 @@ def _forbidden(a: str, x: str, b: str, y: str) -> bool:
         if f == "method" and silent(v) and g in ("aggregation", "attack", "compressor",
                                                   "checks"):
             return w != DEFAULTS[g]
-    return REFUSED.setdefault((a, x, b, y), refusal({**DEFAULTS, a: x, b: y}, "vectorized"))\
-        is not None
+    if (a, x, b, y) not in REFUSED:  # the greedy design asks about a pair many times
+        REFUSED[a, x, b, y] = refusal({**DEFAULTS, a: x, b: y}, "vectorized")
+    return REFUSED[a, x, b, y] is not None
 
 
 REFUSED: dict[tuple[str, str, str, str], str | None] = {}

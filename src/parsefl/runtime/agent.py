@@ -4,6 +4,7 @@ reads/writes its components; it knows nothing of the network."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,6 +75,17 @@ class Agent:
         if self._optimizer is None:
             self._optimizer = make_optimizer(self.model, self.train_cfg)
         return self._optimizer
+
+    def optimizer_state(self) -> dict[str, Any] | None:
+        """The optimizer's state dict; None while it was never made (a stacked backend's agent:
+        a fresh one is exactly what loading an unused one's state would give, and making one
+        costs the first ``torch.optim`` object's import of ``torch._dynamo``, ~2 s)."""
+        return None if self._optimizer is None else self._optimizer.state_dict()
+
+    def forget_optimizer(self) -> None:
+        """Drop the optimizer: the next use makes a fresh one (no state, the config's
+        hyperparameters)."""
+        self._optimizer = None
 
     def rebind(self, params: Mapping[str, torch.Tensor],
                x: Mapping[str, torch.Tensor] | None = None, y: torch.Tensor | None = None,

@@ -43,8 +43,6 @@ def evaluate(
 ) -> Evaluation:
     """Each slot on the whole test set, using only its modalities (those it still holds, when
     a modality schedule took some away)."""
-    from sklearn.metrics import f1_score  # lazy: `parsefl list` stays fast
-
     y_np = y.cpu().numpy()
     rows = []
     for slot in slots:
@@ -55,10 +53,22 @@ def evaluate(
             "group": slot.group,
             "modalities": list(slot.modalities),
             "accuracy": float((pred == y_np).mean()),
-            "macro_f1": float(f1_score(y_np, pred, average="macro",
-                                       labels=list(range(n_classes)), zero_division=0)),
+            "macro_f1": macro_f1(y_np, pred, n_classes),
         })
     return Evaluation(rows, summarize_groups(rows), mean_metrics(rows))
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """The mean over classes ``0..n_classes-1`` of ``2 TP / (2 TP + FP + FN)``, 0 for a class
+    neither present nor predicted: scikit-learn's ``f1_score(average="macro", labels=...,
+    zero_division=0)`` (checked against it in the tests), without importing scikit-learn
+    (1.6 s in every process that evaluates)."""
+    tp = np.bincount(y[pred == y], minlength=n_classes)[:n_classes].astype(np.float64)
+    fp = np.bincount(pred[pred != y], minlength=n_classes)[:n_classes]
+    fn = np.bincount(y[pred != y], minlength=n_classes)[:n_classes]
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
+    return float(f1.mean())
 
 
 def summarize_groups(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:

@@ -4,6 +4,7 @@ quota on the store, and Ctrl-C passed on to every worker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -80,7 +81,7 @@ def wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None,
               quota: StoreQuota | None = None, poll_s: float = 0.25) -> list[int]:
     deadline = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
     try:
-        while any(proc.poll() is None for proc in procs):
+        while running := [proc for proc in procs if proc.poll() is None]:
             if deadline is not None and time.monotonic() > deadline:
                 kill_all(procs)
                 raise TimeoutError(f"workers ran past {wall_timeout_s} s and were killed")
@@ -91,7 +92,9 @@ def wait_all(procs: list[subprocess.Popen], wall_timeout_s: float | None,
                                   f"workers is writing to 127.0.0.1:{quota.store.port}; the "
                                   "run was stopped (its checkpoints are kept; --resume "
                                   "continues, or use --transport grpc on shared machines)")
-            time.sleep(poll_s)
+            # back as soon as it ends (a sleep would add up to poll_s to every run)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running[0].wait(poll_s)
     except KeyboardInterrupt:
         forward_interrupt(procs)
         raise

@@ -145,12 +145,14 @@ def save_agent_state(agent: Agent, path: Path) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous()
                for k, v in agent.model.state_dict().items()}
     scalars: dict[str, Any] = {}
-    opt = agent.optimizer.state_dict()
-    _flatten_optimizer(opt, "", tensors, scalars)
+    opt = agent.optimizer_state()
+    if opt is not None:
+        _flatten_optimizer(opt, "", tensors, scalars)
     tensors["generator"] = agent.generator.get_state()
     tensors["stream.perm"] = agent.stream.perm.contiguous()
     meta = {"scalars": json.dumps(scalars), "last_loss": json.dumps(agent.last_loss),
-            "stream_pos": json.dumps(agent.stream.pos)}
+            "stream_pos": json.dumps(agent.stream.pos),
+            "optimizer": json.dumps("used" if opt is not None else "unused")}
     _save(tensors, meta, path)
 
 
@@ -166,7 +168,12 @@ def load_agent_state(agent: Agent, path: Path) -> None:
     scalars = json.loads(meta["scalars"])
     if "param_groups" in meta:  # written before the optimizer layout was shared
         scalars["param_groups"] = json.loads(meta["param_groups"])
-    agent.optimizer.load_state_dict(_unflatten_optimizer(tensors, scalars, ""))
+    if json.loads(meta.get("optimizer", '"used"')) == "unused":  # never made when saved
+        if scalars or any(k.startswith("optim.") for k in tensors):
+            raise ValueError("optimizer state in a file that says its optimizer was unused")
+        agent.forget_optimizer()
+    else:
+        agent.optimizer.load_state_dict(_unflatten_optimizer(tensors, scalars, ""))
     agent.generator.set_state(tensors["generator"])
     agent.stream.perm = tensors["stream.perm"]
     pos, loss = json.loads(meta["stream_pos"]), json.loads(meta["last_loss"])
@@ -211,7 +218,7 @@ def _check_layout(agent: Agent, path: Path) -> None:
             for k, v in agent.model.state_dict().items()}
     want["generator"] = ["U8", list(agent.generator.get_state().shape)]
     n = agent.stream.n
-    params = [list(p.shape) for g in agent.optimizer.param_groups for p in g["params"]]
+    params = [list(p.shape) for p in agent.model.parameters()]  # the optimizer's order
     for name, (dtype, shape) in layout.items():
         if name == "stream.perm":  # not drawn yet (0) or one permutation of the samples
             ok = dtype == "I64" and shape in ([0], [n])

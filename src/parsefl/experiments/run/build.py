@@ -49,6 +49,8 @@ class Experiment:
     # agent -> (x, y) of its validation split (train.val_fraction; built, non-pooled agents)
     val: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]] = field(default_factory=dict)
     privacy: PrivacyPlan | None = None  # each agent's DP accounting (privacy: configured)
+    # each place's training rows of dataset.train (the membership audit's members)
+    parts: list[np.ndarray] = field(default_factory=list)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,7 +120,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                 for m in a.modalities}, torch.as_tensor(ds.train.y[held[a.id]], device=device))
         for a in agents}
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
-                      [len(p) for p in parts], val, plan)
+                      [len(p) for p in parts], val, plan, list(parts))
 
 
 def _privacy(cfg: RunConfig, n_train: list[int], loop: RoundEngine,

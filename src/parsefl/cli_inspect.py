@@ -1,4 +1,4 @@
-"""Commands that inspect data, runs and slices: pid, probe, data describe (thin: they parse
+"""Commands that inspect data, runs and slices: pid, probe, audit, data describe (thin: they parse
 arguments and delegate)."""
 
 from __future__ import annotations
@@ -77,6 +77,38 @@ def probe(
         u = ", ".join(f"U[{m}] {v:.3f}" for m, v in p["unique"].items())
         console.print(f"PID of the {kind} slices about y: R {p['redundancy']:.3f}, {u}, "
                       f"S {p['synergy']:.3f} bits")
+
+
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder")],
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Membership inference by a curious neighbour from the components it received: AUC and
+    TPR at 1% FPR per component kind (also written to RUN_DIR/audit.json)."""
+    _plugins(plugin)
+    import json
+
+    from parsefl.experiments.run.rundir import write_json
+    from parsefl.privacy.audit import audit_run
+
+    result = audit_run(run_dir)
+    write_json(run_dir / "audit.json", result)
+    if json_out:
+        print(json.dumps(result))
+        return
+    eps = result["privacy"]
+    table = Table(title=f"{result['method']} (seed {result['seed']}, "
+                        f"{'no DP' if eps is None else f'epsilon {eps:.2f}'}): loss-threshold "
+                        "membership inference by each receiving neighbour")
+    for col in ("components", "pairs", "AUC mean", "AUC std", "AUC max", "TPR@1%FPR"):
+        table.add_column(col, justify="left" if col == "components" else "right")
+    for kind, row in result["kinds"].items():
+        table.add_row(kind, str(row["pairs"]), f"{row['auc_mean']:.3f}",
+                      f"{row['auc_std']:.3f}", f"{row['auc_max']:.3f}",
+                      f"{row['tpr_at_1pct_fpr_mean']:.3f}")
+    console.print(table)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and partitions.")

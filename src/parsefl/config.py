@@ -27,6 +27,7 @@ from parsefl.config_sections import (  # the robustness and dynamics sections
     ChecksConfig,
     CommunicationConfig,
     DynamicsConfig,
+    PrivacyConfig,
     _Strict,
 )
 from parsefl.errors import ConfigError
@@ -157,6 +158,7 @@ class RunConfig(_Strict):
     adversary: AdversaryConfig | None = None  # Byzantine agents (none by default)
     dynamics: DynamicsConfig = DynamicsConfig()
     communication: CommunicationConfig = CommunicationConfig()  # compression, periods
+    privacy: PrivacyConfig | None = None  # differentially private local training (none)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -284,6 +286,10 @@ def _check_names(cfg: RunConfig) -> None:
         raise ConfigError("device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if not cfg.mix:
         raise ConfigError("mix", "give at least one modality subset with a count")
+    if cfg.privacy is not None:
+        from parsefl.privacy.accounting import check_privacy
+
+        check_privacy(cfg)
 
 
 def to_yaml(cfg: RunConfig) -> str:

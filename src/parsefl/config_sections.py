@@ -3,7 +3,7 @@ aggregation, what changes during a run), and the strict base every config model 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,3 +87,21 @@ class CommunicationConfig(_Strict):
     period: int = Field(1, ge=1)  # a kind with period k is sent in rounds r with r % k == 0
     # Per component kind (the name before the dot): enc, enc_s, head_u, head_r, synergy, ...
     kinds: dict[str, KindCommunication] = Field(default_factory=dict)
+
+
+class PrivacyConfig(_Strict):
+    """Differentially private local training (parsefl.privacy; README "Privacy"): each
+    sample's gradient clipped to ``max_grad_norm``, Gaussian noise of std
+    ``noise_multiplier * max_grad_norm`` added to their sum, accounted per agent by Opacus.
+
+    ``epsilon`` alone: the noise is calibrated per agent to spend exactly ``epsilon`` (at
+    ``delta``) by the last planned step. ``noise_multiplier`` alone: fixed noise, epsilon
+    reported. Both: fixed noise, and ``epsilon`` is a budget the run refuses to exceed (or
+    stops at, with ``stop_at_budget``)."""
+
+    epsilon: float | None = Field(None, gt=0, le=1e4)
+    delta: float = Field(1e-5, gt=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0, le=1e6)
+    noise_multiplier: float | None = Field(None, gt=0, le=1e4)
+    accountant: Literal["rdp", "prv"] = "rdp"
+    stop_at_budget: bool = False

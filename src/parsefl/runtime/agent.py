@@ -11,6 +11,7 @@ from torch import nn
 
 from parsefl.config import LossConfig, TrainConfig
 from parsefl.model import AgentModel, signature
+from parsefl.privacy.dpsgd import PrivateSteps, private_step
 from parsefl.runtime.batching import BatchStream
 from parsefl.sharing.base import Capability
 
@@ -63,6 +64,7 @@ class Agent:
         self.track_gradients = False
         self.grad_sum: dict[str, torch.Tensor] = {}
         self.last_loss = float("nan")
+        self.privacy: PrivateSteps | None = None  # DP-SGD settings (set by the build)
 
     @property
     def group(self) -> str:
@@ -168,10 +170,14 @@ class Agent:
                 else mods
             if not mods:
                 continue
-            loss, _ = self.model.loss({m: self.x[m][idx] for m in mods}, self.y[idx],
-                                      self.loss_cfg, self.phase)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            xb = {m: self.x[m][idx] for m in mods}
+            if self.privacy is not None:  # sets the private gradient
+                loss = private_step(self.model, self.privacy, xb, self.y[idx], self.loss_cfg,
+                                    self.phase)
+            else:
+                loss, _ = self.model.loss(xb, self.y[idx], self.loss_cfg, self.phase)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             if self.track_gradients:
                 self._accumulate_gradients()
             self.optimizer.step()

@@ -18,26 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 
-from parsefl.config import LossConfig, TrainConfig
+from parsefl.config import TrainConfig
+from parsefl.privacy.dpsgd import LossOf, clipped_sum, reached, sample_grads
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.stacked_optim import StackedOptimizer
 
 Batch = tuple[int, torch.Tensor]  # (row of the agent in its group, sample indices)
-
-
-class _LossOf(nn.Module):
-    """``forward(x, y)`` = the wrapped model's training loss, so that ``functional_call`` can
-    evaluate it with any (stacked-slice) parameters."""
-
-    def __init__(self, model: nn.Module, cfg: LossConfig) -> None:
-        super().__init__()
-        self.model, self.cfg, self.phase = model, cfg, None
-
-    def forward(self, x: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(x, y, self.cfg, self.phase)[0]
 
 
 class StackedGroup:
@@ -47,7 +35,7 @@ class StackedGroup:
         self.agents = agents
         first = agents[0]
         self.train_cfg = train
-        self.wrapper = _LossOf(first.model, first.loss_cfg)
+        self.wrapper = LossOf(first.model, first.loss_cfg)
         self.names = [n for n, _ in first.model.named_parameters()]
         self.params: dict[str, torch.Tensor] = {}
         for n in self.names:  # one tensor at a time: each agent's own copy goes at once
@@ -66,6 +54,8 @@ class StackedGroup:
             self._rebind_data(sizes)
         self.loss = torch.vmap(self._one, randomness="different")
         self.grad_sum: dict[str, torch.Tensor] = {}
+        self.private = first.privacy is not None  # DP-SGD (parsefl.privacy.dpsgd)
+        self._reached: dict[str | None, list[str]] = {}  # phase -> names a sample's loss reaches
 
     def _rebind_data(self, sizes: list[int]) -> None:
         """The agents see the group's data copies (what is stacked so far)."""
@@ -101,6 +91,10 @@ class StackedGroup:
                 live.append(rows)
                 everyone = len(rows) == len(self.agents)
                 params = self.params if everyone else {n: p[rows] for n, p in self.params.items()}
+                if self.private:
+                    losses = self._private_step(rows, idx, phase)
+                    total.index_add_(0, rows, losses)
+                    continue
                 xb, yb = self.gather(rows, idx)
                 if len(rows) == 1 and not everyone:  # one agent: its plain call, no vmap
                     losses = self._one({n: p[0] for n, p in params.items()},
@@ -114,6 +108,38 @@ class StackedGroup:
             rows = torch.cat(live)
             self.optimizer.step(None if len(rows) == len(self.agents) else rows)
         return torch.where(count > 0, total / count.clamp(min=1), float("nan"))
+
+    def private_grads(self, rows: torch.Tensor, idx: torch.Tensor, phase: str | None
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """DP-SGD's clipped sums of per-sample gradients (R, ...) of the batches ``idx``
+        (R, B) of ``rows``, over the parameters a sample's loss reaches, and the per-sample
+        losses (R, B): one ``vmap`` over the agents of one over their samples."""
+        xb, yb = self.gather(rows, idx)
+        if phase not in self._reached:  # the same for every row: one model, one held set
+            first = self.agents[int(rows[0])]
+            self._reached[phase] = reached(first.model, {m: v[0, :1] for m, v in xb.items()},
+                                           yb[0, :1], first.loss_cfg, phase)
+        names = self._reached[phase]
+        train = {n: self.params[n][rows].detach() for n in names}
+        fixed = {n: self.params[n][rows].detach() for n in self.names if n not in train}
+        grads, losses = vmap(lambda t, f, x, y: sample_grads(self._one, t, f, x, y),
+                             randomness="different")(train, fixed, xb, yb)
+        return clipped_sum(grads, self.agents[0].privacy.max_norm, 1), losses
+
+    def _private_step(self, rows: torch.Tensor, idx: torch.Tensor, phase: str | None
+                      ) -> torch.Tensor:
+        """Write the private gradients of ``rows`` (their clipped sums plus each agent's own
+        noise, over the batch size) into their rows of ``.grad``; the mean losses (R,)."""
+        summed, losses = self.private_grads(rows, idx, phase)
+        shapes = [(n, self.params[n].shape[1:]) for n in summed]
+        noise = [self.agents[r].privacy.draw(shapes, self.y.device) for r in rows.tolist()]
+        for n, total in summed.items():
+            p = self.params[n]
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            p.grad.index_copy_(0, rows, (total + torch.stack([z[n] for z in noise]))
+                               / idx.shape[1])
+        return losses.mean(1)
 
     def bare_steps(self, steps: int, batch: int) -> None:
         """The compute floor the benchmarks compare a round against (benchmarks/floor.py,

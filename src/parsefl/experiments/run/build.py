@@ -23,6 +23,8 @@ from parsefl.experiments.run.roster import agent_partition
 from parsefl.experiments.studies.pid_split import agree_splits
 from parsefl.model import ModelSpec
 from parsefl.model.pretrained import load_trunks
+from parsefl.privacy.accounting import PrivacyPlan, plan_privacy
+from parsefl.privacy.dpsgd import PrivateSteps
 from parsefl.registry import SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
 from parsefl.runtime.checks import ReceiveChecks
@@ -46,6 +48,9 @@ class Experiment:
     n_train: list[int]  # training samples of every place of the mix, built here or not
     # agent -> (x, y) of its validation split (train.val_fraction; built, non-pooled agents)
     val: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]] = field(default_factory=dict)
+    privacy: PrivacyPlan | None = None  # each agent's DP accounting (privacy: configured)
+    # each place's training rows of dataset.train (the membership audit's members)
+    parts: list[np.ndarray] = field(default_factory=list)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,6 +110,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                        checks=ReceiveChecks(cfg.checks.max_norm, cfg.checks.max_ratio),
                        adversary=adversary, communication=build_communication(cfg))
     loop.local_steps = steps
+    plan = _privacy(cfg, [len(p) for p in parts], loop, agents)
     if _use_vectorized(cfg, agents, aggregator, loop):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
@@ -114,7 +120,20 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                 for m in a.modalities}, torch.as_tensor(ds.train.y[held[a.id]], device=device))
         for a in agents}
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
-                      [len(p) for p in parts], val)
+                      [len(p) for p in parts], val, plan, list(parts))
+
+
+def _privacy(cfg: RunConfig, n_train: list[int], loop: RoundEngine,
+             agents: list[Agent]) -> PrivacyPlan | None:
+    """Every agent's DP accounting (refusing a budget the run would exceed), and each built
+    agent's DP-SGD settings."""
+    if cfg.privacy is None:
+        return None
+    plan = plan_privacy(cfg, n_train, loop)
+    for agent in agents:
+        agent.privacy = PrivateSteps(agent.id, plan.agents[agent.id].noise,
+                                     cfg.privacy.max_grad_norm, cfg.seed)
+    return plan
 
 
 def build_adversary(cfg: RunConfig, groups: list[tuple[str, ...]], agents: list[Agent],

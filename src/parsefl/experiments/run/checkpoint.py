@@ -153,6 +153,8 @@ def save_agent_state(agent: Agent, path: Path) -> None:
     meta = {"scalars": json.dumps(scalars), "last_loss": json.dumps(agent.last_loss),
             "stream_pos": json.dumps(agent.stream.pos),
             "optimizer": json.dumps("used" if opt is not None else "unused")}
+    if agent.privacy is not None:  # its private steps: the accounting and the noise stream
+        meta["privacy_steps"] = json.dumps(agent.privacy.steps)
     _save(tensors, meta, path)
 
 
@@ -181,6 +183,11 @@ def load_agent_state(agent: Agent, path: Path) -> None:
             or not (loss is None or isinstance(loss, float | int)):
         raise ValueError(f"stream position {pos!r} or last loss {loss!r} out of range")
     agent.stream.pos, agent.last_loss = pos, loss
+    if agent.privacy is not None:
+        steps = json.loads(meta.get("privacy_steps", "null"))
+        if type(steps) is not int or steps < 0:
+            raise ValueError(f"privacy step count {steps!r} missing or out of range")
+        agent.privacy.steps = steps
 
 
 def _flatten_optimizer(opt: Mapping[str, Any], prefix: str, tensors: dict[str, torch.Tensor],

@@ -8,7 +8,9 @@ of exhausting memory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -30,21 +32,39 @@ BOUND_S = 120
 
 
 def _outsider(out: Path) -> tuple[dist.TCPStore, str]:
-    """A client of the run's store, found as an attacker on the host would (the worker's
-    environment), and the run's namespace, read from the store's own key list."""
+    """A client of the run's store, found as an attacker on the host would (``ss -ltnp``: the
+    port the launcher, here this process, listens on), and the run's namespace, read from
+    the store's own key list."""
     deadline = time.monotonic() + BOUND_S
     while time.monotonic() < deadline:
         log = out / "logs" / "rank_0.log"
         found = re.search(r"pid (\d+)", log.read_text()) if log.is_file() else None
         if found:
-            env = Path(f"/proc/{found.group(1)}/environ").read_bytes().split(b"\0")
-            port = int(next(v for v in env if v.startswith(b"MASTER_PORT=")).split(b"=")[1])
+            port = _listening_port(os.getpid())
             store = dist.TCPStore("127.0.0.1", port, is_master=False,
                                   timeout=__import__("datetime").timedelta(seconds=10))
             token = next(k.split("/")[0] for k in store.list_keys() if "/gloo/" in k)
             return store, f"parsefl/{token}/0/"
         time.sleep(0.02)
     raise TimeoutError("the run never started")
+
+
+def _listening_port(pid: int) -> int:
+    """The one TCP port on 127.0.0.1 that process ``pid`` listens on (/proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and inode in inodes and local.startswith("0100007F:"):
+            ports.add(int(local.split(":")[1], 16))
+    assert len(ports) == 1, ports
+    return ports.pop()
 
 
 def _launch(out: Path, box: dict) -> threading.Thread:

@@ -52,6 +52,16 @@ class ForkServer:
                 cls._running = cls()
             return cls._running
 
+    @classmethod
+    def stop(cls, timeout: float | None = None) -> None:
+        """End this process's server (it waits for its workers first); the next spawn starts
+        a new one."""
+        with cls._lock:
+            server, cls._running = cls._running, None
+        if server is not None:
+            server.proc.stdin.close()
+            server.proc.wait(timeout)
+
     def _read(self) -> None:
         for line in self.proc.stdout:
             note = json.loads(line)

@@ -31,6 +31,9 @@ def loopback_store(timeout_s: float) -> dist.TCPStore:
                          timeout=timedelta(seconds=timeout_s), master_listen_fd=sock.detach())
 
 
+FORK = hasattr(os, "fork")  # workers forked by the fork server (else fresh interpreters)
+
+
 def spawn(rank: int, world: int, port: int, argv: list[str], out: Path,
           extra: dict[str, str] | None = None) -> Process:
     """Start rank ``rank`` of ``world`` with torchrun's environment; its stdout and stderr
@@ -48,7 +51,7 @@ def spawn(rank: int, world: int, port: int, argv: list[str], out: Path,
     if loopback:  # gloo's own listening sockets: on the loopback interface only
         env.setdefault("GLOO_SOCKET_IFNAME", loopback[0])
     log = out / "logs" / f"rank_{rank}.out"
-    if hasattr(os, "fork"):
+    if FORK:
         return ForkServer.get().spawn(list(argv), env, log)
     with open(log, "ab") as fh:
         return subprocess.Popen([sys.executable, "-m", WORKER, *argv], env=env, stdout=fh,

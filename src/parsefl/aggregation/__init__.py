@@ -2,6 +2,7 @@
 
 from parsefl.aggregation import (  # noqa: F401  (fill the registry)
     clipped,
+    cs_plus_rg,
     geomed,
     mean,
     median,
@@ -18,6 +19,6 @@ from parsefl.aggregation.base import (
 )
 
 __all__ = [
-    "Aggregator", "LinearAggregator", "StackedAggregator", "build_aggregator", "flatten",
-    "fold_missing", "unflatten",
+    "Aggregator", "LinearAggregator", "StackedAggregator",
+    "build_aggregator", "flatten", "fold_missing", "unflatten",
 ]

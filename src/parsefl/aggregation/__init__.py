@@ -6,11 +6,13 @@ from parsefl.aggregation import (  # noqa: F401  (fill the registry)
     geomed,
     mean,
     median,
+    robust,
     trimmed_mean,
 )
 from parsefl.aggregation.base import (
     Aggregator,
     LinearAggregator,
+    ScreeningAggregator,
     StackedAggregator,
     build_aggregator,
     flatten,
@@ -19,6 +21,6 @@ from parsefl.aggregation.base import (
 )
 
 __all__ = [
-    "Aggregator", "LinearAggregator", "StackedAggregator",
+    "Aggregator", "LinearAggregator", "ScreeningAggregator", "StackedAggregator",
     "build_aggregator", "flatten", "fold_missing", "unflatten",
 ]

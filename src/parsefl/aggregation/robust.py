@@ -44,7 +44,7 @@ class Robust(ScreeningAggregator):
     name = "robust"
 
     def __init__(self, inner: str = "clipped", inner_params: dict[str, Any] | None = None,
-                 margin: float = 0.25, margin_abs: float = 0.05, batch: int = 64,
+                 margin: float = 2.0, margin_abs: float = 1.0, batch: int = 64,
                  decay: float = 0.5, recover: float = 0.1, clip_floor: float = 0.5) -> None:
         if inner not in INNER:
             raise ConfigError("aggregation.params.inner",

@@ -110,22 +110,61 @@ def test_trust_decays_and_recovers_in_closed_form():
 
 
 def test_mixing_weights_follow_trust():
-    """Inner rule mean, own copy 0 (weight 1/2), one accepted copy at 2 (weight 1/2): with
-    trust 1/4 it gets weight 1/8, the own copy the other 7/8."""
+    """Inner rule mean, own copy 4 (weight 1/2), one accepted copy at 5 (weight 1/2, offset 1
+    within max_offset 0.5 of |4|): with trust 1/4 it gets weight 1/8, the own copy 7/8."""
     agg = build_aggregator("robust", {"inner": "mean"})
     agg.reputation.trust[(0, 1)] = 0.25
-    values = torch.tensor([[[0.0], [2.0]]])
+    values = torch.tensor([[[4.0], [5.0]]])
     out = agg.combine_screened(values, torch.ones(1, 2, dtype=torch.bool),
                                torch.tensor([[0.5, 0.5]]), torch.tensor([[1.0, 1.0]]),
                                [0], [[1]])
-    assert out.tolist() == [[0.25]]
+    assert out.tolist() == [[4.125]]
+
+
+def _screen(agg, values, losses, mask=None):
+    """Which peer copies ``robust`` accepts (its weights after the screen, trust 1)."""
+    values = torch.tensor(values, dtype=torch.float32)
+    k = values.shape[1]
+    mask = torch.ones(1, k, dtype=torch.bool) if mask is None else torch.tensor([mask])
+    agg.reputation.trust.clear()
+    before = dict(agg.reputation.trust)
+    agg.combine_screened(values, mask, torch.full((1, k), 1.0 / k),
+                         torch.tensor([losses], dtype=torch.float64), [0], [list(range(1, k))])
+    agg.end_round()
+    accepted = [agg.reputation.of(0, j) == 1.0 for j in range(1, k) if mask[0, j]]
+    agg.reputation.trust = before
+    return accepted
+
+
+def test_the_screens_in_hand_computed_cases():
+    """Own copy (3, 4) (norm 5). Offset screen (max_offset 0.5): a copy at distance 2.5 passes,
+    one at 2.6 is rejected. Spread screen (3): distances 1, 1, 3.1: the lower median 1, so 3.1
+    is rejected and 3 would pass; with one peer there is no spread test. Loss screen: losses
+    own 0.1, peers 0.5, 0.6, 2.0: reference = lower median 0.5, limit 0.5 + max(2 * 0.5, 1)
+    = 1.5, so 2.0 is rejected; the own copy's loss (0.1) would have put the limit at 1.1."""
+    agg = build_aggregator("robust", {"inner": "mean"})
+    own = [3.0, 4.0]
+    assert _screen(agg, [[own, [3.0, 6.5], [3.0, 6.6]]], [0, 0, 0]) == [True, False]
+    agg = build_aggregator("robust", {"inner": "mean", "max_offset": 0})
+    near = [[own, [4.0, 4.0], [3.0, 5.0], [3.0, 7.1]]]
+    assert _screen(agg, near, [0, 0, 0, 0]) == [True, True, False]
+    assert _screen(agg, [[own, [4.0, 4.0], [3.0, 5.0], [3.0, 7.0]]], [0, 0, 0, 0]) == [True] * 3
+    assert _screen(agg, [[own, [3.0, 40.0]]], [0, 0]) == [True]  # one peer: no spread
+    # padding (mask False) is no distance in the median (with it, 3.1 would be the median)
+    assert _screen(agg, [[own, [4.0, 4.0], [3.0, 7.1], [0.0, 0.0]]], [0, 0, 0, 9],
+                   [True, True, True, False]) == [True, False]
+    same = [[own, own, own, own]]
+    assert _screen(agg, same, [0.1, 0.5, 0.6, 2.0]) == [True, True, False]
+    assert _screen(agg, same, [0.1, 0.5, 0.6, 1.5]) == [True, True, True]
+    assert _screen(agg, same, [0.1, 0.5, float("nan"), 1.0]) == [True, False, True]
 
 
 def test_bad_state_and_params_are_one_line_errors():
     with pytest.raises(ValueError, match="bad trust entry"):
         Reputation(0.5, 0.1).load({"trust": [[0, 1, 2.0]]})
     for params, field in (({"inner": "median"}, "inner"), ({"decay": 1.0}, "decay"),
-                          ({"batch": 0}, "batch"), ({"margin": -1}, "margin")):
+                          ({"batch": 0}, "batch"), ({"margin": -1}, "margin"),
+                          ({"max_offset": -1}, "max_offset"), ({"spread": 0.5}, "spread")):
         with pytest.raises(ConfigError, match=f"aggregation.params.{field}"):
             build_aggregator("robust", params)
     with pytest.raises(ConfigError, match="communication.error_feedback"):

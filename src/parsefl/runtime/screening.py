@@ -78,6 +78,36 @@ def copy_losses(model: nn.Module, base: Mapping[str, torch.Tensor], names: Seque
         model.train(training)
 
 
+def own_losses(model: nn.Module, base: Mapping[str, torch.Tensor],
+                x: Mapping[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """``(R,)``: holder r's loss on its batch with its own parameters ``base`` (the same for
+    every component it merges in a round: computed once per round, not once per copy set)."""
+    score = _Score(model)
+
+    def one(params: dict, xr: dict, yr: torch.Tensor) -> torch.Tensor:
+        return functional_call(score, {"model." + k: v for k, v in params.items()}, (xr, yr))
+
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.vmap(one)(dict(base), dict(x), y).double()
+    finally:
+        model.train(training)
+
+
+def _losses(model: nn.Module, base: Mapping[str, torch.Tensor], names: Sequence[str],
+            values: torch.Tensor, x: Mapping[str, torch.Tensor], y: torch.Tensor,
+            own: torch.Tensor | None = None) -> torch.Tensor:
+    """``(R, K)``: column 0 the own copy's loss (``own``, or computed), then each peer copy's
+    (:func:`copy_losses` over ``values[:, 1:]``)."""
+    if own is None:
+        own = own_losses(model, base, x, y)
+    if values.shape[1] == 1:
+        return own[:, None]
+    return torch.cat([own[:, None], copy_losses(model, base, names, values[:, 1:], x, y)], 1)
+
+
 def screened_merge(aggregator: ScreeningAggregator, agent: Agent, comp: str,
                    own: Mapping[str, torch.Tensor], received: Mapping[int, Mapping],
                    self_weight: float, weights: Mapping[int, float],
@@ -93,8 +123,8 @@ def screened_merge(aggregator: ScreeningAggregator, agent: Agent, comp: str,
     if senders:
         x, y = screening_batch(agent, aggregator.seed, r, aggregator.batch)
         base = {n: p.detach()[None] for n, p in agent.model.named_parameters()}
-        losses = copy_losses(agent.model, base, list(own), values,
-                             {m: v[None] for m, v in x.items()}, y[None])
+        losses = _losses(agent.model, base, list(own), values,
+                         {m: v[None] for m, v in x.items()}, y[None])
     else:
         losses = torch.zeros(1, 1, dtype=torch.float64)
     out = aggregator.combine_screened(values, mask, wts, losses, [agent.id], [senders])
@@ -104,16 +134,29 @@ def screened_merge(aggregator: ScreeningAggregator, agent: Agent, comp: str,
 def stacked_losses(mix: StackedMix, values: torch.Tensor, aggregator: ScreeningAggregator,
                    r: int) -> torch.Tensor:
     """``(H, K)`` screening losses of a stacked mix's padded copies, one :func:`copy_losses`
-    per training group among the holders."""
+    per training group among the holders. A group's screening batches and own-copy losses
+    are made once per round (``group.screening``, cleared by the executor each round)."""
     out, start = [], 0
     for group, rows in mix.parts:
-        agents = [group.agents[k] for k in rows.tolist()]
-        batches = [screening_batch(a, aggregator.seed, r, aggregator.batch) for a in agents]
-        x = {m: torch.stack([b[0][m] for b in batches]) for m in batches[0][0]}
-        y = torch.stack([b[1] for b in batches])
         params = group.params if group.before_gossip is None else group.before_gossip
-        base = {n: p.detach()[rows] for n, p in params.items()}
-        out.append(copy_losses(agents[0].model, base, mix.names,
-                               values[start : start + len(agents)], x, y))
-        start += len(agents)
+        cached = getattr(group, "screening", None)
+        if cached is None or cached[0] != (r, aggregator.seed, aggregator.batch):
+            batches = [screening_batch(a, aggregator.seed, r, aggregator.batch)
+                       for a in group.agents]
+            x = {m: torch.stack([b[0][m] for b in batches]) for m in batches[0][0]}
+            y = torch.stack([b[1] for b in batches])
+            own = own_losses(group.agents[0].model, {n: p.detach() for n, p in params.items()},
+                             x, y)
+            cached = ((r, aggregator.seed, aggregator.batch), x, y, own)
+            group.screening = cached
+        _, x, y, own = cached
+        n = len(rows)
+        if n == len(group.agents) and bool((rows == torch.arange(n, device=rows.device)).all()):
+            base = {k: p.detach() for k, p in params.items()}  # every row: no copy
+        else:
+            base = {k: p.detach()[rows] for k, p in params.items()}
+            x, y, own = {m: v[rows] for m, v in x.items()}, y[rows], own[rows]
+        out.append(_losses(group.agents[0].model, base, mix.names, values[start : start + n],
+                           x, y, own))
+        start += n
     return torch.cat(out)

@@ -145,7 +145,7 @@ class VectorizedExecutor:
                           self.loop.round, make_codec(comm, mix, self._hats))
         self.loop.aggregator.end_round()
         for g in self.groups:
-            g.before_gossip = None
+            g.before_gossip, g.screening = None, None
         self.loop.transport.meter.add(link_bytes)
 
     def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[StackedMix], Counter]:

@@ -124,7 +124,7 @@ class ScreeningAggregator(StackedAggregator):
     same way in both backends); plain :meth:`combine` is its declared fallback for copies it
     cannot evaluate. ``batch`` and ``seed`` choose the receiver's screening batch."""
 
-    batch: int = 64
+    batch: int = 32
     seed: int = 0  # the run's seed (set by the experiment builder)
 
     def combine_screened(self, values: torch.Tensor, mask: torch.Tensor,

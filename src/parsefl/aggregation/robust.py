@@ -60,7 +60,7 @@ class Robust(ScreeningAggregator):
 
     def __init__(self, inner: str = "mean", inner_params: dict[str, Any] | None = None,
                  margin: float = 2.0, margin_abs: float = 1.0, max_offset: float = 0.5,
-                 spread: float = 3.0, batch: int = 64, decay: float = 0.5,
+                 spread: float = 3.0, batch: int = 32, decay: float = 0.5,
                  recover: float = 0.1, clip_floor: float = 0.0) -> None:
         if inner not in INNER:
             raise ConfigError("aggregation.params.inner",
@@ -145,7 +145,7 @@ class Robust(ScreeningAggregator):
                weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.inner.name == "mean":
             w = torch.where(mask, weights, torch.zeros_like(weights)).to(values.dtype)
-            return (w[..., None] * values).sum(dim=1), torch.ones_like(weights)
+            return torch.bmm(w[:, None, :], values)[:, 0], torch.ones_like(weights)
         return self.inner.clip(values, mask, weights)
 
     def _trust(self, receivers: Sequence[int], senders: Sequence[Sequence[int]],

@@ -139,9 +139,10 @@ def _screen(agg, values, losses, mask=None):
 def test_the_screens_in_hand_computed_cases():
     """Own copy (3, 4) (norm 5). Offset screen (max_offset 0.5): a copy at distance 2.5 passes,
     one at 2.6 is rejected. Spread screen (3): distances 1, 1, 3.1: the lower median 1, so 3.1
-    is rejected and 3 would pass; with one peer there is no spread test. Loss screen: losses
-    own 0.1, peers 0.5, 0.6, 2.0: reference = lower median 0.5, limit 0.5 + max(2 * 0.5, 1)
-    = 1.5, so 2.0 is rejected; the own copy's loss (0.1) would have put the limit at 1.1."""
+    is rejected and 3 would pass; with fewer than three peers there is no spread test. Loss
+    screen: losses own 0.1, peers 0.5, 0.6, 2.0: reference = lower median 0.5, limit
+    0.5 + max(2 * 0.5, 1) = 1.5, so 2.0 is rejected; the own copy's loss (0.1) would have put
+    the limit at 1.1."""
     agg = build_aggregator("robust", {"inner": "mean"})
     own = [3.0, 4.0]
     assert _screen(agg, [[own, [3.0, 6.5], [3.0, 6.6]]], [0, 0, 0]) == [True, False]
@@ -150,9 +151,11 @@ def test_the_screens_in_hand_computed_cases():
     assert _screen(agg, near, [0, 0, 0, 0]) == [True, True, False]
     assert _screen(agg, [[own, [4.0, 4.0], [3.0, 5.0], [3.0, 7.0]]], [0, 0, 0, 0]) == [True] * 3
     assert _screen(agg, [[own, [3.0, 40.0]]], [0, 0]) == [True]  # one peer: no spread
+    assert _screen(agg, [[own, [4.0, 4.0], [3.0, 40.0]]], [0, 0, 0]) == [True, True]  # two
     # padding (mask False) is no distance in the median (with it, 3.1 would be the median)
-    assert _screen(agg, [[own, [4.0, 4.0], [3.0, 7.1], [0.0, 0.0]]], [0, 0, 0, 9],
-                   [True, True, True, False]) == [True, False]
+    far = [[own, [4.0, 4.0], [3.0, 5.0], [3.0, 7.1], [0.0, 0.0], [0.0, 0.0]]]
+    assert _screen(agg, far, [0, 0, 0, 0, 9, 9],
+                   [True, True, True, True, False, False]) == [True, True, False]
     same = [[own, own, own, own]]
     assert _screen(agg, same, [0.1, 0.5, 0.6, 2.0]) == [True, True, False]
     assert _screen(agg, same, [0.1, 0.5, 0.6, 1.5]) == [True, True, True]
@@ -184,10 +187,14 @@ def test_an_attacked_run_matches_the_reference_and_resumes_with_its_trust(tmp_pa
     over = [*BASE, ATTACKER, "rounds=4", "runtime.checkpoint_every=2",
             f"runtime.backend={backend}"]
     whole = run_experiment(load_config(None, over), tmp_path / "whole")
+    screened = whole["screened"]  # results.json: the screen's counts, rejections per sender
+    assert screened["rejected"] > 0 and [j for j, _ in screened["rejected_from"]] == [3]
+    assert screened["offset"] == screened["rejected"] <= screened["copies"]  # ring: no spread
     if backend == "vectorized":
         ref = run_experiment(load_config(None, [*over[:-1], "runtime.backend=reference"]),
                              tmp_path / "ref")
         assert whole["final"]["accuracy"] == ref["final"]["accuracy"]
+        assert whole["screened"] == ref["screened"]
         for name, tensors in _weights(tmp_path / "whole").items():
             other = _weights(tmp_path / "ref")[name]
             assert all(torch.allclose(v, other[k], atol=1e-5) for k, v in tensors.items())
@@ -206,7 +213,9 @@ def test_an_attacked_run_matches_the_reference_and_resumes_with_its_trust(tmp_pa
     trust = {(i, j): t for i, j, t in marker["aggregator"]["trust"]}
     assert trust[2, 3] == trust[4, 3] == 0.25  # the attacker's ring neighbours: two decays
     assert trust[2, 1] == 1.0
-    run_experiment(cfg, tmp_path / "cut", resume=True)
+    assert marker["aggregator"]["screened"]["rejected"] > 0
+    resumed = run_experiment(cfg, tmp_path / "cut", resume=True)
+    assert resumed["screened"] == whole["screened"]  # the counts carried across the resume
     for name, tensors in _weights(tmp_path / "whole").items():
         other = _weights(tmp_path / "cut")[name]
         assert all(torch.equal(v, other[k]) for k, v in tensors.items()), name

@@ -30,9 +30,8 @@ class Robust(ScreeningAggregator):
        - ``d_k > max_offset * ||x_own||`` (0: off): honest copies stay within a few percent
          of the own copy's norm under gossip, a sign flip sits near ``2 ||x||``, an IPM copy
          near ``||x||``;
-       - with two peer copies or more, ``d_k > spread * D``, ``D`` the lower median of the
-         peer distances (the nearer one of two: an honest copy's while honest peers are the
-         majority);
+       - with three peer copies or more, ``d_k > spread * D``, ``D`` the lower median of
+         the peer distances (an honest copy's while honest peers are the majority);
        - ``L_k > L_ref + max(margin * L_ref, margin_abs)``: ``L_k`` is i's cross-entropy on
          its screening batch (``batch`` of its own training samples, drawn from (seed, i,
          round)) with copy k in place of its own copy of the component, everything else its
@@ -82,10 +81,18 @@ class Robust(ScreeningAggregator):
         self.max_offset, self.spread = float(max_offset), float(spread)
         self.batch, self.clip_floor = int(batch), float(clip_floor)
         self.reputation = Reputation(decay, recover)
+        self.screened = {"copies": 0, "rejected": 0, "offset": 0, "spread": 0, "loss": 0}
+        self.rejected_from: dict[int, int] = {}
 
     def combine(self, values: torch.Tensor, mask: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
-        return self._inner(values, mask, weights)[0]
+        peer = mask.clone()
+        peer[:, 0] = False
+        offset_ok, spread_ok = self._near(values, peer)
+        keep = mask & ~peer | peer & offset_ok & spread_ok
+        w = torch.where(keep, weights, torch.zeros_like(weights))
+        w[:, 0] = weights.sum(dim=1) - w[:, 1:].sum(dim=1)
+        return self._inner(values, keep, w)[0]
 
     def combine_screened(self, values: torch.Tensor, mask: torch.Tensor,
                          weights: torch.Tensor, losses: torch.Tensor,
@@ -93,7 +100,11 @@ class Robust(ScreeningAggregator):
                          ) -> torch.Tensor:
         peer = mask.clone()
         peer[:, 0] = False
-        accept = peer & self._near(values, peer) & self._fits(losses, mask)
+        offset_ok, spread_ok = self._near(values, peer)
+        loss_ok = self._fits(losses, mask)
+        accept = peer & offset_ok & spread_ok & loss_ok
+        self._count(senders, peer, {"offset": ~offset_ok, "spread": ~spread_ok,
+                                    "loss": ~loss_ok}, accept)
         trust = self._trust(receivers, senders, mask.shape).to(weights.device)
         keep = mask & ~peer | accept
         w = torch.where(accept, weights * trust.to(weights.dtype), torch.zeros_like(weights))
@@ -113,33 +124,62 @@ class Robust(ScreeningAggregator):
         limit = ref + torch.clamp(self.margin * ref, min=self.margin_abs)
         return losses <= limit  # a NaN loss is never <= : rejected
 
-    def _near(self, values: torch.Tensor, peer: torch.Tensor) -> torch.Tensor:
-        """``(H, K)``: the distance screen, on each copy's offset from the own copy
-        ``d_k = ||x_k - x_own||``: rejected when ``d_k > max_offset * ||x_own||`` (0: off),
-        or ``d_k > spread * (lower median of the peer distances)`` (with two peers or more).
+    def _near(self, values: torch.Tensor,
+              peer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(H, K)`` twice: the distance screens (offset, spread), on each copy's offset from
+        the own copy ``d_k = ||x_k - x_own||``: rejected when ``d_k > max_offset * ||x_own||``
+        (0: off), or ``d_k > spread * (lower median of the peer distances)`` (with three
+        peers or more: with two, the "median" is the nearer copy, an attacker's as often as
+        not, and honest copies early in a run are more than 3x apart).
         Honest copies stay within a few percent of the own copy's norm under gossip; a sign
         flip sits near ``2 ||x||``, an IPM copy near ``||x||``."""
         own = values[:, 0]
         dist = torch.zeros(peer.shape, dtype=torch.float64, device=values.device)
         for j in range(1, values.shape[1]):  # per slot: no (H, K, numel) temporary
             dist[:, j] = torch.linalg.vector_norm(values[:, j] - own, dim=1).double()
-        ok = torch.ones_like(peer)
+        offset_ok = torch.ones_like(peer)
         if self.max_offset > 0:
             size = torch.linalg.vector_norm(own, dim=1).double()[:, None]
-            ok &= dist <= self.max_offset * size
+            offset_ok = dist <= self.max_offset * size
         typical = _lower_median(dist.masked_fill(~peer, float("inf"))[:, 1:], peer[:, 1:])
-        several = peer.sum(dim=1, keepdim=True) >= 2
-        ok &= ~several | (dist <= self.spread * typical)
-        return ok  # a non-finite distance is never <= : rejected
+        several = peer.sum(dim=1, keepdim=True) >= 3
+        spread_ok = ~several | (dist <= self.spread * typical)
+        return offset_ok, spread_ok  # a non-finite distance is never <= : rejected
 
     def end_round(self) -> None:
         self.reputation.end_round()
 
     def state(self) -> dict[str, Any]:
-        return self.reputation.state()
+        """Trust, and the screen's counts so far (results.json ``screened``)."""
+        return {**self.reputation.state(), "screened": self.report()}
 
     def load(self, state: dict[str, Any]) -> None:
         self.reputation.load(state)
+        counts = state.get("screened", {})
+        got = {k: counts.get(k, 0) for k in self.screened}
+        pairs = counts.get("rejected_from", [])
+        if not all(isinstance(v, int) and v >= 0 for v in got.values()) or not all(
+                isinstance(j, int) and isinstance(n, int) and n >= 0 for j, n in pairs):
+            raise ValueError(f"bad screening counts {counts!r}")
+        self.screened, self.rejected_from = got, dict(pairs)
+
+    def report(self) -> dict[str, Any]:
+        """Copies screened, rejected (by any test) and per test, and rejections per sender
+        (``rejected_from``: ``[[sender, copies], ...]``), over the whole run."""
+        return {**self.screened,
+                "rejected_from": [[j, n] for j, n in sorted(self.rejected_from.items())]}
+
+    def _count(self, senders: Sequence[Sequence[int]], peer: torch.Tensor,
+               failed: dict[str, torch.Tensor], accept: torch.Tensor) -> None:
+        rejected = peer & ~accept
+        self.screened["copies"] += int(peer.sum())
+        self.screened["rejected"] += int(rejected.sum())
+        for test, bad in failed.items():
+            self.screened[test] += int((peer & bad).sum())
+        if bool(rejected.any()):
+            for h, k in rejected.nonzero().tolist():
+                j = senders[h][k - 1]
+                self.rejected_from[j] = self.rejected_from.get(j, 0) + 1
 
     def _inner(self, values: torch.Tensor, mask: torch.Tensor,
                weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -122,6 +122,9 @@ def results_dict(
         },
         "adversary": adversary.describe() if adversary is not None else None,
         "rejected_messages": exp.loop.checks.counts,
+        # a screening aggregator's own rejections (aggregation robust), after the checks
+        **({"screened": exp.loop.aggregator.report()}
+           if hasattr(exp.loop.aggregator, "report") else {}),
         "wall_time_s": round(wall, 3),
         "device": str(exp.device),
         "agents": [

@@ -151,6 +151,10 @@ def test_the_screens_in_hand_computed_cases():
     assert _screen(agg, near, [0, 0, 0, 0]) == [True, True, False]
     assert _screen(agg, [[own, [4.0, 4.0], [3.0, 5.0], [3.0, 7.0]]], [0, 0, 0, 0]) == [True] * 3
     assert _screen(agg, [[own, [3.0, 40.0]]], [0, 0]) == [True]  # one peer: no spread
+    lone = agg.combine_screened(torch.tensor([[own]]), torch.ones(1, 1, dtype=torch.bool),
+                                torch.ones(1, 1), torch.zeros(1, 1, dtype=torch.float64),
+                                [0], [[]])
+    assert lone.tolist() == [own]  # no peer copy: the own copy
     assert _screen(agg, [[own, [4.0, 4.0], [3.0, 40.0]]], [0, 0, 0]) == [True, True]  # two
     # padding (mask False) is no distance in the median (with it, 3.1 would be the median)
     far = [[own, [4.0, 4.0], [3.0, 5.0], [3.0, 7.1], [0.0, 0.0], [0.0, 0.0]]]
@@ -166,7 +170,7 @@ def test_bad_state_and_params_are_one_line_errors():
     with pytest.raises(ValueError, match="bad trust entry"):
         Reputation(0.5, 0.1).load({"trust": [[0, 1, 2.0]]})
     for params, field in (({"inner": "median"}, "inner"), ({"decay": 1.0}, "decay"),
-                          ({"batch": 0}, "batch"), ({"margin": -1}, "margin"),
+                          ({"batch": -1}, "batch"), ({"margin": -1}, "margin"),
                           ({"max_offset": -1}, "max_offset"), ({"spread": 0.5}, "spread")):
         with pytest.raises(ConfigError, match=f"aggregation.params.{field}"):
             build_aggregator("robust", params)
@@ -219,6 +223,18 @@ def test_an_attacked_run_matches_the_reference_and_resumes_with_its_trust(tmp_pa
     for name, tensors in _weights(tmp_path / "whole").items():
         other = _weights(tmp_path / "cut")[name]
         assert all(torch.equal(v, other[k]) for k, v in tensors.items()), name
+
+
+def test_without_the_loss_screen_both_backends_agree(tmp_path):
+    """``batch: 0``: no forward pass; the offset screen alone still rejects every sign flip."""
+    torch.set_num_threads(1)
+    over = [*BASE, ATTACKER, "aggregation.params={batch: 0}"]
+    got = {b: run_experiment(load_config(None, [*over, f"runtime.backend={b}"]), tmp_path / b)
+           for b in ("reference", "vectorized")}
+    assert got["reference"]["final"] == got["vectorized"]["final"]
+    assert got["reference"]["screened"] == got["vectorized"]["screened"]
+    assert got["reference"]["screened"]["loss"] == 0
+    assert [j for j, _ in got["reference"]["screened"]["rejected_from"]] == [3]
 
 
 def test_launch_refuses_robust_in_one_line():

@@ -70,9 +70,9 @@ class Robust(ScreeningAggregator):
                 raise ConfigError(f"aggregation.params.{field}", f"expected >= 0, got {v}")
         if not spread >= 1:
             raise ConfigError("aggregation.params.spread", f"expected >= 1, got {spread}")
-        if not 1 <= batch <= MAX_BATCH:
+        if not 0 <= batch <= MAX_BATCH:  # 0: no loss screen (no forward passes)
             raise ConfigError("aggregation.params.batch",
-                              f"expected 1 <= batch <= {MAX_BATCH}, got {batch}")
+                              f"expected 0 <= batch <= {MAX_BATCH}, got {batch}")
         if not 0 <= clip_floor <= 1:
             raise ConfigError("aggregation.params.clip_floor",
                               f"expected 0 <= clip_floor <= 1, got {clip_floor}")
@@ -119,7 +119,9 @@ class Robust(ScreeningAggregator):
         median of the losses of every copy at the receiver (own included), not the own copy
         alone (under label skew an honest neighbour's copy is worse on the receiver's data
         than its own; the median is an honest copy's as long as honest copies are the
-        majority)."""
+        majority). ``batch`` 0: no loss screen, every copy fits."""
+        if self.batch == 0:
+            return torch.ones_like(mask)
         ref = _lower_median(losses.nan_to_num(float("inf")), mask)
         limit = ref + torch.clamp(self.margin * ref, min=self.margin_abs)
         return losses <= limit  # a NaN loss is never <= : rejected
@@ -212,6 +214,8 @@ class Robust(ScreeningAggregator):
 def _lower_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(H, 1)``: per row, the lower median of ``x`` over ``mask`` (masked entries must hold
     +inf; a row with no entry gives +inf)."""
+    if x.shape[1] == 0:  # no column (no peer copy at all)
+        return torch.full((x.shape[0], 1), float("inf"), dtype=x.dtype, device=x.device)
     ordered = x.masked_fill(~mask, float("inf")).sort(dim=1).values
     rank = ((mask.sum(dim=1, keepdim=True) - 1).clamp_min(0)) // 2
     return ordered.gather(1, rank)

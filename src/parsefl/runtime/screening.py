@@ -120,13 +120,13 @@ def screened_merge(aggregator: ScreeningAggregator, agent: Agent, comp: str,
     mask = torch.ones(values.shape[:2], dtype=torch.bool, device=values.device)
     wts = torch.tensor([[w_own, *(w[j] for j in senders)]], dtype=values.dtype,
                        device=values.device)
-    if senders:
+    if senders and aggregator.batch > 0:
         x, y = screening_batch(agent, aggregator.seed, r, aggregator.batch)
         base = {n: p.detach()[None] for n, p in agent.model.named_parameters()}
         losses = _losses(agent.model, base, list(own), values,
                          {m: v[None] for m, v in x.items()}, y[None])
-    else:
-        losses = torch.zeros(1, 1, dtype=torch.float64)
+    else:  # no peer copy, or no loss screen (batch 0)
+        losses = torch.zeros(1, values.shape[1], dtype=torch.float64)
     out = aggregator.combine_screened(values, mask, wts, losses, [agent.id], [senders])
     return unflatten(out[0], own)
 
@@ -136,6 +136,8 @@ def stacked_losses(mix: StackedMix, values: torch.Tensor, aggregator: ScreeningA
     """``(H, K)`` screening losses of a stacked mix's padded copies, one :func:`copy_losses`
     per training group among the holders. A group's screening batches and own-copy losses
     are made once per round (``group.screening``, cleared by the executor each round)."""
+    if aggregator.batch == 0:  # no loss screen
+        return torch.zeros(values.shape[:2], dtype=torch.float64, device=values.device)
     out, start = [], 0
     for group, rows in mix.parts:
         params = group.params if group.before_gossip is None else group.before_gossip

@@ -135,7 +135,8 @@ class VectorizedExecutor:
         comm = self.loop.communication
         if self._hats_key != self.loop.plan_key:  # public copies restart with new plans
             self._hats, self._hats_key = {}, self.loop.plan_key
-        screening = isinstance(self.loop.aggregator, ScreeningAggregator)
+        screening = isinstance(self.loop.aggregator, ScreeningAggregator) and \
+            self.loop.aggregator.batch > 0  # losses on the round's starting parameters
         for g in self.groups:
             g.before_gossip = {n: p.detach().clone() for n, p in g.params.items()} \
                 if screening else None

@@ -40,6 +40,7 @@ def load(folder: Path) -> list[dict]:
             "honest": {a["id"] for a in r["agents"] if a["honest"]},
             "adjacent": set(final.get("adjacent", {}).get("agents", [])),
             "converged": bool(r.get("convergence", {}).get("converged")),
+            "screened": r.get("screened"),
             "wall": r.get("wall_time_s"),
         })
     return runs
@@ -75,13 +76,14 @@ def main() -> None:
             "d_adj": 100 * (mean_of(r, adj) - mean_of(b, adj)) if b else float("nan"),
             "d_far": 100 * (mean_of(r, far) - mean_of(b, far)) if b else float("nan"),
             "converged": r["converged"], "wall": r["wall"] or float("nan"),
+            "screened": r["screened"], "attacker": attacker.get(s, set()),
         })
     print(f"{len(runs)} runs; attackers per seed: "
           f"{ {s: sorted(a) for s, a in sorted(attacker.items())} }; adjacent: "
           f"{ {s: sorted(a) for s, a in sorted(adjacent.items())} }\n")
     print("| aggregation | attack | honest acc | Δ overall | Δ adjacent | Δ non-adjacent "
-          "| plateaued | seeds | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| plateaued | seeds | wall s | screen: rejected from attacker / honest of copies |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for agg in AGGS:
         for attack in ATTACKS:
             xs = rows.get((agg, attack))
@@ -91,7 +93,18 @@ def main() -> None:
                   f"{cell([x['d'] for x in xs])} | {cell([x['d_adj'] for x in xs])} | "
                   f"{cell([x['d_far'] for x in xs])} | "
                   f"{sum(x['converged'] for x in xs)}/{len(xs)} | {len(xs)} | "
-                  f"{np.mean([x['wall'] for x in xs]):.0f} |")
+                  f"{np.mean([x['wall'] for x in xs]):.0f} | {screen(xs, attack)} |")
+
+
+def screen(xs: list[dict], attack: str) -> str:
+    """Summed over the seeds: copies the screen rejected from the attacker and from honest
+    senders, of the copies it screened (results.json ``screened``)."""
+    if not all(x["screened"] for x in xs):
+        return "—"
+    bad = sum(n for x in xs for j, n in x["screened"]["rejected_from"]
+              if attack != "none" and j in x["attacker"])
+    total = sum(x["screened"]["rejected"] for x in xs)
+    return f"{bad} / {total - bad} of {sum(x['screened']['copies'] for x in xs)}"
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ NAMES: dict[str, dict[str, str]] = {
         'geomed': 'weighted geometric median (smoothed Weiszfeld, RFA)',
         'mean': 'Metropolis–Hastings weighted gossip average (default)',
         'median': "coordinate-wise median of the own copy and the peers' copies",
-        'robust': 'screen copies on own data, remember who lied (trust), then clip: the defence to use when neighbours cannot be trusted',
+        'robust': 'screen copies (distance, loss on own data), remember who lied (trust), then merge: the defence to use when neighbours cannot be trusted',
         'trimmed_mean': 'coordinate-wise mean after dropping the b = floor(beta*n) largest and smallest values',
     },
     'attack': {

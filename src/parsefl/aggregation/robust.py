@@ -46,8 +46,7 @@ class Robust(ScreeningAggregator):
        (all of a rejected copy's) goes to the own copy.
     3. **Inner rule** (``inner``, with ``inner_params``) over the own copy and the accepted
        copies with those weights. ``mean`` by default: on the quickstart ring ``clipped``
-       costs 1.8 points without attack on its own, and more under the screen (its slower
-       consensus spreads honest distances, so the spread test rejects honest copies).
+       costs 1.7 points without attack on its own (docs/robustness.md).
 
     Without the losses (:meth:`combine`: a copy the receiver cannot evaluate) it is the
     distance screen, then the inner rule with the MH weights (no trust: no sender ids).

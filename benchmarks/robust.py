@@ -11,6 +11,10 @@ measurement (the "another CPU-bound process running" condition).
     python benchmarks/robust.py                 # N = 128, appended to RESULTS.md
     python benchmarks/robust.py --quick         # N = 32, prints only
     python benchmarks/robust.py --attacks none --busy 1 --label after
+    python benchmarks/robust.py --aggregators mean,robust,robust:batch=16 --label 'issue 25'
+
+An aggregator is a registered name, optionally with params after a colon (``robust:batch=16,
+inner=clipped``; each value is read as YAML).
 """
 
 from __future__ import annotations
@@ -28,14 +32,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_results, busy, scaling_overrides  # noqa: E402
 
-AGGREGATORS = ("mean", "clipped", "trimmed_mean", "median", "geomed")
+AGGREGATORS = ("mean", "clipped", "trimmed_mean", "median", "geomed", "cs_plus_rg", "robust")
+
+
+def aggregation_overrides(spec: str) -> list[str]:
+    """``name`` or ``name:key=value,...`` as config overrides."""
+    name, _, params = spec.partition(":")
+    out = [f"aggregation.name={name}"]
+    if params:
+        body = ", ".join(f"{k}: {v}" for k, v in (kv.split("=", 1) for kv in params.split(",")))
+        out.append(f"aggregation.params={{{body}}}")
+    return out
 
 
 def measure(n: int, aggregator: str, attack: str, rounds: int) -> dict:
     from parsefl.config import load_config
     from parsefl.experiments.run.build import build_experiment
 
-    overrides = [*scaling_overrides(n, "ring", "vectorized"), f"aggregation.name={aggregator}",
+    overrides = [*scaling_overrides(n, "ring", "vectorized"), *aggregation_overrides(aggregator),
                  "runtime.threads=1"]
     if attack != "none":
         overrides.append(f"adversary={{agents: [1], attack: {attack}}}")

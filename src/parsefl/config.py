@@ -250,7 +250,7 @@ def _first_error(err: ValidationError) -> ConfigError:
 
 def _check_names(cfg: RunConfig) -> None:
     import parsefl.components  # noqa: F401  (fill every registry)
-    from parsefl.aggregation import build_aggregator
+    from parsefl.aggregation import ScreeningAggregator, build_aggregator
     from parsefl.data import resolve_dataset
     from parsefl.registry import (
         ENCODERS,
@@ -270,7 +270,11 @@ def _check_names(cfg: RunConfig) -> None:
     PARTITIONS.get(cfg.partition.name, field="partition.name")
     TOPOLOGIES.get(cfg.topology.name, field="topology.name")
     OVERLAYS.get(cfg.overlay.name, field="overlay.name")
-    build_aggregator(cfg.aggregation.name, cfg.aggregation.params)  # name, params, types
+    aggregator = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)  # types too
+    if isinstance(aggregator, ScreeningAggregator) and cfg.communication.error_feedback:
+        raise ConfigError("communication.error_feedback", f"aggregation {aggregator.name!r} "
+                          "screens the copies a receiver gets; with error feedback it merges "
+                          "public copies, not what arrived: turn one of them off")
     PLACEMENTS.get(cfg.runtime.placement, field="runtime.placement")
     if cfg.adversary is not None:
         from parsefl.attacks.select import check_adversary

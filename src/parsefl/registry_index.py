@@ -66,9 +66,11 @@ NAMES: dict[str, dict[str, str]] = {
     },
     'aggregation': {
         'clipped': 'self-centred clipping (ClippedGossip) with adaptive radius',
+        'cs_plus_rg': 'CS+-RG: clip neighbour differences at the weighted quantile that leaves the 2b heaviest-distance weight clipped',
         'geomed': 'weighted geometric median (smoothed Weiszfeld, RFA)',
         'mean': 'Metropolis–Hastings weighted gossip average (default)',
         'median': "coordinate-wise median of the own copy and the peers' copies",
+        'robust': 'screen copies (distance, loss on own data), remember who lied (trust), then merge: the defence to use when neighbours cannot be trusted',
         'trimmed_mean': 'coordinate-wise mean after dropping the b = floor(beta*n) largest and smallest values',
     },
     'attack': {

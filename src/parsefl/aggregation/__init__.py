@@ -2,14 +2,17 @@
 
 from parsefl.aggregation import (  # noqa: F401  (fill the registry)
     clipped,
+    cs_plus_rg,
     geomed,
     mean,
     median,
+    robust,
     trimmed_mean,
 )
 from parsefl.aggregation.base import (
     Aggregator,
     LinearAggregator,
+    ScreeningAggregator,
     StackedAggregator,
     build_aggregator,
     flatten,
@@ -18,6 +21,6 @@ from parsefl.aggregation.base import (
 )
 
 __all__ = [
-    "Aggregator", "LinearAggregator", "StackedAggregator", "build_aggregator", "flatten",
-    "fold_missing", "unflatten",
+    "Aggregator", "LinearAggregator", "ScreeningAggregator", "StackedAggregator",
+    "build_aggregator", "flatten", "fold_missing", "unflatten",
 ]

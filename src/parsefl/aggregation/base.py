@@ -13,7 +13,7 @@ is one of two kinds, so that every backend runs it without re-implementing the r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -42,6 +42,20 @@ class Aggregator:
 
     name: ClassVar[str] = "base"
     linear: ClassVar[bool] = False  # True: a fixed weighted sum (see LinearAggregator)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the aggregator (JSON-able; empty: it keeps nothing
+        across rounds)."""
+        return {}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state` (a checkpoint's); raises ValueError on a state that is not
+        one of this aggregator's."""
+        if state:
+            raise ValueError(f"aggregator {self.name!r} keeps no state, got {sorted(state)}")
+
+    def end_round(self) -> None:
+        """Called by every executor after each round's merges (a stateful rule updates)."""
 
     def merge(self, own: Tensors, received: Mapping[int, Tensors], self_weight: float,
               weights: Mapping[int, float]) -> dict[str, torch.Tensor]:
@@ -101,6 +115,26 @@ class StackedAggregator(Aggregator):
         wts = torch.tensor([[w_own, *(w[j] for j in senders)]], dtype=values.dtype,
                            device=values.device)
         return unflatten(self.combine(values, mask, wts)[0], own)
+
+
+class ScreeningAggregator(StackedAggregator):
+    """A stacked rule that also judges each copy by the receiver's loss with it (screening on
+    own data) and remembers who sent what across rounds. Every executor that supports it
+    calls :meth:`combine_screened` with the losses (``runtime.screening`` computes them, the
+    same way in both backends); plain :meth:`combine` is its declared fallback for copies it
+    cannot evaluate. ``batch`` and ``seed`` choose the receiver's screening batch."""
+
+    batch: int = 32
+    seed: int = 0  # the run's seed (set by the experiment builder)
+
+    def combine_screened(self, values: torch.Tensor, mask: torch.Tensor,
+                         weights: torch.Tensor, losses: torch.Tensor,
+                         receivers: Sequence[int], senders: Sequence[Sequence[int]],
+                         ) -> torch.Tensor:
+        """As :meth:`combine`, with ``losses`` ``(H, K)``: holder h's loss on its screening
+        batch with copy k in place of its own (``[:, 0]``: its own copy); ``receivers[h]``
+        holder h's agent id, ``senders[h]`` the sender of each of its columns ``1 ..``."""
+        raise NotImplementedError
 
 
 def flatten(tensors: Tensors) -> torch.Tensor:

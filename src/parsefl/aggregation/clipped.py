@@ -4,12 +4,16 @@ decentralized learning via ClippedGossip" (2022), with the adaptive radius of it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from parsefl.aggregation._stack import workspace
 from parsefl.aggregation.base import StackedAggregator
 from parsefl.errors import ConfigError
 from parsefl.registry import AGGREGATION
+
+Radius = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @AGGREGATION.register("clipped", "self-centred clipping (ClippedGossip) with adaptive radius")
@@ -39,22 +43,18 @@ class ClippedGossip(StackedAggregator):
 
     def combine(self, values: torch.Tensor, mask: torch.Tensor,
                 weights: torch.Tensor) -> torch.Tensor:
-        own = values[:, 0]
-        # Per peer slot, into a reused workspace: no (H, K, numel) temporaries.
-        deltas = workspace(values.shape[1] - 1, own).unbind(0)
-        dist = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)  # (H, K)
-        for j, delta in enumerate(deltas, start=1):
-            torch.sub(values[:, j], own, out=delta)
-            dist[:, j] = torch.linalg.vector_norm(delta, dim=1)
-        peer = mask.clone()
-        peer[:, 0] = False
-        tau = self._radius(dist, peer)
-        scale = torch.where(dist > tau, tau / dist.clamp_min(1e-30), torch.ones_like(dist))
-        w = torch.where(peer, weights, torch.zeros_like(weights)) * scale
-        out = own.clone()
-        for j, delta in enumerate(deltas, start=1):
-            out.addcmul_(delta, w[:, j : j + 1])
-        return out
+        return self.clip(values, mask, weights)[0]
+
+    def clip(self, values: torch.Tensor, mask: torch.Tensor,
+             weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The merged copies and the factor each copy's offset was scaled by."""
+        return clipped_sum(values, mask, weights, self.radius)
+
+    def radius(self, dist: torch.Tensor, peer: torch.Tensor,
+               weights: torch.Tensor) -> torch.Tensor:
+        """``(H, 1)``: each holder's clipping radius from its peer distances ``dist``
+        (``(H, K)``, 0 at the own copy), ``peer`` the real peer copies."""
+        return self._radius(dist, peer)
 
     def _radius(self, dist: torch.Tensor, peer: torch.Tensor) -> torch.Tensor:
         if self.tau is not None:
@@ -63,3 +63,26 @@ class ClippedGossip(StackedAggregator):
         n_peers = peer.sum(dim=1, keepdim=True)
         rank = torch.minimum(torch.full_like(n_peers, self.byzantine), (n_peers - 1).clamp_min(0))
         return ordered.gather(1, rank).clamp_min(0.0)  # no peer: -inf -> 0, unused
+
+
+def clipped_sum(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor,
+                radius: Radius) -> tuple[torch.Tensor, torch.Tensor]:
+    """``own + sum_j w_j CLIP(x_j - own, tau)`` per holder, and the ``(H, K)`` factor each
+    copy's offset was scaled by (1: not clipped; 1 on the own copy and padding). ``radius``
+    gives ``tau`` (``(H, 1)``) from the distances, the peer mask and the weights."""
+    own = values[:, 0]
+    # Per peer slot, into a reused workspace: no (H, K, numel) temporaries.
+    deltas = workspace(values.shape[1] - 1, own).unbind(0)
+    dist = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)  # (H, K)
+    for j, delta in enumerate(deltas, start=1):
+        torch.sub(values[:, j], own, out=delta)
+        dist[:, j] = torch.linalg.vector_norm(delta, dim=1)
+    peer = mask.clone()
+    peer[:, 0] = False
+    tau = radius(dist, peer, weights)
+    scale = torch.where(peer & (dist > tau), tau / dist.clamp_min(1e-30), torch.ones_like(dist))
+    w = torch.where(peer, weights, torch.zeros_like(weights)) * scale
+    out = own.clone()
+    for j, delta in enumerate(deltas, start=1):
+        out.addcmul_(delta, w[:, j : j + 1])
+    return out, scale

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from parsefl.aggregation import ScreeningAggregator
 from parsefl.compressors import Choco
 from parsefl.runtime.handshake import GossipPlan
+from parsefl.runtime.screening import screened_merge
 from parsefl.runtime.send_path import decode_message, encode_messages, tamper_messages
 from parsefl.runtime.transport import Message
 
@@ -66,13 +68,18 @@ class ReferenceExecutor:
                         own[i, msg.component], body, f"{msg.component} {msg.src}->{i}"):
                     received.setdefault(msg.component, {})[msg.src] = body
             for comp in plan.paths:
-                merge = aggregator.merge if self.choco is None else self.choco.merger(
-                    aggregator, i, comp)  # error feedback: merges the public copies
-                merged = merge(own[i, comp], received.get(comp, {}), plan.self_weight[comp],
-                               plan.weights[comp])
+                args = (own[i, comp], received.get(comp, {}), plan.self_weight[comp],
+                        plan.weights[comp])
+                if isinstance(aggregator, ScreeningAggregator):  # config refuses choco here
+                    merged = screened_merge(aggregator, agents[i], comp, *args, self.loop.round)
+                else:
+                    merge = aggregator.merge if self.choco is None else self.choco.merger(
+                        aggregator, i, comp)  # error feedback: merges the public copies
+                    merged = merge(*args)
                 updates.append((agents[i], comp, merged))
         for agent, comp, merged in updates:
             agent.set_component(comp, merged)
+        aggregator.end_round()
 
     def sync(self) -> None:
         """Agents are always current here."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from parsefl.aggregation import Aggregator, LinearAggregator
+from parsefl.aggregation import Aggregator, LinearAggregator, ScreeningAggregator
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.stacked_merge import (
@@ -127,14 +127,22 @@ class StackedMix:
             norms = None if attacking or sent is not None else \
                 torch.linalg.vector_norm(own, dim=1)[self.index]
             valid = checks.stacked_valid(values, self.mask, norms)
-        return self.merge(values, valid, aggregator)
+        return self.merge(values, valid, aggregator, r)
 
     def merge(self, values: torch.Tensor, valid: torch.Tensor,
-              aggregator: Aggregator) -> torch.Tensor:
+              aggregator: Aggregator, r: int = 0) -> torch.Tensor:
         """The padded stack's merge (``stacked_merge``): the weights over the copies that
-        arrived and passed, by the aggregator's rule, then its sum or combine."""
+        arrived and passed, by the aggregator's rule, then its sum or combine (a screening
+        aggregator's with each holder's losses on its own data in round ``r``)."""
         weights = arrived_weights(aggregator, self.planned, self.peers, self.mask, valid,
                                   self.weights)
+        if isinstance(aggregator, ScreeningAggregator):
+            from parsefl.runtime.screening import stacked_losses  # it imports this module
+
+            values.masked_fill_(~valid[..., None], 0.0)
+            losses = stacked_losses(self, values, aggregator, r)
+            return aggregator.combine_screened(values, valid, weights, losses, self.order,
+                                               self.peers)
         return merge(values, valid, weights, aggregator)
 
     def bad_rows(self, flat: torch.Tensor, checks: ReceiveChecks) -> frozenset[int]:

@@ -44,6 +44,12 @@ class StackedGroup:
             for k, agent in enumerate(agents):  # frozen trunks stay frozen
                 agent.rebind({n: stacked.detach()[k]})
         self.optimizer = StackedOptimizer(self.params, train)
+        # The parameters as of the round's start while a screening aggregator merges (each
+        # component is written as it is merged; the screen judges copies against the rest
+        # of the receiver's model as the reference executor does: before any merge).
+        self.before_gossip: dict[str, torch.Tensor] | None = None
+        # That round's screening batches and own-copy losses (runtime.screening), made once.
+        self.screening: tuple | None = None
         sizes = [a.n_samples for a in agents]
         device = first.y.device
         self.offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from parsefl.aggregation import ScreeningAggregator
 from parsefl.compressors import like_of
 from parsefl.config import TrainConfig
 from parsefl.errors import ConfigError
@@ -134,10 +135,18 @@ class VectorizedExecutor:
         comm = self.loop.communication
         if self._hats_key != self.loop.plan_key:  # public copies restart with new plans
             self._hats, self._hats_key = {}, self.loop.plan_key
+        screening = isinstance(self.loop.aggregator, ScreeningAggregator) and \
+            self.loop.aggregator.batch > 0  # losses on the round's starting parameters
+        for g in self.groups:
+            g.before_gossip = {n: p.detach().clone() for n, p in g.params.items()} \
+                if screening else None
         with torch.no_grad():
             for mix in mixes:
                 mix.apply(self.loop.aggregator, self.loop.checks, self.loop.adversary,
                           self.loop.round, make_codec(comm, mix, self._hats))
+        self.loop.aggregator.end_round()
+        for g in self.groups:
+            g.before_gossip, g.screening = None, None
         self.loop.transport.meter.add(link_bytes)
 
     def _build(self, plans: dict[int, GossipPlan]) -> tuple[list[StackedMix], Counter]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from parsefl.aggregation import Aggregator, build_aggregator
+from parsefl.aggregation import Aggregator, ScreeningAggregator, build_aggregator
 from parsefl.attacks import Adversary, build_attack
 from parsefl.attacks.select import choose_adversaries
 from parsefl.compressors import Communication
@@ -77,6 +77,8 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
         torch.set_num_threads(cfg.runtime.threads)
     strategy = build_strategy(cfg)
     aggregator = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
+    if isinstance(aggregator, ScreeningAggregator):
+        aggregator.seed = cfg.seed  # its screening batches are drawn from the run's seed
     full = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
     groups, parts = agent_partition(cfg, full)
     held: list[np.ndarray] = []

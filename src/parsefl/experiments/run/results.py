@@ -104,18 +104,15 @@ def results_dict(
         sum(c.values()) / max(1, exp.loop.topology.at(r).number_of_edges())
         for r, c in enumerate(bytes_rounds)
     ]
+    final: dict[str, Any] = _metrics(overall, groups)
+    if attackers:
+        final.update(adjacency_split(agent_rows, attackers, exp, len(bytes_rounds)))
     return {
         "method": cfg.method,
         "dataset": cfg.data.name,
         "seed": cfg.seed,
         "rounds_completed": len(bytes_rounds),
-        "final": {
-            metric: {
-                "overall": overall[metric],
-                "groups": {g: v[metric] for g, v in groups.items()},
-            }
-            for metric in ("accuracy", "macro_f1")
-        },
+        "final": final,
         "communication": {
             "bytes_total": int(total),
             "bytes_per_link_per_round_max": int(
@@ -125,12 +122,40 @@ def results_dict(
         },
         "adversary": adversary.describe() if adversary is not None else None,
         "rejected_messages": exp.loop.checks.counts,
+        # a screening aggregator's own rejections (aggregation robust), after the checks
+        **({"screened": exp.loop.aggregator.report()}
+           if hasattr(exp.loop.aggregator, "report") else {}),
         "wall_time_s": round(wall, 3),
         "device": str(exp.device),
         "agents": [
             {**row, "n_train": exp.n_train[row["id"]]} for row in agent_rows
         ],
     }
+
+
+def _metrics(overall: Mapping[str, float],
+             groups: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    return {metric: {"overall": overall[metric],
+                     "groups": {g: v[metric] for g, v in groups.items()}}
+            for metric in ("accuracy", "macro_f1")}
+
+
+def adjacency_split(agent_rows: Sequence[dict], attackers: frozenset[int], exp: Experiment,
+                    rounds: int) -> dict[str, Any]:
+    """``final.adjacent`` / ``final.non_adjacent``: the honest agents with an attacker among
+    their physical neighbours in some round run (the graph of round 0 for a static one), and
+    the others, each with its ids and its accuracy and macro-F1 overall and per group (an
+    empty side has ``agents: []`` and no metrics)."""
+    topology = exp.loop.topology
+    graphs = [topology.at(0)] if topology.static else [topology.at(r) for r in range(rounds)]
+    near = {j for g in graphs for a in attackers if a in g for j in g.neighbors(a)}
+    out: dict[str, Any] = {}
+    for side, rows in (("adjacent", [r for r in agent_rows if r["honest"] and r["id"] in near]),
+                       ("non_adjacent", [r for r in agent_rows
+                                         if r["honest"] and r["id"] not in near])):
+        metrics = _metrics(mean_metrics(rows), summarize_groups(rows)) if rows else {}
+        out[side] = {"agents": [r["id"] for r in rows], **metrics}
+    return out
 
 
 def save_checkpoints(agents: Sequence[Agent], folder: Path) -> None:

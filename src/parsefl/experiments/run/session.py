@@ -120,6 +120,7 @@ class RunSession:
                    {"rounds_done": done, "fingerprint": fingerprint(self.cfg),
                     "history": self.history, "validation": self.validate.to_json(),
                     "phases": self.loop.strategy.phases.state(), "wall_s": self.wall(),
+                    "aggregator": self.loop.aggregator.state(),
                     **self.meta()}, self.loop.checks, self.signer)
 
     def restore(self, done: int) -> int:
@@ -165,6 +166,7 @@ class RunSession:
                                       if on_schedule(int(r) + 1)}}
             self.validate.load(meta["validation"], on_schedule)
             self.loop.strategy.phases.load(meta["phases"])
+            self.loop.aggregator.load(meta.get("aggregator", {}))  # trust (aggregation.robust)
             self.wall_s = float(meta.get("wall_s", 0.0))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ConfigError("--resume", f"{folder / self.marker} is not a record this run "

@@ -32,6 +32,14 @@ def summarize_method(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "groups": {g: mean_std([r["final"][metric]["groups"][g] for r in runs])
                        for g in groups},
         }
+    for side in ("adjacent", "non_adjacent"):  # attacked runs (results.json final.<side>)
+        sides = [r["final"].get(side, {}) for r in runs]
+        if sides and all("accuracy" in s for s in sides):
+            out[side] = {m: {"overall": mean_std([s[m]["overall"] for s in sides]),
+                             "groups": {g: mean_std([s[m]["groups"][g] for s in sides])
+                                        for g in sorted(set.intersection(
+                                            *(set(s[m]["groups"]) for s in sides)))}}
+                         for m in ("accuracy", "macro_f1")}
     out["bytes_per_link_per_round"] = float(np.mean(
         [r["communication"]["bytes_per_link_per_round_mean"] for r in runs]))
     cos = [r.get("diagnostics", {}).get("gradient_cosine", {}).get("overall_mean") for r in runs]
@@ -66,6 +74,13 @@ def tidy_rows(results: Mapping[RunSpec, Mapping[str, Any]]) -> list[dict[str, An
         scopes = {"overall": {m: final[m]["overall"] for m in ("accuracy", "macro_f1")}}
         for g in final["accuracy"]["groups"]:
             scopes[g] = {m: final[m]["groups"][g] for m in ("accuracy", "macro_f1")}
+        for side in ("adjacent", "non_adjacent"):  # honest agents next to an attacker or not
+            part = final.get(side, {})
+            if "accuracy" in part:
+                scopes[side] = {m: part[m]["overall"] for m in ("accuracy", "macro_f1")}
+                for g in part["accuracy"]["groups"]:
+                    scopes[f"{side}.{g}"] = {m: part[m]["groups"][g]
+                                             for m in ("accuracy", "macro_f1")}
         for scope, values in scopes.items():
             rows.append({**base, "scope": scope, **values, "bytes_per_link_per_round": comm,
                          "gradient_cosine": cos, "wall_time_s": res["wall_time_s"]})

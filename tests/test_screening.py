@@ -72,7 +72,7 @@ def test_the_screen_rejects_a_bad_copy_and_keeps_a_good_one_in_both_backends(exp
             names = list(own)
             values = torch.stack([flatten(own), flatten(received[7]), flatten(received[8])])[None]
             mix = SimpleNamespace(parts=[(group, torch.tensor([row]))], names=names)
-            losses[backend] = stacked_losses(mix, values, agg, r=2)
+            losses[backend] = stacked_losses(mix.parts, mix.names, values, agg, r=2)
             w = torch.tensor([[0.4, 0.3, 0.3]])
             out = agg.combine_screened(values, torch.ones(1, 3, dtype=torch.bool), w,
                                        losses[backend], [agent.id], [[7, 8]])

@@ -26,7 +26,7 @@ from parsefl.aggregation import ScreeningAggregator, flatten, fold_missing, unfl
 from parsefl.runtime.agent import Agent
 
 if TYPE_CHECKING:
-    from parsefl.runtime.stacked_gossip import StackedMix
+    from parsefl.runtime.stacked_group import StackedGroup
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
@@ -131,15 +131,17 @@ def screened_merge(aggregator: ScreeningAggregator, agent: Agent, comp: str,
     return unflatten(out[0], own)
 
 
-def stacked_losses(mix: StackedMix, values: torch.Tensor, aggregator: ScreeningAggregator,
-                   r: int) -> torch.Tensor:
-    """``(H, K)`` screening losses of a stacked mix's padded copies, one :func:`copy_losses`
-    per training group among the holders. A group's screening batches and own-copy losses
+def stacked_losses(parts: Sequence[tuple[StackedGroup, torch.Tensor]], names: Sequence[str],
+                   values: torch.Tensor, aggregator: ScreeningAggregator, r: int
+                   ) -> torch.Tensor:
+    """``(H, K)`` screening losses of a stacked mix's padded copies of the parameters
+    ``names``, one :func:`copy_losses` per training group among the holders (``parts``: each
+    group with its rows in the mix). A group's screening batches and own-copy losses
     are made once per round (``group.screening``, cleared by the executor each round)."""
     if aggregator.batch == 0:  # no loss screen
         return torch.zeros(values.shape[:2], dtype=torch.float64, device=values.device)
     out, start = [], 0
-    for group, rows in mix.parts:
+    for group, rows in parts:
         params = group.params if group.before_gossip is None else group.before_gossip
         cached = getattr(group, "screening", None)
         if cached is None or cached[0] != (r, aggregator.seed, aggregator.batch):
@@ -158,7 +160,7 @@ def stacked_losses(mix: StackedMix, values: torch.Tensor, aggregator: ScreeningA
         else:
             base = {k: p.detach()[rows] for k, p in params.items()}
             x, y, own = {m: v[rows] for m, v in x.items()}, y[rows], own[rows]
-        out.append(_losses(group.agents[0].model, base, mix.names, values[start : start + n],
+        out.append(_losses(group.agents[0].model, base, names, values[start : start + n],
                            x, y, own))
         start += n
     return torch.cat(out)

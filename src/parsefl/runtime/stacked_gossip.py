@@ -18,6 +18,7 @@ import torch
 from parsefl.aggregation import Aggregator, LinearAggregator, ScreeningAggregator
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.handshake import GossipPlan
+from parsefl.runtime.screening import stacked_losses
 from parsefl.runtime.stacked_merge import (
     Planned,
     arrived_weights,
@@ -137,10 +138,8 @@ class StackedMix:
         weights = arrived_weights(aggregator, self.planned, self.peers, self.mask, valid,
                                   self.weights)
         if isinstance(aggregator, ScreeningAggregator):
-            from parsefl.runtime.screening import stacked_losses  # it imports this module
-
             values.masked_fill_(~valid[..., None], 0.0)
-            losses = stacked_losses(self, values, aggregator, r)
+            losses = stacked_losses(self.parts, self.names, values, aggregator, r)
             return aggregator.combine_screened(values, valid, weights, losses, self.order,
                                                self.peers)
         return merge(values, valid, weights, aggregator)

@@ -156,7 +156,9 @@ def test_no_import_cycle_in_src(nested, typed):
 # parsefl module: an import order that only works after something else was imported fails.
 FRESH = textwrap.dedent("""
     import importlib, os, sys, traceback
-    import numpy, torch, networkx, yaml  # noqa: F401  (shared, imported once)
+    # the third-party libraries src/ imports at module level: shared, imported once
+    import numpy, torch, networkx, yaml, pydantic, scipy, safetensors, rich, typer  # noqa: F401
+    import cryptography, grpc, torch.distributed, torch.func  # noqa: F401
     failed, running = [], {}
     def reap():
         pid, status = os.wait()

@@ -16,6 +16,7 @@ guard)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -49,6 +50,8 @@ class ForkServer:
     def get(cls) -> ForkServer:
         with cls._lock:
             if cls._running is None or cls._running.proc.poll() is not None:
+                if cls._running is None:  # ended (and reaped) with this process
+                    atexit.register(cls.stop, 10.0)
                 cls._running = cls()
             return cls._running
 
@@ -60,7 +63,8 @@ class ForkServer:
             server, cls._running = cls._running, None
         if server is not None:
             server.proc.stdin.close()
-            server.proc.wait(timeout)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.proc.wait(timeout)
 
     def _read(self) -> None:
         for line in self.proc.stdout:

@@ -13,6 +13,7 @@ from parsefl.errors import ConfigError
 from parsefl.experiments.run.build import build_experiment
 from parsefl.registry import SHARING
 from parsefl.runtime import InMemoryTransport, RoundEngine
+from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.schedules import ScheduledMembership, ScheduledModalities
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.topology import StaticGraph
@@ -85,6 +86,24 @@ def test_regained_components_start_from_the_weighted_neighbours_copies():
     assert all(float(t.flatten()[0]) == 1.0 for t in engine.agents[0].get_component(
         "enc.b").values())
 
+
+
+def test_warm_start_copies_pass_the_receive_checks():
+    """A peer's copy that the receive checks reject is counted and left out of the warm start,
+    as the distributed transport (which checks every message it delivers) leaves it out."""
+    engine = _engine(modalities=ScheduledModalities({i: AB for i in range(5)},
+                                                    [(1, "b", 1, 2)]),
+                     checks=ReceiveChecks(max_norm=1e3))
+    engine.prepare(0)
+    engine.prepare(1)
+    for comp in ("enc.b", "head_u.b", "synergy.a+b"):
+        _fill(engine.agents[0], comp, 1.0)
+        _fill(engine.agents[2], comp, 1e4)  # over the bound: rejected
+    engine.prepare(2)  # 1 regains b from 0's copy alone
+    for comp in ("enc.b", "head_u.b", "synergy.a+b"):
+        for t in engine.agents[1].get_component(comp).values():
+            assert torch.equal(t, torch.ones_like(t)), comp
+    assert engine.checks.counts == {"norm": 3}
 
 def test_a_late_joiner_warm_starts_and_offline_agents_do_not_train():
     engine = _engine(membership=ScheduledMembership(range(5), join={1: 2}))

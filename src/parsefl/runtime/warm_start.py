@@ -1,5 +1,8 @@
 """Warm start: an agent that gains a component (a modality back, or it joined the run) starts
-it from its planned peers' copies, sent through the transport, rather than from scratch."""
+it from its planned peers' copies, sent through the transport, rather than from scratch. The
+copies pass the receive checks (``runtime.checks``) as gossiped ones do: a rejected copy is
+counted and treated as one that never arrived, on every backend (the distributed transport
+checks every message it delivers; the in-memory one checks nothing, so the check is here)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ if TYPE_CHECKING:
 def warm_start(engine: Engine, caps: dict[int, Capability], known: dict | None) -> None:
     """Each agent's newly gained components (``Capability.warming``) start from its planned
     peers' copies, sent through the transport and averaged with its MH weights renormalised
-    over the copies that arrived (no peer: it keeps its own initial copy). ``known`` is the
-    handshake's discovery (what each agent learned of its neighbours' capabilities)."""
+    over the copies that arrived and passed the receive checks (none: it keeps its own
+    copy). ``known`` is the handshake's discovery (what each agent learned of its
+    neighbours' capabilities)."""
     plans, known, agents = engine.plans, known or {}, engine.agents
     wanted = [(j, i, c, path) for j, plan in plans.items() for c, peers in plan.paths.items()
               for i, path in peers.items() if c in known[j][i][0].warming]
@@ -29,7 +33,12 @@ def warm_start(engine: Engine, caps: dict[int, Capability], known: dict | None) 
     for i, cap in caps.items():
         got: dict[str, dict[int, dict]] = {}
         for msg in inbox.get(i, []):
-            got.setdefault(msg.component, {})[msg.src] = msg.body
+            c = msg.component
+            # Against the receiver's own copy (names, shapes, dtypes, values), as a gossiped
+            # copy; a copy the distributed transport rejected never gets here (counted once).
+            if c in agents[i].component_params and engine.checks.check(
+                    agents[i].get_component(c), msg.body, f"{c} {msg.src}->{i} (warm start)"):
+                got.setdefault(c, {})[msg.src] = msg.body
         for c in cap.warming:
             w = plans[i].weights.get(c, {})
             arrived = {j: w[j] for j in sorted(got.get(c, {})) if j in w}

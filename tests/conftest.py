@@ -85,7 +85,8 @@ def _registries_left_as_found():
 ONE_WORKER = {"test_distributed", "test_experiment", "test_hostile_artifacts", "test_plots",
               "test_resume", "test_store_trust", "test_pretrained", "test_pid_data",
               "test_data_hapt", "test_data_eog", "test_data_basic_motions", "test_data_mfeat",
-              "test_data_describe"}
+              "test_data_describe", "test_benchmarks_gpu", "test_audit", "test_adjacency",
+              "test_screening"}
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature

@@ -10,6 +10,13 @@ component kind (only that kind's components from the victim, the rest the neighb
 for all received components together (``all``), and for the neighbour's own model (``own``: what
 gossip already carried into it): the AUC and the true-positive rate at 1% false positives.
 
+Two attacks on the same scores: ``loss`` thresholds the score itself; ``calibrated`` (a
+reference-model attack, LiRA's offline idea without its Gaussian fit) thresholds the score minus
+the same sample's score under the neighbour's own model, its reference for "not trained on
+this sample": per-example difficulty cancels, what the victim's copies add remains. The
+reference is imperfect (gossip has already mixed earlier copies of the victim's components
+into it), which can only make the attack weaker.
+
 The copies are the victim's final ones (its checkpoint: what it sends in the next round); the
 copies it sent before the final merge are not stored. Inputs are the samples' features for the
 neighbour's own modalities (an auditor holds the candidate records). With ~100 non-members per
@@ -55,6 +62,14 @@ def member_scores(model: Any, x: Mapping[str, torch.Tensor], y: torch.Tensor,
     return torch.cat(out).numpy().astype(np.float64)
 
 
+def calibrated_metrics(members: np.ndarray, nonmembers: np.ndarray, ref_members: np.ndarray,
+                       ref_nonmembers: np.ndarray) -> dict[str, float]:
+    """The reference-model attack: AUC and TPR at 1% FPR of each sample's score minus its
+    score under the reference model."""
+    got = attack_metrics(members - ref_members, nonmembers - ref_nonmembers)
+    return {"auc_cal": got["auc"], "tpr_at_1pct_fpr_cal": got["tpr_at_1pct_fpr"]}
+
+
 def matched(member_y: np.ndarray, pool_y: np.ndarray, rng: np.random.Generator
             ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of members and of pool samples with equal counts per class (the smaller of the
@@ -94,7 +109,8 @@ def audit_run(run_dir: Path) -> dict[str, Any]:
         pairs += _victim_pairs(exp, agents, victim)
     return {"method": cfg.method, "seed": cfg.seed,
             "privacy": (results.get("privacy") or {}).get("epsilon_max"),
-            "attack": "loss threshold (score: minus the per-sample cross-entropy)",
+            "attack": "loss threshold (score: minus the per-sample cross-entropy); calibrated "
+                      "(*_cal): the score minus the neighbour's own model's score",
             "nonmembers": "test samples, class-matched to the victim's training labels",
             "kinds": summarize(pairs), "pairs": pairs}
 
@@ -120,14 +136,17 @@ def _victim_pairs(exp: Any, agents: dict, victim: int) -> list[dict[str, Any]]:
         if j not in agents:
             continue
         kinds = {c.partition(".")[0] for c in comps}
+        ref = None
         for kind in [OWN, *sorted(kinds), ALL]:
             chosen = [] if kind == OWN else [c for c in comps if kind in (ALL, c.split(".")[0])]
             scores = _with_components(agents[j], agents[victim], chosen,
                                       lambda a: (member_scores(a.model, mx, my),
                                                  member_scores(a.model, nx, ny)))
+            ref = scores if ref is None else ref  # OWN comes first: the reference
+            cal = {} if kind == OWN else calibrated_metrics(*scores, *ref)
             rows.append({"victim": victim, "attacker": j, "kind": kind, "components": chosen,
                          "members": len(my), "nonmembers": len(ny),
-                         **attack_metrics(*scores)})
+                         **attack_metrics(*scores), **cal})
     return rows
 
 
@@ -153,4 +172,9 @@ def summarize(pairs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         out[kind] = {"pairs": len(rows), "auc_mean": float(auc.mean()),
                      "auc_std": float(auc.std()), "auc_max": float(auc.max()),
                      "tpr_at_1pct_fpr_mean": float(tpr.mean())}
+        if kind != OWN:
+            cal = np.array([p["auc_cal"] for p in rows])
+            out[kind].update(auc_cal_mean=float(cal.mean()), auc_cal_max=float(cal.max()),
+                             tpr_at_1pct_fpr_cal_mean=float(np.mean(
+                                 [p["tpr_at_1pct_fpr_cal"] for p in rows])))
     return out

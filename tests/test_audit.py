@@ -109,9 +109,11 @@ def test_audit_command_on_a_run(tmp_path):
     assert {"own", "all", "enc", "head_r", "head_u", "enc_s", "synergy"} <= set(kinds)
     assert kinds["all"]["pairs"] == 12  # 6 agents on a ring, each sends to both neighbours
     assert kinds["enc_s"]["pairs"] == 2  # the two multimodal agents are neighbours
+    assert kinds["victim"]["pairs"] == 6  # the ceiling: each victim's own whole model
     for row in data["pairs"]:
         assert 0 <= row["auc"] <= 1 and row["members"] > 0 and row["members"] == \
             row["nonmembers"]
-        assert (row["kind"] == "own") == ("auc_cal" not in row)
+        assert (row["kind"] in ("own", "victim")) == ("auc_cal" not in row)
+        assert (row["kind"] == "victim") == (row["attacker"] == row["victim"])
     assert "cal" in proc.stdout  # the calibrated attack's columns
     refused(parsefl("audit", str(tmp_path / "nothing")), "RUN_DIR")

@@ -9,6 +9,9 @@ class to the members' label counts, so that label skew alone tells nothing. Repo
 component kind (only that kind's components from the victim, the rest the neighbour's own),
 for all received components together (``all``), and for the neighbour's own model (``own``: what
 gossip already carried into it): the AUC and the true-positive rate at 1% false positives.
+``victim`` (one row per victim, attacker = the victim itself): the same attack on the victim's
+own whole final model, the ceiling of what any sharing rule could hand a neighbour of these
+copies.
 
 Two attacks on the same scores: ``loss`` thresholds the score itself; ``calibrated`` (a
 reference-model attack, LiRA's offline idea without its Gaussian fit) thresholds the score minus
@@ -35,7 +38,7 @@ from safetensors.torch import load_file
 
 from parsefl.errors import ConfigError
 
-OWN, ALL = "own", "all"
+OWN, ALL, VICTIM = "own", "all", "victim"
 
 
 def attack_metrics(members: np.ndarray, nonmembers: np.ndarray) -> dict[str, float]:
@@ -131,7 +134,10 @@ def _victim_pairs(exp: Any, agents: dict, victim: int) -> list[dict[str, Any]]:
     my = torch.as_tensor(labels[keep])
     nx = {m: torch.as_tensor(v[pick]) for m, v in ds.test.x.items()}
     ny = torch.as_tensor(ds.test.y[pick])
-    rows = []
+    rows = [{"victim": victim, "attacker": victim, "kind": VICTIM, "components": [],
+             "members": len(my), "nonmembers": len(ny),
+             **attack_metrics(member_scores(agents[victim].model, mx, my),
+                              member_scores(agents[victim].model, nx, ny))}]
     for j, comps in sorted(receivers.items()):
         if j not in agents:
             continue
@@ -165,14 +171,15 @@ def _with_components(attacker: Any, victim: Any, comps: list[str], fn: Any) -> A
 def summarize(pairs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per kind: the number of (victim, neighbour) pairs and the mean and std of each metric."""
     out = {}
-    for kind in sorted({p["kind"] for p in pairs}, key=lambda k: (k == ALL, k != OWN, k)):
+    for kind in sorted({p["kind"] for p in pairs},
+                       key=lambda k: (k == VICTIM, k == ALL, k != OWN, k)):
         rows = [p for p in pairs if p["kind"] == kind]
         auc = np.array([p["auc"] for p in rows])
         tpr = np.array([p["tpr_at_1pct_fpr"] for p in rows])
         out[kind] = {"pairs": len(rows), "auc_mean": float(auc.mean()),
                      "auc_std": float(auc.std()), "auc_max": float(auc.max()),
                      "tpr_at_1pct_fpr_mean": float(tpr.mean())}
-        if kind != OWN:
+        if kind not in (OWN, VICTIM):
             cal = np.array([p["auc_cal"] for p in rows])
             out[kind].update(auc_cal_mean=float(cal.mean()), auc_cal_max=float(cal.max()),
                              tpr_at_1pct_fpr_cal_mean=float(np.mean(

@@ -15,7 +15,13 @@ from safetensors.torch import load_file
 from parsefl.config import load_config
 from parsefl.experiments.run.build import build_experiment
 from parsefl.experiments.run.simulate import run_experiment
-from parsefl.privacy.audit import attack_metrics, audit_run, matched, member_scores
+from parsefl.privacy.audit import (
+    attack_metrics,
+    audit_run,
+    calibrated_metrics,
+    matched,
+    member_scores,
+)
 
 SMALL = ["data.name=synthetic_pid", "data.params={label: mixed, n_samples: 600}",
          "partition.name=iid", "model.dim=12", "model.encoder.params.hidden=[256]",
@@ -51,7 +57,7 @@ def local_run(tmp_path_factory):
     return exp
 
 
-def _auc(exp, model, victim=0):
+def _scores(exp, model, victim=0):
     ds, part = exp.dataset, exp.parts[victim]
     labels = exp.agents[victim].y.numpy()
     keep, pick = matched(labels, ds.test.y, np.random.default_rng(0))
@@ -60,7 +66,11 @@ def _auc(exp, model, victim=0):
     others = member_scores(model, {m: torch.as_tensor(v[pick]) for m, v in ds.test.x.items()},
                            torch.as_tensor(ds.test.y[pick]))
     assert len(members) > 90
-    return attack_metrics(members, others)["auc"]
+    return members, others
+
+
+def _auc(exp, model, victim=0):
+    return attack_metrics(*_scores(exp, model, victim))["auc"]
 
 
 def test_auc_is_chance_on_models_that_never_saw_the_victims_data(local_run):
@@ -71,6 +81,17 @@ def test_auc_is_chance_on_models_that_never_saw_the_victims_data(local_run):
 
 def test_auc_is_high_on_the_model_overfit_to_them(local_run):
     assert _auc(local_run, local_run.agents[0].model) > 0.7
+
+
+def test_calibrated_attack_chance_against_itself_high_on_the_overfit_model(local_run):
+    """The reference-model attack: a model calibrated by a model that never saw the victim's
+    data separates the members when it is the overfit one, and not when it is another
+    stranger."""
+    ref = _scores(local_run, local_run.agents[1].model)
+    hit = calibrated_metrics(*_scores(local_run, local_run.agents[0].model), *ref)
+    miss = calibrated_metrics(*_scores(local_run, local_run.agents[2].model), *ref)
+    # (0.66 measured: the reference adds its own per-sample noise to the score)
+    assert hit["auc_cal"] > 0.6 and abs(miss["auc_cal"] - 0.5) < 0.12
 
 
 def test_audit_command_on_a_run(tmp_path):
@@ -88,7 +109,11 @@ def test_audit_command_on_a_run(tmp_path):
     assert {"own", "all", "enc", "head_r", "head_u", "enc_s", "synergy"} <= set(kinds)
     assert kinds["all"]["pairs"] == 12  # 6 agents on a ring, each sends to both neighbours
     assert kinds["enc_s"]["pairs"] == 2  # the two multimodal agents are neighbours
+    assert kinds["victim"]["pairs"] == 6  # the ceiling: each victim's own whole model
     for row in data["pairs"]:
         assert 0 <= row["auc"] <= 1 and row["members"] > 0 and row["members"] == \
             row["nonmembers"]
+        assert (row["kind"] in ("own", "victim")) == ("auc_cal" not in row)
+        assert (row["kind"] == "victim") == (row["attacker"] == row["victim"])
+    assert "cal" in proc.stdout  # the calibrated attack's columns
     refused(parsefl("audit", str(tmp_path / "nothing")), "RUN_DIR")

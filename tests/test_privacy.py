@@ -40,19 +40,23 @@ def _opacus(accountant, noise, q, steps, delta):
     return acc.get_epsilon(delta=delta)
 
 
-@pytest.mark.parametrize("accountant", ["rdp", "prv"])
-def test_results_epsilon_is_opacus_epsilon_of_what_each_agent_did(tmp_path, accountant):
+@pytest.mark.parametrize("accountant, sampling", [("rdp", "poisson"), ("prv", "shuffle")])
+def test_results_epsilon_is_opacus_epsilon_of_what_each_agent_did(tmp_path, accountant,
+                                                                   sampling):
     """Per agent: q is batch / its own n, steps are the batches it drew (epochs of unequal
-    data), and the epsilon is Opacus's for those numbers; the calibrated noise spends the
-    target epsilon, no more."""
+    data: ceil(n / batch) Poisson steps, or the shuffled epoch's batches), and the epsilon is
+    Opacus's for those numbers; the calibrated noise spends the target epsilon, no more."""
     res, _ = _run(tmp_path, "run", "privacy={epsilon: 4.0, delta: 1.0e-5, accountant: "
-                  f"{accountant}}}")
+                  f"{accountant}, sampling: {sampling}}}")
     rows = res["privacy"]["agents"]
     assert {r["n_train"] for r in rows} != {rows[0]["n_train"]}  # unequal data sizes
+    assert res["privacy"]["sampling"].startswith("Poisson" if sampling == "poisson"
+                                                 else "shuffled")
     for row, agent in zip(rows, res["agents"], strict=True):
         n = agent["n_train"]
+        per_epoch = -(-n // 8) if sampling == "poisson" else n // 8 + (n % 8 > 1)
         assert row["n_train"] == n and row["sample_rate"] == min(8, n) / n
-        assert row["steps"] == row["planned_steps"] == 3 * (n // 8 + (n % 8 > 1))
+        assert row["steps"] == row["planned_steps"] == 3 * per_epoch
         want = _opacus(accountant, row["noise_multiplier"], row["sample_rate"], row["steps"],
                        1e-5)
         assert row["epsilon"] == pytest.approx(want, rel=1e-9)
@@ -85,11 +89,39 @@ def test_vectorized_clipped_per_sample_gradients_equal_a_per_sample_loop():
             torch.testing.assert_close(summed[n][k], want[n], rtol=1e-5, atol=1e-7)
 
 
+def test_poisson_batches_are_poisson_and_padding_is_masked_out():
+    """Poisson sampling: each step's batch holds each sample with probability batch / n
+    (sizes vary, empty batches included), and a padded, masked row of the vectorized
+    backend gives the clipped sum of its unpadded batch."""
+    cfg = load_config(None, [*BASE, EPS8, "runtime.backend=vectorized", "train.batch_size=2",
+                             "train.local_epochs=400"])
+    exp = build_experiment(cfg)
+    agent = exp.agents[0]
+    batches = [idx for _, idx in agent.batches()]
+    n = agent.n_samples
+    assert len(batches) == 400 * -(-n // 2)
+    sizes = torch.tensor([len(b) for b in batches], dtype=torch.float)
+    assert sizes.mean().item() == pytest.approx(2.0, rel=0.05)  # expected batch q n = 2
+    assert sizes.var().item() == pytest.approx(2.0 * (1 - 2 / n), rel=0.15)  # binomial
+    assert (sizes == 0).any() and (sizes >= 5).any()
+    group = next(g for g in exp.loop.executor.groups if len(g.agents) == 2
+                 and len(g.agents[0].modalities) == 2)
+    rows = torch.tensor([0, 1])
+    idx = torch.tensor([[0, 3, 5], [1, 2, 0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    summed, _ = group.private_grads(rows, idx, None, mask)
+    alone, _ = group.private_grads(rows[1:], idx[1:, :2], None)
+    for n_ in summed:
+        torch.testing.assert_close(summed[n_][1], alone[n_][0], rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("extra", [
     ["method=parse"],
+    ["method=parse", "privacy.sampling=shuffle"],
     ["method=harmony", "rounds=4"],  # stage 2: the frozen encoders get no noise
     ["method=sliced_hybrid", "train.local_steps=2",
      "dynamics.local_steps={min: 1, max: 3}", "dynamics.membership.offline=0.3"],
+    ["method=parse", "train.batch_size=2"],  # Poisson: empty batches (noise-only steps)
 ])
 def test_reference_and_vectorized_backends_give_the_same_numbers(tmp_path, extra):
     runs = {}

@@ -86,7 +86,8 @@ def audit(
     plugin: PluginOpt = None,
 ) -> None:
     """Membership inference by a curious neighbour from the components it received: AUC and
-    TPR at 1% FPR per component kind (also written to RUN_DIR/audit.json)."""
+    TPR at 1% FPR per component kind, loss threshold and calibrated by the neighbour's own
+    model (also written to RUN_DIR/audit.json)."""
     _plugins(plugin)
     import json
 
@@ -102,12 +103,15 @@ def audit(
     table = Table(title=f"{result['method']} (seed {result['seed']}, "
                         f"{'no DP' if eps is None else f'epsilon {eps:.2f}'}): loss-threshold "
                         "membership inference by each receiving neighbour")
-    for col in ("components", "pairs", "AUC mean", "AUC std", "AUC max", "TPR@1%FPR"):
+    for col in ("components", "pairs", "AUC mean", "AUC std", "AUC max", "TPR@1%FPR",
+                "cal AUC", "cal TPR"):
         table.add_column(col, justify="left" if col == "components" else "right")
     for kind, row in result["kinds"].items():
+        cal = ("-", "-") if "auc_cal_mean" not in row else (
+            f"{row['auc_cal_mean']:.3f}", f"{row['tpr_at_1pct_fpr_cal_mean']:.3f}")
         table.add_row(kind, str(row["pairs"]), f"{row['auc_mean']:.3f}",
                       f"{row['auc_std']:.3f}", f"{row['auc_max']:.3f}",
-                      f"{row['tpr_at_1pct_fpr_mean']:.3f}")
+                      f"{row['tpr_at_1pct_fpr_mean']:.3f}", *cal)
     console.print(table)
 
 

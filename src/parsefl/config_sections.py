@@ -97,7 +97,9 @@ class PrivacyConfig(_Strict):
     ``epsilon`` alone: the noise is calibrated per agent to spend exactly ``epsilon`` (at
     ``delta``) by the last planned step. ``noise_multiplier`` alone: fixed noise, epsilon
     reported. Both: fixed noise, and ``epsilon`` is a budget the run refuses to exceed (or
-    stops at, with ``stop_at_budget``)."""
+    stops at, with ``stop_at_budget``). ``sampling``: ``poisson`` (what the accountant
+    analyses: each sample in each step with probability batch / n) or ``shuffle`` (fixed-size
+    batches of seeded shuffles, accounted as if Poisson)."""
 
     epsilon: float | None = Field(None, gt=0, le=1e4)
     delta: float = Field(1e-5, gt=0, lt=1)
@@ -105,3 +107,4 @@ class PrivacyConfig(_Strict):
     noise_multiplier: float | None = Field(None, gt=0, le=1e4)
     accountant: Literal["rdp", "prv"] = "rdp"
     stop_at_budget: bool = False
+    sampling: Literal["poisson", "shuffle"] = "poisson"

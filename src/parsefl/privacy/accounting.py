@@ -4,11 +4,14 @@ PRV) and its noise calibration: nothing here computes a privacy bound itself.
 The accountant's assumptions, and how parsefl meets them (README "Privacy"):
 
 - *Sampling.* The accountant analyses Poisson sampling with rate ``q`` (each sample in each
-  step independently with probability ``q``). parsefl draws fixed-size batches from seeded
-  shuffles of the agent's samples (``train.local_steps``: an endless stream of permutations;
-  ``local_epochs``: each epoch a permutation cut into batches). We report the accountant's
-  epsilon at ``q = batch / n`` for these batches, as Opacus itself does when its data loader
-  is not Poisson: the usual practice, not a proof for shuffled batches.
+  step independently with probability ``q``). With ``privacy.sampling: poisson`` (the
+  default) that is what parsefl does: ``q = min(batch, n) / n``, ``local_epochs`` epochs of
+  ceil(n / batch) steps each (or ``local_steps``), variable batch sizes, the clipped sum
+  divided by the expected batch size. With ``shuffle`` it draws fixed-size batches from seeded
+  shuffles (``train.local_steps``: an endless stream of permutations; ``local_epochs``: each
+  epoch a permutation cut into batches) and reports the accountant's epsilon at the same
+  ``q``, as Opacus itself does when its data loader is not Poisson: the usual practice, not
+  a proof for shuffled batches.
 - *Steps.* Every step an agent takes counts (``steps`` per agent in results.json); the plan
   (the noise calibration and the budget check) counts every round the schedules let it train.
 - *Unequal data sizes.* Each agent has its own ``n``, hence its own ``q``, noise (when
@@ -23,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from parsefl.errors import ConfigError
+from parsefl.privacy.dpsgd import poisson_steps, sample_rate
 
-SAMPLING = ("shuffled fixed-size batches; the accountant assumes Poisson sampling at "
-            "q = batch / n")
+SAMPLING = {"poisson": "Poisson sampling at q = batch / n (as the accountant assumes)",
+            "shuffle": "shuffled fixed-size batches; the accountant assumes Poisson sampling "
+                       "at q = batch / n"}
 
 
 def check_privacy(cfg: Any) -> None:
@@ -134,8 +139,9 @@ class PrivacyPlan:
                          "epsilon": plan.epsilon(taken, p.delta, p.accountant)})
         return {"accountant": p.accountant, "delta": p.delta, "max_grad_norm": p.max_grad_norm,
                 "epsilon_budget": p.epsilon, "calibrated": p.noise_multiplier is None,
-                "sampling": SAMPLING, "stopped_at_budget": rounds < self.configured_rounds
-                and self.rounds == rounds, "budget_rounds": self.rounds,
+                "sampling": SAMPLING[p.sampling],
+                "stopped_at_budget": rounds < self.configured_rounds and self.rounds == rounds,
+                "budget_rounds": self.rounds,
                 "epsilon_max": max((r["epsilon"] for r in rows), default=0.0), "agents": rows}
 
 
@@ -144,6 +150,8 @@ def steps_per_round(cfg: Any, n: int, override: int | None) -> int:
     steps = override or cfg.train.local_steps
     if steps is not None:
         return steps
+    if cfg.privacy is not None and cfg.privacy.sampling == "poisson":
+        return poisson_steps(cfg.train.batch_size, n, cfg.train.local_epochs)
     b = min(cfg.train.batch_size, n)
     return cfg.train.local_epochs * (n // b + (n % b > 1)) if n > 1 else 0
 
@@ -158,7 +166,7 @@ def plan_privacy(cfg: Any, n_train: list[int], loop: Any) -> PrivacyPlan:
         per_round = tuple(
             steps_per_round(cfg, n, loop.local_steps(i, r) if loop.local_steps else None)
             if i in loop.membership.at(r) else 0 for r in range(rounds))
-        q = min(cfg.train.batch_size, n) / n if n else 1.0
+        q = sample_rate(cfg.train.batch_size, n)
         total = sum(per_round)
         noise = p.noise_multiplier if p.noise_multiplier is not None else (
             calibrate(p.epsilon, p.delta, q, total, p.accountant) if total else 0.0)

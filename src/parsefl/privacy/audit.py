@@ -9,6 +9,16 @@ class to the members' label counts, so that label skew alone tells nothing. Repo
 component kind (only that kind's components from the victim, the rest the neighbour's own),
 for all received components together (``all``), and for the neighbour's own model (``own``: what
 gossip already carried into it): the AUC and the true-positive rate at 1% false positives.
+``victim`` (one row per victim, attacker = the victim itself): the same attack on the victim's
+own whole final model, the ceiling of what any sharing rule could hand a neighbour of these
+copies.
+
+Two attacks on the same scores: ``loss`` thresholds the score itself; ``calibrated`` (a
+reference-model attack, LiRA's offline idea without its Gaussian fit) thresholds the score minus
+the same sample's score under the neighbour's own model, its reference for "not trained on
+this sample": per-example difficulty cancels, what the victim's copies add remains. The
+reference is imperfect (gossip has already mixed earlier copies of the victim's components
+into it), which can only make the attack weaker.
 
 The copies are the victim's final ones (its checkpoint: what it sends in the next round); the
 copies it sent before the final merge are not stored. Inputs are the samples' features for the
@@ -28,7 +38,7 @@ from safetensors.torch import load_file
 
 from parsefl.errors import ConfigError
 
-OWN, ALL = "own", "all"
+OWN, ALL, VICTIM = "own", "all", "victim"
 
 
 def attack_metrics(members: np.ndarray, nonmembers: np.ndarray) -> dict[str, float]:
@@ -53,6 +63,14 @@ def member_scores(model: Any, x: Mapping[str, torch.Tensor], y: torch.Tensor,
         out.append(-torch.nn.functional.cross_entropy(logits, y[k : k + batch],
                                                       reduction="none"))
     return torch.cat(out).numpy().astype(np.float64)
+
+
+def calibrated_metrics(members: np.ndarray, nonmembers: np.ndarray, ref_members: np.ndarray,
+                       ref_nonmembers: np.ndarray) -> dict[str, float]:
+    """The reference-model attack: AUC and TPR at 1% FPR of each sample's score minus its
+    score under the reference model."""
+    got = attack_metrics(members - ref_members, nonmembers - ref_nonmembers)
+    return {"auc_cal": got["auc"], "tpr_at_1pct_fpr_cal": got["tpr_at_1pct_fpr"]}
 
 
 def matched(member_y: np.ndarray, pool_y: np.ndarray, rng: np.random.Generator
@@ -94,7 +112,8 @@ def audit_run(run_dir: Path) -> dict[str, Any]:
         pairs += _victim_pairs(exp, agents, victim)
     return {"method": cfg.method, "seed": cfg.seed,
             "privacy": (results.get("privacy") or {}).get("epsilon_max"),
-            "attack": "loss threshold (score: minus the per-sample cross-entropy)",
+            "attack": "loss threshold (score: minus the per-sample cross-entropy); calibrated "
+                      "(*_cal): the score minus the neighbour's own model's score",
             "nonmembers": "test samples, class-matched to the victim's training labels",
             "kinds": summarize(pairs), "pairs": pairs}
 
@@ -115,19 +134,25 @@ def _victim_pairs(exp: Any, agents: dict, victim: int) -> list[dict[str, Any]]:
     my = torch.as_tensor(labels[keep])
     nx = {m: torch.as_tensor(v[pick]) for m, v in ds.test.x.items()}
     ny = torch.as_tensor(ds.test.y[pick])
-    rows = []
+    rows = [{"victim": victim, "attacker": victim, "kind": VICTIM, "components": [],
+             "members": len(my), "nonmembers": len(ny),
+             **attack_metrics(member_scores(agents[victim].model, mx, my),
+                              member_scores(agents[victim].model, nx, ny))}]
     for j, comps in sorted(receivers.items()):
         if j not in agents:
             continue
         kinds = {c.partition(".")[0] for c in comps}
+        ref = None
         for kind in [OWN, *sorted(kinds), ALL]:
             chosen = [] if kind == OWN else [c for c in comps if kind in (ALL, c.split(".")[0])]
             scores = _with_components(agents[j], agents[victim], chosen,
                                       lambda a: (member_scores(a.model, mx, my),
                                                  member_scores(a.model, nx, ny)))
+            ref = scores if ref is None else ref  # OWN comes first: the reference
+            cal = {} if kind == OWN else calibrated_metrics(*scores, *ref)
             rows.append({"victim": victim, "attacker": j, "kind": kind, "components": chosen,
                          "members": len(my), "nonmembers": len(ny),
-                         **attack_metrics(*scores)})
+                         **attack_metrics(*scores), **cal})
     return rows
 
 
@@ -146,11 +171,17 @@ def _with_components(attacker: Any, victim: Any, comps: list[str], fn: Any) -> A
 def summarize(pairs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per kind: the number of (victim, neighbour) pairs and the mean and std of each metric."""
     out = {}
-    for kind in sorted({p["kind"] for p in pairs}, key=lambda k: (k == ALL, k != OWN, k)):
+    for kind in sorted({p["kind"] for p in pairs},
+                       key=lambda k: (k == VICTIM, k == ALL, k != OWN, k)):
         rows = [p for p in pairs if p["kind"] == kind]
         auc = np.array([p["auc"] for p in rows])
         tpr = np.array([p["tpr_at_1pct_fpr"] for p in rows])
         out[kind] = {"pairs": len(rows), "auc_mean": float(auc.mean()),
                      "auc_std": float(auc.std()), "auc_max": float(auc.max()),
                      "tpr_at_1pct_fpr_mean": float(tpr.mean())}
+        if kind not in (OWN, VICTIM):
+            cal = np.array([p["auc_cal"] for p in rows])
+            out[kind].update(auc_cal_mean=float(cal.mean()), auc_cal_max=float(cal.max()),
+                             tpr_at_1pct_fpr_cal_mean=float(np.mean(
+                                 [p["tpr_at_1pct_fpr_cal"] for p in rows])))
     return out

@@ -12,6 +12,14 @@ Noise: agent ``i``'s ``t``-th private step draws from a generator seeded by (run
 ``t``) alone, on the CPU, parameter by parameter in the model's order: the same numbers in both
 backends, on any device, after a resume (the step count is checkpointed), and independent of
 the batch streams.
+
+Sampling (``privacy.sampling``): ``poisson`` (the default, what the accountant analyses) puts
+each of an agent's samples in each step's batch independently with probability
+``q = min(batch, n) / n``, from the agent's own batch generator; batches have variable size
+(possibly zero: the step still adds noise and counts) and the clipped sum is divided by the
+*expected* batch size ``q n``, as Opacus does. ``shuffle``: fixed-size batches of seeded
+shuffles, divided by their size. The vectorized backend runs a Poisson step of several agents
+as one call over the slot's largest batch, each agent's padding masked out of its sum.
 """
 
 from __future__ import annotations
@@ -40,11 +48,27 @@ class LossOf(nn.Module):
         return self.model.loss(x, y, self.cfg, self.phase)[0]
 
 
-class PrivateSteps:
-    """One agent's DP-SGD settings and noise stream; ``steps`` counts its private steps."""
+def sample_rate(batch: int, n: int) -> float:
+    """The accountant's sampling rate of an agent with ``n`` samples (``batch``: the
+    configured batch size, the expected one under Poisson sampling)."""
+    return min(batch, n) / n if n else 1.0
 
-    def __init__(self, agent: int, noise: float, max_norm: float, seed: int) -> None:
+
+def poisson_steps(batch: int, n: int, epochs: int) -> int:
+    """Poisson steps in ``epochs`` epochs: ceil(n / expected batch) each (Opacus's loader's
+    length)."""
+    return epochs * -(-n // min(batch, n)) if n else 0
+
+
+class PrivateSteps:
+    """One agent's DP-SGD settings and noise stream; ``steps`` counts its private steps.
+    ``expected``: under Poisson sampling, the expected batch size the clipped sum is divided
+    by (None: shuffled fixed-size batches, divided by their size)."""
+
+    def __init__(self, agent: int, noise: float, max_norm: float, seed: int,
+                 expected: int | None = None) -> None:
         self.agent, self.noise, self.max_norm, self.seed = agent, noise, max_norm, seed
+        self.expected = expected
         self.steps = 0
         self.reached: dict[tuple, list[str]] = {}  # (modalities, phase) -> parameter names
 
@@ -81,24 +105,31 @@ def sample_grads(loss_fn: LossFn, train: Tensors, fixed: Tensors, x: Tensors,
                 randomness="different")(train, fixed, x, y)
 
 
-def clipped_sum(grads: Mapping[str, torch.Tensor], max_norm: float, axis: int) -> Tensors:
+def clipped_sum(grads: Mapping[str, torch.Tensor], max_norm: float, axis: int,
+                mask: torch.Tensor | None = None) -> Tensors:
     """Each sample's gradient (samples along ``axis``; the axes before it: stacked agents)
-    scaled to L2 norm at most ``max_norm`` over all its tensors, summed over the samples."""
+    scaled to L2 norm at most ``max_norm`` over all its tensors, summed over the samples
+    (``mask``, shaped like the sample axes: 0 drops a padding sample)."""
     sq = sum(g.flatten(axis + 1).pow(2).sum(-1) for g in grads.values())
     scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+    if mask is not None:
+        scale = scale * mask
     return {n: (g * scale.view(*scale.shape, *[1] * (g.dim() - scale.dim()))).sum(axis)
             for n, g in grads.items()}
 
 
 def private_step(model: nn.Module, priv: PrivateSteps, x: Tensors, y: torch.Tensor,
-                 loss_cfg: object, phase: str | None) -> torch.Tensor:
+                 loss_cfg: object, phase: str | None,
+                 probe: tuple[Tensors, torch.Tensor] | None = None) -> torch.Tensor | None:
     """The reference backend's step: sets ``.grad`` of the reached parameters of ``model``
     (None elsewhere) to the private gradient of batch (``x``, ``y``); returns the mean
-    per-sample loss."""
+    per-sample loss (None for an empty Poisson batch: its gradient is the noise alone).
+    ``probe``: one sample of the agent's, to find the reached parameters from when the
+    batch is empty."""
     key = (tuple(sorted(x)), phase)
     if key not in priv.reached:
-        priv.reached[key] = reached(model, {m: v[:1] for m, v in x.items()}, y[:1], loss_cfg,
-                                    phase)
+        x1, y1 = ({m: v[:1] for m, v in x.items()}, y[:1]) if len(y) else probe
+        priv.reached[key] = reached(model, x1, y1, loss_cfg, phase)
     names = priv.reached[key]
     params = dict(model.named_parameters())
     wrapper = LossOf(model, loss_cfg)
@@ -109,11 +140,14 @@ def private_step(model: nn.Module, priv: PrivateSteps, x: Tensors, y: torch.Tens
 
     train = {n: params[n].detach() for n in names}
     fixed = {n: p.detach() for n, p in params.items() if n not in train}
-    grads, losses = sample_grads(loss_fn, train, fixed, x, y)
-    summed = clipped_sum(grads, priv.max_norm, 0)
+    if len(y):
+        grads, losses = sample_grads(loss_fn, train, fixed, x, y)
+        summed = clipped_sum(grads, priv.max_norm, 0)
+    else:
+        summed, losses = {n: torch.zeros_like(t) for n, t in train.items()}, None
     noise = priv.draw([(n, params[n].shape) for n in names], y.device)
     for p in params.values():
         p.grad = None
     for n in names:
-        params[n].grad = (summed[n] + noise[n]) / len(y)
-    return losses.mean()
+        params[n].grad = (summed[n] + noise[n]) / (priv.expected or len(y))
+    return None if losses is None else losses.mean()

@@ -11,7 +11,7 @@ from torch import nn
 
 from parsefl.config import LossConfig, TrainConfig
 from parsefl.model import AgentModel, signature
-from parsefl.privacy.dpsgd import PrivateSteps, private_step
+from parsefl.privacy.dpsgd import PrivateSteps, poisson_steps, private_step, sample_rate
 from parsefl.runtime.batching import BatchStream
 from parsefl.sharing.base import Capability
 
@@ -136,8 +136,16 @@ class Agent:
     def batches(self) -> list[tuple[tuple[str, ...], torch.Tensor]]:
         """(modalities, indices) batches for one round: ``local_steps`` fixed-size batches from
         the agent's batch stream, or ``local_epochs`` passes over every view, in a seeded
-        random order."""
+        random order. Private training with Poisson sampling: each step's batch holds each
+        sample independently with probability batch / n (any size, zero included)."""
         steps, epochs = self.steps or self.train_cfg.local_steps, self.train_cfg.local_epochs
+        if self.privacy is not None and self.privacy.expected is not None:
+            mods, idx = self.views[0]  # privacy refuses several views
+            n, b = len(idx), self.train_cfg.batch_size
+            q = sample_rate(b, n)
+            return [(mods, idx[(torch.rand(n, generator=self.generator) < q).nonzero()[:, 0]
+                               .to(idx.device)])
+                    for _ in range(steps or poisson_steps(b, n, epochs))]
         if steps is not None and len(self.views) == 1:
             mods, idx = self.views[0]
             b = self.train_cfg.batch_size
@@ -172,8 +180,10 @@ class Agent:
                 continue
             xb = {m: self.x[m][idx] for m in mods}
             if self.privacy is not None:  # sets the private gradient
+                first = self.views[0][1][:1]
                 loss = private_step(self.model, self.privacy, xb, self.y[idx], self.loss_cfg,
-                                    self.phase)
+                                    self.phase, ({m: self.x[m][first] for m in mods},
+                                                 self.y[first]))
             else:
                 loss, _ = self.model.loss(xb, self.y[idx], self.loss_cfg, self.phase)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -181,7 +191,8 @@ class Agent:
             if self.track_gradients:
                 self._accumulate_gradients()
             self.optimizer.step()
-            losses.append(loss.detach())
+            if loss is not None:  # None: an empty Poisson batch (noise only)
+                losses.append(loss.detach())
         # One host sync per round, not per step.
         self.last_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         return self.last_loss

@@ -11,6 +11,9 @@ fixed ``local_steps`` from its batch stream, or ``local_epochs`` passes whose la
 smaller). Batches are laid out on shared slots (epoch by epoch, the full batches first and each
 epoch's short last batch on the epoch's last slot); a slot runs one call per batch size among
 the agents that have a batch there, then one optimizer step of those agents' rows only.
+Private training with Poisson sampling (batches of any size, one per step): a slot runs one
+call over its largest batch, each agent's shorter batch padded and the padding masked out of
+its clipped sum (parsefl.privacy.dpsgd).
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class StackedGroup:
         self.loss = torch.vmap(self._one, randomness="different")
         self.grad_sum: dict[str, torch.Tensor] = {}
         self.private = first.privacy is not None  # DP-SGD (parsefl.privacy.dpsgd)
+        self.poisson = self.private and first.privacy.expected is not None
+        # Poisson: each agent's clipped sum is divided by its expected batch size.
+        self.expected = torch.tensor([float(a.privacy.expected) if self.poisson else 1.0
+                                      for a in agents], device=device)
         self._reached: dict[str | None, list[str]] = {}  # phase -> names a sample's loss reaches
 
     def _rebind_data(self, sizes: list[int]) -> None:
@@ -88,17 +95,21 @@ class StackedGroup:
         self.wrapper.train()  # evaluation leaves the model in eval mode (dropout off)
         device = self.y.device
         total = torch.zeros(len(self.agents), device=device)
-        count = torch.tensor([len(b or ()) for b in batches], device=device)
+        # Batches with samples (an empty Poisson batch is a step of noise alone, no loss).
+        count = torch.tensor([sum(len(i) > 0 for i in b or ()) for b in batches],
+                             device=device)
         self.grad_sum = {}
-        for slot in _slots(self.agents, batches, self.train_cfg):
+        for slot in _slots(self.agents, batches, self.train_cfg, self.poisson):
             self.optimizer.zero_grad()
             live = []
-            for rows, idx in _by_size(slot, device):
+            parts = _padded(slot, device) if self.poisson else [
+                (rows, idx, None) for rows, idx in _by_size(slot, device)]
+            for rows, idx, mask in parts:
                 live.append(rows)
                 everyone = len(rows) == len(self.agents)
                 params = self.params if everyone else {n: p[rows] for n, p in self.params.items()}
                 if self.private:
-                    losses = self._private_step(rows, idx, phase)
+                    losses = self._private_step(rows, idx, phase, mask)
                     total.index_add_(0, rows, losses)
                     continue
                 xb, yb = self.gather(rows, idx)
@@ -115,11 +126,13 @@ class StackedGroup:
             self.optimizer.step(None if len(rows) == len(self.agents) else rows)
         return torch.where(count > 0, total / count.clamp(min=1), float("nan"))
 
-    def private_grads(self, rows: torch.Tensor, idx: torch.Tensor, phase: str | None
+    def private_grads(self, rows: torch.Tensor, idx: torch.Tensor, phase: str | None,
+                      mask: torch.Tensor | None = None,
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """DP-SGD's clipped sums of per-sample gradients (R, ...) of the batches ``idx``
         (R, B) of ``rows``, over the parameters a sample's loss reaches, and the per-sample
-        losses (R, B): one ``vmap`` over the agents of one over their samples."""
+        losses (R, B): one ``vmap`` over the agents of one over their samples. ``mask``
+        (R, B): 0 marks padding, left out of the sums."""
         xb, yb = self.gather(rows, idx)
         if phase not in self._reached:  # the same for every row: one model, one held set
             first = self.agents[int(rows[0])]
@@ -130,22 +143,29 @@ class StackedGroup:
         fixed = {n: self.params[n][rows].detach() for n in self.names if n not in train}
         grads, losses = vmap(lambda t, f, x, y: sample_grads(self._one, t, f, x, y),
                              randomness="different")(train, fixed, xb, yb)
-        return clipped_sum(grads, self.agents[0].privacy.max_norm, 1), losses
+        return clipped_sum(grads, self.agents[0].privacy.max_norm, 1, mask), losses
 
-    def _private_step(self, rows: torch.Tensor, idx: torch.Tensor, phase: str | None
-                      ) -> torch.Tensor:
+    def _private_step(self, rows: torch.Tensor, idx: torch.Tensor, phase: str | None,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
         """Write the private gradients of ``rows`` (their clipped sums plus each agent's own
-        noise, over the batch size) into their rows of ``.grad``; the mean losses (R,)."""
-        summed, losses = self.private_grads(rows, idx, phase)
+        noise, over the batch size, or under Poisson sampling the expected one) into their
+        rows of ``.grad``; the mean losses (R,; 0 for an empty batch)."""
+        summed, losses = self.private_grads(rows, idx, phase, mask)
+        if mask is None:
+            div, mean = torch.full((len(rows),), float(idx.shape[1]), device=idx.device), \
+                losses.mean(1)
+        else:
+            div = self.expected[rows]
+            mean = (losses * mask).sum(1) / mask.sum(1).clamp(min=1)
         shapes = [(n, self.params[n].shape[1:]) for n in summed]
         noise = [self.agents[r].privacy.draw(shapes, self.y.device) for r in rows.tolist()]
         for n, total in summed.items():
             p = self.params[n]
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            p.grad.index_copy_(0, rows, (total + torch.stack([z[n] for z in noise]))
-                               / idx.shape[1])
-        return losses.mean(1)
+            scale = div.view(-1, *[1] * (p.dim() - 1))
+            p.grad.index_copy_(0, rows, (total + torch.stack([z[n] for z in noise])) / scale)
+        return mean
 
     def bare_steps(self, steps: int, batch: int) -> None:
         """The compute floor the benchmarks compare a round against (benchmarks/floor.py,
@@ -170,15 +190,16 @@ class StackedGroup:
 
 
 def _slots(agents: Sequence[Agent], batches: Sequence[list[torch.Tensor] | None],
-           train: TrainConfig) -> list[list[Batch]]:
+           train: TrainConfig, poisson: bool = False) -> list[list[Batch]]:
     """Every agent's batches on shared slots, each agent's in its own order. Fixed steps: the
     k-th batch on slot k. Epochs (the n // b full batches, then a last one of n % b samples if
     that is more than one): epoch e's i-th full batch on slot e (F + 1) + i, its last short
-    batch on slot e (F + 1) + F, F being the group's most full batches per epoch."""
+    batch on slot e (F + 1) + F, F being the group's most full batches per epoch. Poisson
+    steps (``poisson``): the k-th on slot k, as fixed steps."""
     batch = train.batch_size
     shape = []
     for agent, mine in zip(agents, batches, strict=True):
-        if not mine or agent.steps or train.local_steps:
+        if not mine or agent.steps or train.local_steps or poisson:
             shape.append(None)
             continue
         b = min(batch, agent.n_samples)
@@ -204,3 +225,16 @@ def _by_size(slot: list[Batch], device: torch.device) -> list[tuple[torch.Tensor
         sizes.setdefault(len(idx), []).append((row, idx))
     return [(torch.tensor([r for r, _ in part], device=device),
              torch.stack([i for _, i in part]).to(device)) for part in sizes.values()]
+
+
+def _padded(slot: list[Batch], device: torch.device
+            ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """A slot of Poisson batches as one (rows, (R, B) indices, (R, B) mask): each batch padded
+    to the slot's largest B (at least 1) with its agent's sample 0, masked out (0)."""
+    width = max(1, max(len(idx) for _, idx in slot))
+    idx = torch.zeros(len(slot), width, dtype=torch.long, device=device)
+    mask = torch.zeros(len(slot), width, device=device)
+    for k, (_, i) in enumerate(slot):
+        idx[k, : len(i)] = i.to(device)
+        mask[k, : len(i)] = 1.0
+    return [(torch.tensor([r for r, _ in slot], device=device), idx, mask)]

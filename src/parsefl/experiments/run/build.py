@@ -132,9 +132,12 @@ def _privacy(cfg: RunConfig, n_train: list[int], loop: RoundEngine,
     if cfg.privacy is None:
         return None
     plan = plan_privacy(cfg, n_train, loop)
+    poisson = cfg.privacy.sampling == "poisson"
     for agent in agents:
+        n = plan.agents[agent.id].n
         agent.privacy = PrivateSteps(agent.id, plan.agents[agent.id].noise,
-                                     cfg.privacy.max_grad_norm, cfg.seed)
+                                     cfg.privacy.max_grad_norm, cfg.seed,
+                                     min(cfg.train.batch_size, n) if poisson else None)
     return plan
 
 

@@ -237,9 +237,58 @@ def test_without_the_loss_screen_both_backends_agree(tmp_path):
     assert [j for j, _ in got["reference"]["screened"]["rejected_from"]] == [3]
 
 
-def test_launch_refuses_robust_in_one_line():
-    from parsefl.experiments.distributed.placing import placement
+def _same_weights(a, b, atol):
+    ours, theirs = _weights(a), _weights(b)
+    assert sorted(ours) == sorted(theirs) and ours
+    for name, tensors in ours.items():
+        assert all(torch.allclose(v, theirs[name][k], atol=atol) for k, v in tensors.items()), \
+            name
 
-    with pytest.raises(ConfigError, match=r"^--nproc: aggregation 'robust'") as err:
-        placement(load_config(None, BASE), None, 2)
-    assert "\n" not in str(err.value)
+
+@pytest.mark.parametrize("backend", ["reference", "vectorized"])
+@pytest.mark.parametrize("attacked", [False, True], ids=["clean", "sign_flip"])
+def test_launch_gives_the_simulator_numbers(tmp_path, backend, attacked):
+    """``robust`` under ``parsefl launch --nproc 2``: each worker screens its own receivers'
+    copies on their own data and keeps their trust, so the run is the simulator's (numbers,
+    the screen's counts summed over the ranks, weights); round-robin placement puts most
+    copies, the attacker's included, across the wire."""
+    from parsefl.experiments.distributed.launcher import launch
+
+    over = [*BASE, "rounds=4", "eval_every=4", f"runtime.backend={backend}",
+            "runtime.placement=round_robin", *([ATTACKER] if attacked else [])]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sim = run_experiment(load_config(None, over), tmp_path / "sim")
+    finally:
+        torch.set_num_threads(threads)
+    launch(None, over, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    dist = json.loads((tmp_path / "dist" / "results.json").read_text())
+    assert dist["distributed"]["backend"] == backend
+    assert dist["screened"] == sim["screened"]
+    assert (dist["screened"]["rejected"] > 0) == attacked
+    assert [a["accuracy"] for a in dist["agents"]] == [a["accuracy"] for a in sim["agents"]]
+    assert dist["final"] == sim["final"]
+    _same_weights(tmp_path / "sim", tmp_path / "dist", atol=1e-6)
+
+
+def test_launch_resumes_with_each_ranks_trust(tmp_path):
+    """Each rank's checkpoint part holds its receivers' trust: a launch stopped after round 2
+    and resumed to round 4 gives the whole launch's weights and screen counts."""
+    from parsefl.experiments.distributed.launcher import launch
+
+    over = [*BASE, ATTACKER, "eval_every=2", "runtime.placement=round_robin"]
+    opts = {"nproc": 2, "wall_timeout_s": 120, "checkpoint_every": 2}
+    whole = launch(None, [*over, "rounds=4"], out_dir=tmp_path / "whole", **opts)
+    launch(None, [*over, "rounds=2"], out_dir=tmp_path / "cut", **opts)
+    trust = {}
+    for rank in (0, 1):  # round robin: rank 0 hosts 0, 2, 4 (the attacker's neighbours)
+        part = json.loads((tmp_path / "cut" / "state" / "round_000002" / f"rank_{rank}.json")
+                          .read_text())
+        trust[rank] = {(i, j): t for i, j, t in part["aggregator"]["trust"]}
+        assert {i % 2 for i, _ in trust[rank]} == {rank}  # its own receivers only
+    assert trust[0][2, 3] == trust[0][4, 3] == 0.25  # two decays
+    assert set(trust[1].values()) == {1.0}
+    resumed = launch(None, [*over, "rounds=4"], resume=True, out_dir=tmp_path / "cut", **opts)
+    assert resumed["screened"] == whole["screened"]
+    _same_weights(tmp_path / "whole", tmp_path / "cut", atol=0)

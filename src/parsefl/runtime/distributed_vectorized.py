@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from parsefl.aggregation import Aggregator
+from parsefl.aggregation import Aggregator, ScreeningAggregator
 from parsefl.compressors import like_of
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
@@ -90,6 +90,11 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
         adversary = self.loop.adversary
         attacking = bool(self.loop.attackers) and adversary.active(self.loop.round)
         build = self._build_for(plans, attacking)
+        aggregator = self.loop.aggregator
+        screening = isinstance(aggregator, ScreeningAggregator) and aggregator.batch > 0
+        for g in self.groups:  # the screen's losses use the round's starting parameters
+            g.before_gossip = {n: p.detach().clone() for n, p in g.params.items()} \
+                if screening else None
         with torch.no_grad():
             crafted = self._crafted(plans) if attacking else {}
             honest: dict[tuple[int, str], Tensors] = {}
@@ -98,6 +103,9 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
             inbox = self.loop.transport.exchange(sent)
             for part in build.parts:
                 self._mix_one(part, inbox, crafted)
+        aggregator.end_round()  # trust: this process's receivers, as in the simulator
+        for g in self.groups:
+            g.before_gossip, g.screening = None, None
         self.loop.transport.meter.add(build.local_bytes)
 
     def _build_for(self, plans: dict[int, GossipPlan], attacking: bool) -> _Build:

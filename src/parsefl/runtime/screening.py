@@ -142,6 +142,12 @@ def stacked_losses(parts: Sequence[tuple[StackedGroup, torch.Tensor]], names: Se
         return torch.zeros(values.shape[:2], dtype=torch.float64, device=values.device)
     out, start = [], 0
     for group, rows in parts:
+        if not hasattr(group, "agents"):  # a worker's extra rows (runtime.remote_rows): no
+            n = len(rows)                 # receiver, no peer copy there to judge
+            out.append(torch.zeros(n, values.shape[1], dtype=torch.float64,
+                                   device=values.device))
+            start += n
+            continue
         params = group.params if group.before_gossip is None else group.before_gossip
         cached = getattr(group, "screening", None)
         if cached is None or cached[0] != (r, aggregator.seed, aggregator.batch):

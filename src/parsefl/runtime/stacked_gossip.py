@@ -140,8 +140,11 @@ class StackedMix:
         if isinstance(aggregator, ScreeningAggregator):
             values.masked_fill_(~valid[..., None], 0.0)
             losses = stacked_losses(self.parts, self.names, values, aggregator, r)
-            return aggregator.combine_screened(values, valid, weights, losses, self.order,
-                                               self.peers)
+            # Agent ids: a worker's per-receiver attacker row is a fraction above its sender
+            # (runtime.remote_rows.pair_row), and trust is the sender's.
+            return aggregator.combine_screened(values, valid, weights, losses,
+                                               [int(i) for i in self.order],
+                                               [[int(j) for j in p] for p in self.peers])
         return merge(values, valid, weights, aggregator)
 
     def bad_rows(self, flat: torch.Tensor, checks: ReceiveChecks) -> frozenset[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from parsefl.aggregation import ScreeningAggregator, build_aggregator
+from parsefl.aggregation import build_aggregator
 from parsefl.attacks import build_attack
 from parsefl.attacks.select import choose_adversaries
 from parsefl.config import RunConfig
@@ -38,11 +38,6 @@ def placement(cfg: RunConfig, name: str | None, world: int) -> tuple[str, list[i
     if world > 1 and SHARING.get(cfg.method, field="method").centralized:
         raise ConfigError("--nproc", f"{cfg.method} pools every agent's data into one model, "
                           "which runs in one process: use --nproc 1 or parsefl run")
-    aggregator = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
-    if isinstance(aggregator, ScreeningAggregator):
-        raise ConfigError("--nproc", f"aggregation {aggregator.name!r} screens copies on each "
-                          "receiver's model and keeps per-neighbour trust, which launch "
-                          "workers do not carry yet: use parsefl run")
     if world > 1 and cfg.adversary is not None and \
             build_attack(cfg.adversary.attack, cfg.adversary.params).omniscient:
         # The simulator's attacker reads its recipients' honest copies of the same round; a

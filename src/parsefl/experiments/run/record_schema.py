@@ -66,6 +66,17 @@ class PhaseState(_Strict):
     ended_by: Annotated[list[Name | None], _items(64)]
 
 
+class Screened(_Strict):
+    """A screening aggregator's counts (``Robust.report``)."""
+
+    copies: Count
+    rejected: Count
+    offset: Count
+    spread: Count
+    loss: Count
+    rejected_from: Annotated[list[tuple[Count, Count]], _items()]
+
+
 class Record(BaseModel):
     """What :meth:`RunSession.summary` and a checkpoint record share (other keys: the
     runtime's own, checked where they are used)."""
@@ -76,6 +87,7 @@ class Record(BaseModel):
     phases: PhaseState | None = None
     plateau: Flag = False
     rejected: dict[Name, Count] = {}
+    screened: Screened | None = None
     overlay_links: Annotated[list[tuple[Name, Count, Count, Count]], _items()] = []
     wall_s: Annotated[float, Strict(), Field(ge=0.0, le=1e9)] = 0.0
 

@@ -196,9 +196,24 @@ def merged_results(cfg: RunConfig, exp: Experiment, records: Mapping[int, dict],
     results.update(stop_record(phases, ran, any(r.get("plateau") for r in records.values())))
     results["rejected_messages"] = dict(sum((Counter(r.get("rejected", {}))
                                              for r in records.values()), Counter()))
+    screened = [r["screened"] for r in records.values() if "screened" in r]
+    if screened:  # each process screened what its own receivers got
+        results["screened"] = merge_screened(screened)
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
         results["dynamics"] = record
     return results
+
+
+def merge_screened(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The screen's counts of several processes (``Robust.report``) as one run's: each count
+    summed, rejections per sender summed by sender."""
+    out: dict[str, Any] = {k: sum(r[k] for r in reports) for k in reports[0]
+                           if k != "rejected_from"}
+    per: Counter = Counter()
+    for r in reports:
+        per.update({j: n for j, n in r.get("rejected_from", [])})
+    out["rejected_from"] = [[j, n] for j, n in sorted(per.items())]
+    return out
 
 
 def metrics_rows(cfg: RunConfig, history: list[dict]) -> tuple[list[dict], list[Counter],

@@ -112,7 +112,10 @@ class RunSession:
         return {"history": self.history, "validation": self.validate.to_json(),
                 "phases": self.loop.strategy.phases.state(), "plateau": self.plateau,
                 "rejected": self.loop.checks.counts,
-                "overlay_links": plan_links(self.loop.plans), "wall_s": self.wall()}
+                "overlay_links": plan_links(self.loop.plans), "wall_s": self.wall(),
+                # a screening aggregator's counts over this session's receivers
+                **({"screened": self.loop.aggregator.report()}
+                   if hasattr(self.loop.aggregator, "report") else {})}
 
     def checkpoint(self, done: int) -> None:
         """This session's part of ``state/round_<done>/`` (its marker written last)."""

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from console import env
@@ -26,6 +27,17 @@ def test_a_refusing_worker_reports_its_code_and_writes_its_log(tmp_path):
     worker = ForkServer.get().spawn(["--out", str(tmp_path)], environment, log)
     assert worker.wait(60) == 2 == worker.returncode == worker.poll()
     assert "RANK/WORLD_SIZE are not set" in log.read_text()  # its stderr, on its log
+
+
+def test_a_worker_starts_in_the_launchers_current_folder(tmp_path, monkeypatch):
+    """The server was started elsewhere (by an earlier launch): a relative --out still means
+    the launcher's folder."""
+    ForkServer.get()
+    monkeypatch.chdir(tmp_path)
+    environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    worker = ForkServer.get().spawn(["--out", "here"], environment, Path("rank_0.out"))
+    assert worker.wait(60) == 2
+    assert "RANK/WORLD_SIZE are not set" in (tmp_path / "rank_0.out").read_text()
 
 
 def test_a_killed_worker_ends_with_the_signal_and_had_its_own_environment(tmp_path):

@@ -4,7 +4,7 @@ worker module once, then forks a worker whenever the launcher asks. A fresh inte
 same process (a sweep, a test session) shares the server.
 
 The server is a child of the launcher, speaking JSON lines: on its stdin, requests
-``{"argv", "env", "log"}``; on its stdout, ``{"started": pid}`` per request in order and
+``{"argv", "env", "log", "cwd"}``; on its stdout, ``{"started": pid}`` per request in order and
 ``{"ended": pid, "code": c}`` when a worker ends (``c`` as ``subprocess.Popen`` gives it:
 negative for the signal that ended it). It reaps its workers itself; it ends once its stdin
 closes (the launcher's process ended) and its last worker has ended.
@@ -80,8 +80,8 @@ class ForkServer:
 
     def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> Forked:
         with self.changed:
-            self.proc.stdin.write((json.dumps({"argv": argv, "env": env, "log": str(log)})
-                                   + "\n").encode())
+            self.proc.stdin.write((json.dumps({"argv": argv, "env": env, "log": str(log),
+                                               "cwd": os.getcwd()}) + "\n").encode())
             self.proc.stdin.flush()
             while not self.started:
                 if self.proc.poll() is not None:
@@ -163,16 +163,17 @@ def _serve() -> None:
 
 
 def _child(request: dict[str, Any], *server_fds: int) -> None:
-    """A worker, in the forked child: what ``python -m WORKER`` would have had (its
-    environment, ``sys.argv``, stdout and stderr on its log, Ctrl-C, the threads
-    OMP_NUM_THREADS asks for: the library read that variable when the server imported
-    torch), then the worker's main. Never returns. (Unlike a fresh process's,
+    """A worker, in the forked child: what ``python -m WORKER`` would have had (its working
+    directory and environment, ``sys.argv``, stdout and stderr on its log, Ctrl-C, the
+    threads OMP_NUM_THREADS asks for: the library read that variable when the server
+    imported torch), then the worker's main. Never returns. (Unlike a fresh process's,
     ``/proc/PID/environ`` and ``cmdline`` still show the server's.)"""
     code = 1
     try:
         for fd in server_fds:
             os.close(fd)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])  # the launcher's, now: relative paths mean the same
         os.environ.clear()
         os.environ.update(request["env"])
         fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -3,6 +3,7 @@ appender (every figure recorded with its command, machine and date)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import multiprocessing
@@ -63,6 +64,15 @@ def machine() -> str:
     return (f"{platform.platform()}, {os.cpu_count()} CPU cores, Python "
             f"{platform.python_version()}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} torch threads")
+
+
+def timing_options(p: argparse.ArgumentParser, quick: str) -> argparse.ArgumentParser:
+    """The options every timing script shares: ``--busy K`` CPU-bound processes beside it,
+    ``--label`` for the RESULTS.md title, ``--quick`` (``quick``: what it then does)."""
+    p.add_argument("--busy", type=int, default=0, help="CPU-bound processes beside it")
+    p.add_argument("--label", default="", help="what the code is (before/after ...)")
+    p.add_argument("--quick", action="store_true", help=quick)
+    return p
 
 
 def append_results(title: str, table: Sequence[str], notes: Sequence[str] = ()) -> None:

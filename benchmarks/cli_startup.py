@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, busy  # noqa: E402
+from _common import append_results, busy, timing_options  # noqa: E402
 
 COMMANDS = (["--help"], ["list"], ["list", "sharing"])
 # The command runs, then says whether torch was imported (-c keeps the same import path).
@@ -56,9 +56,7 @@ def imports_torch(args: list[str]) -> bool:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--busy", type=int, default=0, help="CPU-bound processes beside it")
-    p.add_argument("--label", default="", help="what the code is (before/after ...)")
-    p.add_argument("--quick", action="store_true", help="3 repeats, print only")
+    timing_options(p, "3 repeats, print only")
     args = p.parse_args()
     repeats = 3 if args.quick else args.repeats
     load = os.getloadavg()[0]  # the machine may be shared: how busy it was already

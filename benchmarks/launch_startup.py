@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, busy  # noqa: E402
+from _common import append_results, busy, timing_options  # noqa: E402
 
 TINY = ["data.name=synthetic_pid", "data.params={label: mixed, n_samples: 240}",
         "mix={m1: 2, m2: 2, m1+m2: 2}", "partition.name=iid", "model.dim=6",
@@ -71,9 +71,7 @@ def _measure(fork: bool, launches: int, queue) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--launches", type=int, default=6)
-    p.add_argument("--busy", type=int, default=0, help="CPU-bound processes beside it")
-    p.add_argument("--label", default="", help="what the code is (before/after ...)")
-    p.add_argument("--quick", action="store_true", help="3 launches each, print only")
+    timing_options(p, "3 launches each, print only")
     args = p.parse_args()
     launches = 3 if args.quick else args.launches
     load = os.getloadavg()[0]

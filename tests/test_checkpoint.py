@@ -4,6 +4,7 @@ fingerprint ignores what may change on resume."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from parsefl.config import LossConfig, TrainConfig, load_config
@@ -58,3 +59,35 @@ def test_only_folders_with_their_manifest_count_as_complete(tmp_path):
     (round_folder(tmp_path, 6) / "manifest_run.json").write_text("{}")
     (tmp_path / "state" / "round_x7").mkdir()  # not a round: ignored, not a traceback
     assert complete_rounds(tmp_path, "run.json") == [2, 6]  # round 4 was interrupted
+
+
+def test_final_weights_load_only_into_the_model_their_header_describes(tmp_path):
+    """``checkpoints/agent_NNNN.safetensors`` (parsefl audit, t-SNE): the header is checked
+    against the model before a tensor is read; a file made for another model, or one whose
+    header claims a huge tensor, is one line naming the file."""
+    import json as _json
+    import struct
+
+    from safetensors.torch import save_file
+
+    from parsefl.errors import ConfigError
+    from parsefl.experiments.run.checkpoint import load_model_file
+
+    model, other = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    good = tmp_path / "good.safetensors"
+    save_file({k: v.detach() for k, v in other.state_dict().items()}, str(good))
+    load_model_file(model, good, "RUN_DIR")
+    assert torch.equal(model.weight, other.weight)
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"weight": torch.zeros(4, 3), "bias": torch.zeros(4)}, str(wrong))
+    with pytest.raises(ConfigError, match="wrong.safetensors does not fit") as err:
+        load_model_file(model, wrong, "RUN_DIR")
+    assert err.value.field == "RUN_DIR" and "\n" not in str(err.value)
+    header = _json.dumps({"weight": {"dtype": "F32", "shape": [10**9, 3],
+                                     "data_offsets": [0, 24]},
+                          "bias": {"dtype": "F32", "shape": [2], "data_offsets": [24, 32]}})
+    huge = tmp_path / "huge.safetensors"
+    huge.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(32))
+    with pytest.raises(ConfigError, match="huge.safetensors does not fit"):
+        load_model_file(model, huge, "RUN_DIR")
+    assert torch.equal(model.weight, other.weight)  # untouched

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from parsefl.errors import ConfigError
 
@@ -90,6 +89,7 @@ def audit_run(run_dir: Path) -> dict[str, Any]:
     """The audit of a finished run folder (see the module docstring)."""
     from parsefl.config import read_yaml, validate
     from parsefl.experiments.run.build import build_experiment
+    from parsefl.experiments.run.checkpoint import load_model_file
     from parsefl.experiments.run.results import read_results
 
     results = read_results(run_dir, "RUN_DIR")  # finished, and verified by its manifest
@@ -103,10 +103,7 @@ def audit_run(run_dir: Path) -> dict[str, Any]:
     agents = {a.id: a for a in exp.agents}
     for i, agent in agents.items():
         path = run_dir / "checkpoints" / f"agent_{i:04d}.safetensors"
-        try:
-            agent.model.load_state_dict(load_file(str(path)))
-        except (OSError, RuntimeError, ValueError) as err:
-            raise ConfigError("RUN_DIR", f"{path} does not fit this run ({err})") from None
+        load_model_file(agent.model, path, "RUN_DIR")
     pairs = []
     for victim in sorted(agents):
         pairs += _victim_pairs(exp, agents, victim)

@@ -243,6 +243,23 @@ def _check_layout(agent: Agent, path: Path) -> None:
         raise ValueError(f"no tensor {missing[0]!r}")
 
 
+def load_model_file(model: torch.nn.Module, path: Path, field: str) -> None:
+    """A run's final weights (``checkpoints/agent_NNNN.safetensors``) into ``model``, read
+    only when the file's header lists exactly the model's tensors (names, dtypes, shapes):
+    a file made for another model, or one whose header claims huge tensors, is one line
+    naming it (``field``) before anything is allocated."""
+    want = {k: [_DTYPES[v.dtype], list(v.shape)] for k, v in model.state_dict().items()}
+    try:
+        layout = tensor_layout(path)
+        if layout != want:
+            odd = sorted(set(layout) ^ set(want)) or \
+                sorted(k for k in want if layout[k] != want[k])
+            raise ValueError(f"its tensors are not this agent's ({odd[0]!r} differs)")
+        model.load_state_dict(load_file(str(path)))
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        raise ConfigError(field, f"{path} does not fit this run ({err})") from None
+
+
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
            torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8",
            torch.bool: "BOOL"}

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from parsefl.config import read_yaml, validate
 from parsefl.errors import ConfigError, DataError
 from parsefl.experiments.run.build import build_experiment
+from parsefl.experiments.run.checkpoint import load_model_file
 from parsefl.model.sliced import SLICES, SlicedModel
 
 
@@ -43,7 +43,7 @@ def load_agent(
                           "r/u/s slices; t-SNE of slices needs a sliced method (parse, local, "
                           "sliced_hybrid, centralized)")
     path = run_dir / "checkpoints" / f"agent_{agent:04d}.safetensors"
-    model.load_state_dict(load_file(str(path)))
+    load_model_file(model, path, "RUN_DIR")
     x = {m: exp.test_x[m].cpu() for m in model.modalities}
     title = f"{cfg.method} agent {agent} ({model.group})"
     return model.cpu().eval(), x, exp.test_y.cpu().numpy(), exp.dataset.class_names, title

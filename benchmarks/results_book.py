@@ -23,6 +23,7 @@ TOPICS: list[tuple[str, tuple[str, ...]]] = [
     ("Thread policy", ("Thread policy",)),
     ("CLI start-up", ("CLI start-up",)),
     ("Distributed runtime", ("Distributed",)),
+    ("Networks: test hosts and time to accuracy", ("Network",)),
     ("Transports and signed messages", ("Transports", "Signed wire")),
     ("Bytes", ("Bytes",)),
     ("Compression", ("Compression",)),

@@ -119,8 +119,8 @@ def test_a_relay_claiming_capabilities_for_another_agent_is_refused_and_counted(
     with caplog.at_level(logging.WARNING):
         known, plans = _handshake(transport)
     assert transport.wire["rejected"] == 1 and transport.checks.counts == {"capability": 1}
-    assert "rejected capability entry of agent 2 from agent 1 (call 2): capability entry not " \
-        "signed by agent 2" in caplog.text
+    assert "rejected capability entry of agent 2 from agent 1 (round -1, call 2): capability " \
+        "entry not signed by agent 2" in caplog.text
     # the forged entry was agent 0's only news of agent 2: it is dropped, nothing replaces it
     assert 2 not in known[0] and all(2 not in peers for peers in plans[0].paths.values())
     assert plans[0].paths["ca"] == {1: (0, 1)} and plans[1].weights["ca"] == {0: 0.5}
@@ -131,7 +131,7 @@ def test_a_relay_stripping_the_signature_is_refused_and_counted(keys, caplog):
     with caplog.at_level(logging.WARNING):
         known, _ = _handshake(transport)
     assert transport.wire["rejected"] == 1 and transport.checks.counts == {"capability": 1}
-    assert "agent 2 from agent 1 (call 2): unsigned capability entry" in caplog.text
+    assert "agent 2 from agent 1 (round -1, call 2): unsigned capability entry" in caplog.text
     assert 2 not in known[0] and 2 in known[1]  # agent 1 itself heard it from agent 2
 
 

@@ -174,11 +174,15 @@ class _Endpoint:
     interface ``DistributedEngine`` uses; rank 1 dies at exchange call ``die_at``."""
 
     seal = None  # unsigned
+    rejoins = False  # lost for good (as over gloo)
 
     def __init__(self, rank, owner, shared, die_at):
         self.rank, self.owner, self.shared, self.die_at = rank, owner, shared, die_at
         self.lost, self.last_inbox, self.calls = {}, {}, 0
         self.link_bytes = Counter()
+
+    def begin_round(self, r):
+        pass
 
     @property
     def lost_agents(self):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -214,10 +214,21 @@ class DistributedEngine(RoundEngine):
     cache_plans = False  # a lost peer must be forgotten by every process in the same round
 
     def prepare(self, r: int) -> None:
-        # A peer that vanishes during this round's degree swap is dropped by plan_gossip
-        # itself (its degree never arrives); here we forget those lost in earlier rounds.
+        # The transport names this round's exchanges by it (and, gRPC, takes back peers
+        # admitted from this round). A peer that vanishes during this round's degree swap is
+        # dropped by plan_gossip itself (its degree never arrives); here we forget those lost
+        # in earlier rounds.
+        self.transport.begin_round(r)
         self._forget_lost()
         super().prepare(r)
+
+    def handshake_key(self, r: int) -> Hashable:
+        """Over a transport whose peers come back (gRPC: late joiners, restarts, healed
+        partitions) discovery runs every round, so that every process makes the same calls in
+        every round whoever it currently reaches, and a peer taken back is discovered in the
+        round it returns (its numbers do not change: discovery sends no parameters)."""
+        key = super().handshake_key(r)
+        return (r, *key) if self.transport.rejoins else key
 
     def planned(self) -> None:
         # Only planned neighbours may send parameters under these plans (gossip, and the warm

@@ -194,6 +194,11 @@ class RoundEngine:
                 agent.set_held(held[i])
             agent.steps = self.local_steps(i, r) if self.local_steps else None
 
+    def arrive(self) -> None:
+        """These agents join a run that is going on: every component they announce in their
+        first round is new (``warming``), so they start it from their neighbours' copies."""
+        self._started, self._active = True, {}
+
     def replay_schedules(self, rounds: int) -> None:
         """Resuming after ``rounds`` rounds: the agents hold what they held in the last one,
         and the engine knows what each had at its last round online (for warm starts)."""

@@ -12,6 +12,17 @@ With TLS, both ends present certificates of the network CA (the process's first 
 server checks that the client certificate names an agent hosted by the rank the request claims,
 and the client checks that the server's names that rank's first agent. Every call has a
 timeout and a maximum message size (the receiver's bound for its largest peer).
+
+Membership (``/parsefl.Wire/Member``, small JSON requests under the same TLS check): an
+exchange is named by its round and its place in the round (``call_id``), so a process that
+starts late or restarts can take part from any round. A process started with ``--join`` asks
+its peers for their round and proposes to be taken back ``JOIN_MARGIN`` rounds later; a pair
+of running processes that lost each other (a partition, a crash) is re-linked by the lower
+rank, which probes the other every round and proposes a round ``PROBE_MARGIN`` ahead. Both
+ends of a pair take the larger of the rounds either proposed, so they take each other back
+at the start of the same round. ``--resume`` agrees on the round to resume from by asking
+every process for its checkpointed rounds (the newest common one wins). See
+docs/distributed.md, "Joining, leaving and coming back".
 """
 
 from __future__ import annotations
@@ -37,13 +48,23 @@ from parsefl.runtime.transport_base import (
     TransportSettings,
     Wiring,
 )
-from parsefl.runtime.wire import Frames, frame_limits
+from parsefl.runtime.wire import Frames, WireError, frame_limits, loads_bounded
 from parsefl.security.keys import agent_name, read_private
 
 log = logging.getLogger(__name__)
 
 METHOD = "/parsefl.Wire/Deliver"
+MEMBER = "/parsefl.Wire/Member"
 PREFIX = struct.Struct(">qqqq")  # call, sender rank, header bytes, payload bytes
+MAX_MEMBER = 1 << 20  # bytes of a membership request or answer (a list of rounds at most)
+JOIN_MARGIN = 2  # a joiner is taken back this many rounds after the newest round it heard
+PROBE_MARGIN = 3  # a healed pair is re-linked this many rounds after the later of the two
+AHEAD = 4  # frames of rounds up to this far ahead are kept (a peer that started a round early)
+BUFFERED = 64  # frames kept per peer at most (calls not yet reached)
+PROBE_S = 2.0  # deadline of one probe of a lost peer
+# Reconnect quickly to a peer that restarts (gRPC's default backoff grows to 120 s).
+BACKOFF = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+           ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
 @dataclass(frozen=True)
@@ -62,11 +83,18 @@ class GrpcTransport(NetworkTransport):
     """The shared checks and accounting (:class:`NetworkTransport`) over gRPC."""
 
     encrypts: ClassVar[bool] = True
+    rejoins: ClassVar[bool] = True
 
     timeout_s: float = 30.0
     addresses: dict[int, str] = field(default_factory=dict)  # rank -> host:port
     tls: Tls | None = None  # None: plaintext (only with an explicit --insecure)
     startup_s: float = 120.0
+    rounds_total: int = 1 << 30  # the run's length: nobody is taken back after its end
+    # rank -> the round from which a lost peer is taken back (both ends agreed on it)
+    pending: dict[int, int] = field(default_factory=dict)
+    # (rank, round) of every peer taken back, and (round, checkpoint) of this process's join
+    readmitted: list[tuple[int, int]] = field(default_factory=list)
+    checkpointed: list[int] | None = None  # rounds this process can resume from (--resume)
 
     @classmethod
     def build(cls, settings: TransportSettings, wiring: Wiring) -> GrpcTransport:
@@ -99,10 +127,14 @@ class GrpcTransport(NetworkTransport):
                 ("grpc.max_send_message_length", min(limit, 2**31 - 1))]
         self._frames: dict[tuple[int, int], tuple[bytes, torch.Tensor]] = {}
         self._arrived = threading.Condition()
+        self._proposed: dict[int, int] = {}  # rank -> the round we proposed to take it back
+        self._probes: dict[int, Any] = {}  # rank -> the probe or proposal in flight
+        self._fresh: set[int] = set()  # peers taken back that have not delivered since
+        self.running = False  # between the first round and close(): answers "running"
         self.server = grpc.server(futures.ThreadPoolExecutor(4), options=opts)
-        handler = grpc.unary_unary_rpc_method_handler(self._deliver)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            "parsefl.Wire", {"Deliver": handler}),))
+            "parsefl.Wire", {"Deliver": grpc.unary_unary_rpc_method_handler(self._deliver),
+                             "Member": grpc.unary_unary_rpc_method_handler(self._member)}),))
         where = self.addresses[self.rank]
         if self.tls is None:
             bound = self.server.add_insecure_port(where)
@@ -114,40 +146,208 @@ class GrpcTransport(NetworkTransport):
         if not bound:
             raise OSError(f"cannot listen on {where}")
         self.server.start()
-        self.stubs = {p: self._channel(p, opts) for p in set(self.owner) - {self.rank}}
+        self.stubs, self.members = {}, {}
+        for p in set(self.owner) - {self.rank}:
+            channel = self._channel(p, [*opts, *BACKOFF])
+            self.stubs[p], self.members[p] = channel.unary_unary(METHOD), \
+                channel.unary_unary(MEMBER)
 
     def close(self) -> None:
+        self.running = False
         self.server.stop(grace=1.0)
 
     def _channel(self, peer: int, opts: list) -> Any:
         if self.tls is None:
-            channel = grpc.insecure_channel(self.addresses[peer], options=opts)
-        else:
-            first = self.owner.index(peer)  # its certificate names its first agent
-            channel = grpc.secure_channel(
-                self.addresses[peer],
-                grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert),
-                options=[*opts, ("grpc.ssl_target_name_override", agent_name(first))])
-        return channel.unary_unary(METHOD)
+            return grpc.insecure_channel(self.addresses[peer], options=opts)
+        first = self.owner.index(peer)  # its certificate names its first agent
+        return grpc.secure_channel(
+            self.addresses[peer],
+            grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert),
+            options=[*opts, ("grpc.ssl_target_name_override", agent_name(first))])
+
+    # -- membership ------------------------------------------------------------------------
+
+    def begin_round(self, r: int) -> None:
+        """Round ``r`` starts: peers agreed for this round are taken back, frames of rounds
+        gone are dropped, lost peers of a higher rank are probed (and re-linked when they
+        answer)."""
+        with self._arrived:
+            super().begin_round(r)
+            self.running = True
+            for p, at in sorted(self.pending.items()):
+                if at <= r:
+                    del self.pending[p]
+                    if at == r:
+                        self.lost.pop(p, None)
+                        self.readmitted.append((p, r))
+                        self._fresh.add(p)
+                        log.warning("took rank %d back from round %d", p, r)
+            self._frames = {k: v for k, v in self._frames.items() if k[0] >= self.call_id}
+        self._probe(r)
+
+    def _probe(self, r: int) -> None:
+        """Re-link lost peers of a higher rank (one probe or proposal in flight each)."""
+        for p, (stage, fut) in list(self._probes.items()):
+            if not fut.done():
+                continue
+            del self._probes[p]
+            got = _answer(fut)
+            if stage == "query" and got and got.get("running") is True \
+                    and type(got.get("round")) is int and p in self.lost:
+                self._propose(p, max(r, got["round"]) + PROBE_MARGIN)
+            elif stage == "admit" and got and got.get("ok") is True \
+                    and type(got.get("at")) is int:
+                with self._arrived:
+                    if got["at"] > self.round and p in self.lost:
+                        self.pending[p] = max(got["at"], self.pending.get(p, 0))
+        for p in sorted(self.lost):
+            if p > self.rank and p not in self._probes and p not in self.pending \
+                    and (self.peers is None or p in self.peers):
+                self._probes[p] = ("query", self._ask(p, {"op": "query"}, PROBE_S))
+
+    def _propose(self, p: int, at: int) -> None:
+        with self._arrived:
+            self._proposed[p] = max(at, self._proposed.get(p, 0))
+            at = self._proposed[p]
+        self._probes[p] = ("admit", self._ask(p, {"op": "admit", "at": at}, PROBE_S))
+
+    def _ask(self, p: int, body: dict[str, Any], timeout: float) -> Any:
+        request = json.dumps({**body, "rank": self.rank}).encode()
+        return self.members[p].future(request, timeout=timeout)
+
+    def join(self) -> int:
+        """``--join``: ask the peers for their round, propose to be taken back
+        ``JOIN_MARGIN`` rounds after the newest, and return the round this process starts at
+        (a peer that did not answer stays lost; a lower-ranked one probes us later)."""
+        peers = sorted(self.peers if self.peers is not None else set(self.owner) - {self.rank})
+        with self._arrived:
+            for p in peers:
+                self.lost.setdefault(p, "not taken back yet (joining)")
+        rounds = self._poll(peers, {"op": "query"}, lambda got: got.get("running") is True
+                            and type(got.get("round")) is int, settle=min(self.timeout_s, 5.0))
+        if not rounds:
+            raise ConfigError("--join", f"no peer process answered within {self.startup_s:g} s "
+                              f"(ranks {peers}): is the run going on?")
+        at = max(got["round"] for got in rounds.values()) + JOIN_MARGIN
+        for p in rounds:
+            self._propose(p, at)
+        for p in rounds:
+            stage, fut = self._probes.pop(p)
+            got = _answer(fut, self.timeout_s)
+            log.info("rank %d is in round %d; asked to take us back from %d: %s", p,
+                     rounds[p]["round"], at, got)
+            if got and got.get("ok") is True and type(got.get("at")) is int:
+                with self._arrived:
+                    self.pending[p] = max(got["at"], self.pending.get(p, 0))
+        if not self.pending:
+            raise ConfigError("--join", f"no peer took this process back (ranks {peers})")
+        start = min(self.pending.values())
+        log.warning("joining at round %d: %s", start, {p: f"from round {r}"
+                                                      for p, r in sorted(self.pending.items())})
+        return start
+
+    def agree_resume(self, mine: Sequence[int]) -> int:
+        """``--resume`` without a store: the newest round that every process checkpointed,
+        asked of every process directly (each answers once it knows its own)."""
+        self.checkpointed = sorted(mine)
+        others = sorted(set(self.owner) - {self.rank})
+        got = self._poll(others, {"op": "rounds"}, lambda a: isinstance(a.get("rounds"), list)
+                         and len(a["rounds"]) <= self.rounds_total + 1
+                         and all(type(x) is int and 0 <= x <= self.rounds_total
+                                 for x in a["rounds"]))
+        if set(got) != set(others):
+            raise ConfigError("--resume", f"ranks {sorted(set(others) - set(got))} did not "
+                              f"say their checkpointed rounds within {self.startup_s:g} s")
+        common = set(mine).intersection(*(set(a["rounds"]) for a in got.values()))
+        return max(common, default=0)
+
+    def _poll(self, peers: Sequence[int], body: dict[str, Any], good: Any,
+              settle: float | None = None) -> dict[int, dict]:
+        """Ask each peer until it gives a ``good`` answer, up to ``startup_s`` (``settle``:
+        stop that long after the first good answer)."""
+        deadline, got = time.monotonic() + self.startup_s, {}
+        while time.monotonic() < deadline and len(got) < len(peers):
+            futs = {p: self._ask(p, body, 1.0) for p in peers if p not in got}
+            for p, fut in futs.items():
+                answer = _answer(fut)
+                if answer is not None and good(answer):
+                    got[p] = answer
+                else:
+                    log.debug("rank %d: %s", p, answer if answer is not None else fut.exception())
+            if got and settle is not None:
+                deadline = min(deadline, time.monotonic() + settle)
+            if len(got) < len(peers):
+                time.sleep(0.2)
+        return got
+
+    def _member(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """A peer's membership request: ``query`` (our round), ``admit`` (take it back from a
+        round; we answer the round we agree to, the later of its and any we proposed) or
+        ``rounds`` (what we can resume from)."""
+        try:
+            if len(request) > MAX_MEMBER:
+                raise ValueError(f"{len(request)} bytes")
+            body = loads_bounded(request, max_depth=2)
+            rank, op = body.get("rank"), body.get("op")
+            if type(rank) is not int or rank == self.rank or rank not in self.owner:
+                raise ValueError(f"unknown sender rank {rank!r}")
+            self._check_peer(rank, context)
+        except (ValueError, WireError, AttributeError) as err:
+            self._reject(context.peer(), "membership request", str(err))
+            return b"{}"
+        if op == "query":
+            return json.dumps({"round": self.round, "running": self.running}).encode()
+        if op == "rounds":
+            return json.dumps({"rounds": self.checkpointed}).encode()
+        at = body.get("at")
+        if op != "admit" or type(at) is not int:
+            self._reject(context.peer(), "membership request", f"unknown op {op!r}")
+            return b"{}"
+        with self._arrived:
+            at = max(at, self._proposed.get(rank, 0), self.pending.get(rank, 0))
+            if not self.round < at < self.rounds_total:
+                log.warning("rank %d asks to be taken back from round %d: refused (round %d "
+                            "of %d)", rank, at, self.round, self.rounds_total)
+                return json.dumps({"ok": False, "round": self.round}).encode()
+            if rank not in self.lost:  # it restarted before we noticed
+                self._lose(rank, "came back without us losing it (restarted)")
+            self.pending[rank] = at
+            self._arrived.notify_all()
+        log.warning("rank %d asks to be taken back: from round %d", rank, at)
+        return json.dumps({"ok": True, "at": at}).encode()
+
+    def _check_peer(self, rank: int, context: grpc.ServicerContext) -> None:
+        """With TLS: the client certificate names an agent hosted by ``rank``."""
+        if self.tls is not None:
+            names = context.auth_context().get("x509_common_name", [])
+            agents = {f"agent-{i}".encode() for i, r in enumerate(self.owner) if r == rank}
+            if not names or names[0] not in agents:
+                raise ValueError(f"certificate {names} is not one of rank {rank}'s agents")
 
     def _deliver(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """A peer's frames for one call; refused (and counted) unless well-framed, within the
-        bound for that peer, and from a certificate of an agent that peer hosts."""
+        bound for that peer, from a certificate of an agent that peer hosts, and of a call
+        that is not past (nor too far ahead) from a peer that is live or being taken back."""
         try:
             call, rank, hlen, plen = PREFIX.unpack_from(request)
             most = frame_limits(self.bounds, len(self.owner), self.owner.count(rank))
-            if not (rank != self.rank and rank in self.owner) or rank in self.lost:
-                raise ValueError(f"unknown or lost sender rank {rank}")
+            if not (rank != self.rank and rank in self.owner):
+                raise ValueError(f"unknown sender rank {rank}")
             if not (0 <= hlen <= most[1] and 0 <= plen <= most[2]
                     and len(request) == PREFIX.size + hlen + plen):
                 raise ValueError(f"frame sizes {(hlen, plen)} outside {most[1:]} or truncated")
-            if self.tls is not None:
-                names = context.auth_context().get("x509_common_name", [])
-                agents = {f"agent-{i}".encode() for i, r in enumerate(self.owner) if r == rank}
-                if not names or names[0] not in agents:
-                    raise ValueError(f"certificate {names} is not one of rank {rank}'s agents")
-            if not self.calls <= call <= self.calls + 2:  # stale, or impossibly far ahead
-                raise ValueError(f"frame of call {call} at call {self.calls}")
+            self._check_peer(rank, context)
+            back, at = self.pending.get(rank), (call >> 16) - 1
+            if rank in self.lost and (back is None or at < back):
+                self._reject(context.peer(), "request", f"lost sender rank {rank}")
+                return b"lost"
+            # Before its first round a process does not know where it starts (a resume, a
+            # join): any round is kept then, as many frames per peer as AHEAD rounds hold.
+            ahead = max(self.round, back if back is not None else -1) + AHEAD
+            if not self.call_id <= call or (self.running and at > ahead) or \
+                    sum(k[1] == rank for k in self._frames) >= BUFFERED:
+                raise ValueError(f"frame of round {at} (call {call & 0xFFFF}) in round "
+                                 f"{self.round} (call {self.in_round}), or too many ahead")
         except (struct.error, ValueError) as err:
             self._reject(context.peer(), "request", str(err))
             return b"refused"
@@ -160,31 +360,54 @@ class GrpcTransport(NetworkTransport):
         return b"ok"
 
     def _swap(self, frames: Mapping[int, Frames]) -> Received:
-        wait = self.startup_s if self.calls == 1 else self.timeout_s
-        pending = {}
+        # The first exchange of a process that started with the others waits for them all;
+        # the first with a peer taken back waits as long (the two may be rounds apart).
+        first = self.calls == 1 and not self.readmitted
+        wait = {p: self.startup_s if first or p in self._fresh else self.timeout_s
+                for p in frames}
+        pending, call = {}, self.call_id
         for p, (_, header, payload) in frames.items():
-            request = PREFIX.pack(self.calls, self.rank, len(header), len(payload)) + \
+            request = PREFIX.pack(call, self.rank, len(header), len(payload)) + \
                 bytes(header.numpy()) + bytes(payload.numpy())
             self._sent(PREFIX.size + len(header), len(payload))
-            pending[p] = self.stubs[p].future(request, timeout=wait, wait_for_ready=True)
+            pending[p] = self.stubs[p].future(request, timeout=wait[p], wait_for_ready=True)
         for p, fut in pending.items():
             try:
-                fut.result()
+                if fut.result() == b"lost":  # (another refusal: its deadline decides)
+                    raise _Refused
             except grpc.RpcError as err:
                 self._lose(p, f"delivery failed: {err.code()} {str(err.details())[:200]}")
-        deadline = time.monotonic() + wait
-        got = {}
+            except _Refused:
+                self._lose(p, "it refused our frames (it lost us)")
+        start, got = time.monotonic(), {}
         with self._arrived:
             for p in frames:
-                while (self.calls, p) not in self._frames and p not in self.lost:
-                    left = deadline - time.monotonic()
+                while (call, p) not in self._frames and p not in self.lost:
+                    left = start + wait[p] - time.monotonic()
                     if left <= 0:
-                        self._lose(p, f"no frames within {wait:g} s")
+                        self._lose(p, f"no frames within {wait[p]:g} s")
                         break
                     self._arrived.wait(left)
-                if (self.calls, p) in self._frames:
-                    got[p] = self._frames.pop((self.calls, p))
+                if (call, p) in self._frames:
+                    got[p] = self._frames.pop((call, p))
+                    self._fresh.discard(p)
         return {p: f for p, f in got.items() if p not in self.lost}
+
+
+class _Refused(Exception):
+    """The peer answered our frames with a refusal."""
+
+
+def _answer(fut: Any, timeout: float | None = None) -> dict[str, Any] | None:
+    """A membership answer as a dict, or None (failed, refused, malformed)."""
+    try:
+        raw = fut.result(timeout=timeout)
+        if len(raw) > MAX_MEMBER:
+            return None
+        got = loads_bounded(raw, max_depth=2)
+        return got if isinstance(got, dict) else None
+    except (grpc.RpcError, grpc.FutureTimeoutError, WireError, ValueError):
+        return None
 
 
 def _addresses(settings: TransportSettings, owner: Sequence[int]) -> dict[int, str]:

@@ -102,6 +102,9 @@ class NetworkTransport(ABC):
     # True: the channel itself is mutually authenticated and encrypted (TLS) unless the run
     # says --insecure; it then needs keys (a throwaway CA when none are given).
     encrypts: ClassVar[bool] = False
+    # True: a lost peer can be taken back (late join, restart, healed partition); the engine
+    # then runs discovery every round (DistributedEngine.handshake_key).
+    rejoins: ClassVar[bool] = False
 
     rank: int
     owner: Sequence[int]  # agent id -> hosting rank
@@ -112,7 +115,9 @@ class NetworkTransport(ABC):
     meter: LinkMeter = field(default_factory=LinkMeter)
     wire: Counter = field(default_factory=Counter)
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
-    calls: int = 0
+    calls: int = 0  # exchanges so far in this process
+    round: int = -1  # the round being run (begin_round); -1 before the first
+    in_round: int = 0  # exchanges so far in this round
     checks: ReceiveChecks = field(default_factory=ReceiveChecks)  # runtime/checks.py
     # (receiving agent, component) -> senders in this round's plans; params from anyone else
     # are refused (None until the engine has planned: the handshake sends no params).
@@ -149,6 +154,17 @@ class NetworkTransport(ABC):
         return None if self.auth is None else CapabilitySigner(self.auth, self._refuse_entry)
 
     @property
+    def call_id(self) -> int:
+        """The current exchange's name on the wire and in signatures: its round and its
+        place in that round, ``(round + 1) << 16 | in_round`` — the same in every process,
+        whatever it did before (a process that joins or resumes mid-run counts alike)."""
+        return (self.round + 1) << 16 | self.in_round
+
+    def begin_round(self, r: int) -> None:
+        """Round ``r`` starts (the engine calls this before its handshake)."""
+        self.round, self.in_round = r, 0
+
+    @property
     def lost_agents(self) -> set[int]:
         return {i for i, r in enumerate(self.owner) if r in self.lost}
 
@@ -156,6 +172,7 @@ class NetworkTransport(ABC):
         """Deliver every message (local ones in memory, others to their process); return each
         local agent's accepted messages, ordered by sender."""
         self.calls += 1
+        self.in_round += 1
         inbox: dict[int, list[Message]] = defaultdict(list)
         outgoing: dict[int, list[Message]] = defaultdict(list)
         for msg in messages:
@@ -170,7 +187,7 @@ class NetworkTransport(ABC):
                 raise RuntimeError(f"message {msg.src}->{msg.dst}: rank {rank} is not a peer")
             else:
                 outgoing[rank].append(msg)
-        stamp = (lambda head, region: self.auth.stamp(head, region, self.calls)) \
+        stamp = (lambda head, region: self.auth.stamp(head, region, self.call_id)) \
             if self.auth is not None else None
         frames = {p: (len(outgoing[p]), *(encode(outgoing[p], stamp) if stamp else
                                           encode(outgoing[p])))
@@ -228,7 +245,7 @@ class NetworkTransport(ABC):
             raise WireError(f"rank {peer} may not send {msg.src}->{msg.dst} via {msg.path}")
         if self.auth is not None:  # decode_one has checked the byte range
             region = payload[head["offset"]:head["offset"] + head["length"]]
-            self.auth.check(head, bytes(region.numpy()), self.calls)
+            self.auth.check(head, bytes(region.numpy()), self.call_id)
         if msg.kind != "params":
             check_control(msg, self.expected, len(self.owner))
         return msg
@@ -260,9 +277,11 @@ class NetworkTransport(ABC):
 
     def _reject(self, origin: str, what: str, reason: str) -> None:
         self.wire["rejected"] += 1
-        log.warning("rejected %s from %s (call %d): %s", what, origin, self.calls, reason)
+        log.warning("rejected %s from %s (round %d, call %d): %s", what, origin, self.round,
+                    self.in_round, reason)
 
     def _lose(self, peer: int, reason: str) -> None:
         self.lost[peer] = reason
         agents = [i for i, r in enumerate(self.owner) if r == peer]
-        log.error("lost rank %d (agents %s) at call %d: %s", peer, agents, self.calls, reason)
+        log.error("lost rank %d (agents %s) in round %d, call %d: %s", peer, agents,
+                  self.round, self.in_round, reason)

@@ -78,10 +78,14 @@ class ForkServer:
         with self.changed:  # the server is gone: nothing more will be reported
             self.changed.notify_all()
 
-    def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> Forked:
+    def spawn(self, argv: list[str], env: dict[str, str], log: Path,
+              netns: str | None = None) -> Forked:
+        """A worker with ``argv``, ``env`` and its output on ``log``; ``netns``: the name of a
+        network namespace it runs in (``ip netns``: the test hosts of ``netlab``)."""
         with self.changed:
             self.proc.stdin.write((json.dumps({"argv": argv, "env": env, "log": str(log),
-                                               "cwd": os.getcwd()}) + "\n").encode())
+                                               "cwd": os.getcwd(), "netns": netns}
+                                              ) + "\n").encode())
             self.proc.stdin.flush()
             while not self.started:
                 if self.proc.poll() is not None:
@@ -173,6 +177,8 @@ def _child(request: dict[str, Any], *server_fds: int) -> None:
         for fd in server_fds:
             os.close(fd)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if request.get("netns"):
+            _enter_netns(request["netns"])
         os.chdir(request["cwd"])  # the launcher's, now: relative paths mean the same
         os.environ.clear()
         os.environ.update(request["env"])
@@ -204,6 +210,21 @@ def _child(request: dict[str, Any], *server_fds: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _enter_netns(name: str) -> None:
+    """Move this (single-threaded, just forked) process into the network namespace ``name``
+    made by ``ip netns add`` (as ``ip netns exec`` does; Python 3.11 has no ``os.setns``)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {name}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,6 @@ def launch(
     progress_path(out).unlink(missing_ok=True)  # a previous launch's
     atomic_write(out / "config.yaml", to_yaml(cfg))
     timeout = float(runtime_setting(cfg, "timeout_s", timeout_s))
-    if resume and not kind.needs_store:
-        raise ConfigError("--resume", "needs --transport gloo (resume agrees through its store)")
     if insecure and not kind.encrypts:
         raise ConfigError("--insecure", f"applies to a TLS transport only, not {transport}")
     if keys is None and (cfg.runtime.auth or (kind.encrypts and not insecure)):

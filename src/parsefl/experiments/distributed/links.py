@@ -31,6 +31,7 @@ def transport_settings(args: argparse.Namespace, rank: int, world: int,
     a ConfigError listing the registered ones."""
     transport_class(args.transport)
     return TransportSettings(
-        kind=args.transport, rank=rank, world=world, timeout_s=timeout_s, startup_s=STARTUP_S,
+        kind=args.transport, rank=rank, world=world, timeout_s=timeout_s,
+        startup_s=STARTUP_S if getattr(args, "startup_s", None) is None else args.startup_s,
         keys=Path(args.keys) if args.keys is not None else None, insecure=args.insecure,
         addresses=tuple(args.addresses.split(",")) if args.addresses else ())

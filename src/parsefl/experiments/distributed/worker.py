@@ -80,6 +80,10 @@ class Worker:
         self.timeout_s = float(runtime_setting(cfg, "timeout_s", args.timeout_s))
         self.every = int(runtime_setting(cfg, "checkpoint_every", args.checkpoint_every))
         self.insecure = args.insecure
+        self.joining = args.join
+        if args.join and (args.resume or args.transport != "grpc"):
+            raise ConfigError("--join", "needs --transport grpc and no --resume (a joiner "
+                              "starts from its own newest checkpoint by itself)")
         self.marker = f"rank_{rank}.json"
         self.start = time.perf_counter()
         self.placement, self.owner, self.cross_share = placement(cfg, args.placement, world)
@@ -124,9 +128,14 @@ class Worker:
             self.cfg, self.exp, self.loop, self.local, self.out, self.marker,
             lambda: {"world_size": self.world, "owner": self.owner,
                      "wire": dict(self.transport.wire)}, self.signer)
+        if hasattr(self.transport, "rounds_total"):
+            self.transport.rounds_total = self.cfg.rounds
         first = session.restore(self.agreed_round()) if resume else 0
         if first:
             self.transport.wire.update(session.restored["wire"])
+        joined = self.join(session) if self.joining else None
+        if joined is not None:
+            first = joined["round"]
         if self.rank == 0:
             atomic_write(self.out / "config.yaml", to_yaml(self.cfg))
         ds = self.exp.dataset
@@ -149,7 +158,9 @@ class Worker:
                    "world_size": self.world, "placement": self.placement,
                    "cross_edge_share": self.cross_share, "backend": self.backend,
                    "wall_s": time.perf_counter() - self.start, "transport": self.kind,
-                   "encrypted": tls}
+                   "encrypted": tls, "joined": joined,
+                   "readmitted": [{"rank": p, "round": r}
+                                  for p, r in getattr(self.transport, "readmitted", [])]}
         write_summary(self.out, summary, self.parts, self.signer)
         if self.transport.lost:
             log.error("this process lost rank(s) %s: the run is partial (results.json will "
@@ -187,11 +198,28 @@ class Worker:
                  end.stats.loss, sum(end.stats.link_bytes.values()), now - self.clock)
         self.clock = now
 
+    def join(self, session: RunSession) -> dict[str, Any]:
+        """``--join`` (gRPC): take part in a run that is going on. The peers say the round
+        they are in and take this process back a few rounds later; its agents start from its
+        own newest checkpoint up to that round, or, with none, from their neighbours' copies
+        (the warm start of agents that join, runtime/warm_start.py)."""
+        start = self.transport.join()
+        done = max((r for r in complete_rounds(self.out, self.marker) if r <= start),
+                   default=0)
+        if done:
+            session.restore(done)
+            self.transport.wire.update(session.restored["wire"])
+        else:
+            self.loop.arrive()
+        log.warning("joined at round %d from %s", start,
+                    f"its checkpoint of round {done}" if done else "its neighbours' copies")
+        return {"round": start, "from_checkpoint": done}
+
     def agreed_round(self) -> int:
-        """The latest round every rank checkpointed (agreed through the store)."""
+        """The latest round every rank checkpointed (agreed through the store, or over gRPC
+        by asking every process)."""
         if self.store is None:
-            raise ConfigError("--resume", "needs the gloo transport (it agrees on the round "
-                              "through the store)")
+            return self.transport.agree_resume(complete_rounds(self.out, self.marker))
         self.notes.put(f"resume/{self.rank}", json.dumps(complete_rounds(self.out, self.marker)))
         keys = [f"resume/{k}" for k in range(self.world)]
         self.store.wait(keys, timedelta(seconds=max(self.timeout_s, STARTUP_S)))
@@ -242,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--addresses", default=None,
                    help="grpc: HOST:PORT per rank, comma-separated (default: the peers file's "
                         "address of each rank's first agent)")
+    p.add_argument("--join", action="store_true",
+                   help="grpc: join a run that is going on (late, or after a crash): from "
+                        "this process's newest checkpoint in --out, else warm-started from "
+                        "its neighbours")
+    p.add_argument("--startup-s", type=float, default=None,
+                   help="how long the first exchange (and --join, --resume) waits for the "
+                        "other processes (default 120)")
     p.add_argument("--allow-partial", action="store_true",
                    help="exit 0 even when this process lost a peer (results say so anyway)")
     p.add_argument("--plugin", action="append", default=[],
@@ -282,7 +317,8 @@ def _log_to(path: Path, rank: int) -> None:
         f"%(asctime)s rank {rank} %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.INFO, handlers=[file, console], force=True)
+    level = logging.DEBUG if os.environ.get("PARSEFL_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, handlers=[file, console], force=True)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,8 @@ def _misfit(rec: Record, agents: set[int], n: int, rounds: int, done: int | None
         return f"it holds rounds {_span(seen)}, its checkpoint is of round {done}"
     if seen != sorted(set(seen)) or (seen and seen[-1] >= rounds):
         return f"rounds {_span(seen)} are not each once inside the run's {rounds}"
-    if seen and seen != list(range(seen[0], seen[-1] + 1)):
+    joined = (rec.model_extra or {}).get("joined")  # a process that rejoined skipped rounds
+    if seen and seen != list(range(seen[0], seen[-1] + 1)) and not joined:
         return f"rounds {_span(seen)} have gaps"
     ran = set(seen)
     if any(int(r) >= rounds or int(r) not in ran for r in rec.history.evals):

@@ -6,6 +6,8 @@ against the baselines; and the scale of processes (8 on 8 hosts, 16 on 4) agains
     sudo python benchmarks/network.py                  # 4 hosts, 1/10/100 Mbit/s, 5 methods
     sudo python benchmarks/network.py --quick          # 10 Mbit/s, 20 rounds, prints only
     sudo python benchmarks/network.py --scale          # 8 on 8 and 16 on 4 == the simulator
+    sudo python benchmarks/network.py --slow           # one 1 Mbit/s link among 100 Mbit/s
+    sudo python benchmarks/network.py --config configs/hapt.yaml --hosts 6 --rates 10
 
 Time to accuracy: wall seconds from the start of round 0 (the earliest rank's) to the end of
 the first evaluated round whose overall test accuracy (metrics.csv, every ``eval_every``
@@ -46,10 +48,10 @@ STAMP = re.compile(r"^(\S+ \S+) rank (\d+) INFO parsefl.worker: round (\d+) done
 
 
 def run_once(net: netlab.TestNet, out: Path, world: int, overrides: list[str],
-             timeout_s: float) -> dict:
+             timeout_s: float, config: str | None = None) -> dict:
     """One gRPC run on the hosts; its results, per-round end times and evaluations."""
     run = netlab.NetRun(net, out, world)
-    run.prepare(None, overrides)
+    run.prepare(config, overrides)
     for rank in range(world):
         run.start(rank)
     codes = run.wait(timeout_s)
@@ -86,15 +88,16 @@ def time_to(run: dict, target: float) -> float | None:
 
 
 def accuracy_table(args: argparse.Namespace) -> None:
-    base = [f"rounds={args.rounds}", "eval_every=5", "runtime.timeout_s=60",
-            f"seed={args.seed}"]
+    base = [*([f"rounds={args.rounds}"] if args.rounds else []), "eval_every=5",
+            "runtime.timeout_s=60", f"seed={args.seed}", "device=cpu"]
+    name = Path(args.config).stem if args.config else "quickstart"
     tmp = Path(tempfile.mkdtemp(prefix="parsefl-net-"))
     runs: dict[tuple[str, float | None], dict] = {}
     with netlab.TestNet(args.hosts) as net:
         target = args.target
         if target is None:
             ref = run_once(net, tmp / "ref", args.hosts, [*base, *METHODS["dsgd_full"]],
-                           args.timeout)
+                           args.timeout, args.config)
             target = ref["results"]["final"]["accuracy"]["overall"] - 0.02
             print(f"target: {target:.4f} (dsgd_full unshaped, final overall minus 2 points)")
         for rate in args.rates:
@@ -103,7 +106,7 @@ def accuracy_table(args: argparse.Namespace) -> None:
             for name in args.methods:
                 key = (name, rate)
                 runs[key] = run_once(net, tmp / f"{len(runs)}", args.hosts,
-                                     [*base, *METHODS[name]], args.timeout)
+                                     [*base, *METHODS[name]], args.timeout, args.config)
                 got = runs[key]
                 t = time_to(got, target)
                 res = got["results"]
@@ -131,12 +134,12 @@ def accuracy_table(args: argparse.Namespace) -> None:
     print("\n".join(lines))
     if not args.quick:
         how = "" if args.target else " (dsgd_full unshaped final minus 2 points)"
-        append_results(f"Network: time to accuracy, quickstart on {args.hosts} test hosts",
+        append_results(f"Network: time to accuracy, {name} on {args.hosts} test hosts",
                        lines, [f"Target overall accuracy {target:.4f}{how};"
-                               f" {args.rounds} rounds, seed {args.seed}, evaluation every 5 "
-                               "rounds (included in the time). One gRPC process per host "
-                               "(mutual TLS, 3 agents each), every host's link shaped with "
-                               "tbf to the rate both ways. Not converged runs: the quickstart "
+                               f" {args.rounds or 'the config file'} rounds, seed {args.seed}, "
+                               "evaluation every 5 rounds (included in the time). One gRPC "
+                               "process per host (mutual TLS), every host's link shaped with "
+                               "tbf to the rate both ways. Not converged runs: the config's "
                                "budget."])
 
 
@@ -169,24 +172,58 @@ def scale_check(args: argparse.Namespace) -> None:
                         "metric and byte count of results.json bit for bit."])
 
 
+def slow_link(args: argparse.Namespace) -> None:
+    """Whether the slowest link paces everyone: the median round with every link at 100
+    Mbit/s, with one host's link at 1 Mbit/s (the others at 100), and with every link at 1."""
+    base = ["rounds=12", "eval_every=1000", "runtime.timeout_s=120", "device=cpu"]
+    tmp = Path(tempfile.mkdtemp(prefix="parsefl-net-slow-"))
+    lines = ["| method | all links 100 Mbit/s | host 0 at 1, others 100 | all links 1 Mbit/s |",
+             "|---|---|---|---|"]
+    with netlab.TestNet(args.hosts) as net:
+        for name in ("parse + int8", "dsgd_full"):
+            cells = []
+            for slow, rest in ((100.0, 100.0), (1.0, 100.0), (1.0, 1.0)):
+                for i in range(args.hosts):
+                    rate = slow if i == 0 else rest
+                    net.shape(i, rate, rate)
+                got = run_once(net, tmp / f"{len(cells)}{name[:5]}", args.hosts,
+                               [*base, *METHODS[name]], args.timeout, args.config)
+                cells.append(f"{got['round_s']:.3f} s")
+            lines.append(f"| {name} | {' | '.join(cells)} |")
+            print(lines[-1], flush=True)
+    if not args.quick:
+        append_results(f"Network: the slowest link paces the round ({args.hosts} test hosts)",
+                       lines, ["Median round time over rounds 1-11 of the config (default the "
+                               "quickstart), one gRPC process per host, no evaluation inside "
+                               "the rounds. Rounds are synchronous: one slow link makes "
+                               "every round as slow as that host's transfers."])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=None, help="a config file (default: the quickstart)")
     p.add_argument("--hosts", type=int, default=4)
     p.add_argument("--rates", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--rounds", type=int, default=60)
+    p.add_argument("--rounds", type=int, default=None, help="default: the config's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=None)
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run at most")
     p.add_argument("--quick", action="store_true", help="10 Mbit/s, 20 rounds, prints only")
     p.add_argument("--scale", action="store_true", help="8 on 8 and 16 on 4 hosts only")
+    p.add_argument("--slow", action="store_true", help="one slow link against all fast")
     args = p.parse_args()
     ok, why = netlab.available()
     if not ok:
         sys.exit(f"benchmarks/network.py: {why}")
     if args.quick:
         args.rates, args.rounds = [10.0], 20
-    scale_check(args) if args.scale else accuracy_table(args)
+    if args.scale:
+        scale_check(args)
+    elif args.slow:
+        slow_link(args)
+    else:
+        accuracy_table(args)
 
 
 if __name__ == "__main__":

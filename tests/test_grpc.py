@@ -98,3 +98,54 @@ def test_server_refuses_foreign_certificates_and_forged_requests(tmp_path):
         assert refused == [b"refused"] * 5 and server.wire["rejected"] == 5
     finally:
         server.close()
+
+
+def test_two_processes_that_lost_each_other_agree_on_the_round_they_take_each_other_back(
+        tmp_path):
+    """Both ends of a lost pair propose a round; each takes the later one, so they take each
+    other back at the start of the same round. A lost sender's frames are answered "lost"
+    until then; a membership request under another rank's certificate is refused."""
+    import json
+    import time
+
+    from parsefl.runtime.grpc_transport import MEMBER
+
+    keys = tmp_path / "k"
+    init_keys(keys, 2)
+    owner, where = [0, 1], {0: f"127.0.0.1:{_port()}", 1: f"127.0.0.1:{_port()}"}
+    specs = {(0, "c"): {"w": ("float32", (2, 3))}, (1, "c"): {"w": ("float32", (2, 3))}}
+    a, b = (GrpcTransport(r, owner, specs, 2.0, addresses=where, tls=_tls(keys, r))
+            for r in (0, 1))
+    for t in (a, b):
+        t.start()
+    try:
+        a.begin_round(5)
+        b.begin_round(7)
+        a.lost[1], b.lost[0] = "partition", "partition"
+        # b's frames for round 8 while a lost it: refused as from a lost peer
+        assert b.stubs[0](PREFIX.pack(9 << 16 | 1, 1, 0, 0), timeout=5) == b"lost"
+        b._proposed[0] = 12  # b would take a back at 12; a (the lower rank) proposes 10
+        a._propose(1, 10)
+        deadline = time.monotonic() + 10
+        while 1 not in a.pending and time.monotonic() < deadline:
+            a._probe(5)  # collects the answer
+            time.sleep(0.05)
+        assert a.pending == {1: 12} and b.pending == {0: 12}
+        # a's frames for round 12 reach b early (b is in round 7): kept for then
+        assert a.stubs[1](PREFIX.pack(13 << 16 | 1, 0, 0, 0), timeout=5) == b"ok"
+        a.begin_round(12)
+        b.begin_round(12)
+        assert a.lost == {} and b.lost == {} and a.readmitted == [(1, 12)] == \
+            [(1 - r, 12) for r, _ in b.readmitted]
+        assert a.wire["rejected"] == 1 and b.wire["rejected"] == 0  # the "lost" frame
+        # a membership request to rank 1 claiming rank 0 under rank 1's own certificate
+        forged = json.dumps({"rank": 0, "op": "admit", "at": 20}).encode()
+        mine = _tls(keys, 1)
+        creds = grpc.ssl_channel_credentials(mine.ca, mine.key, mine.cert)
+        with grpc.secure_channel(where[1], creds, options=[
+                ("grpc.ssl_target_name_override", "agent-1")]) as channel:
+            assert channel.unary_unary(MEMBER)(forged, timeout=5) == b"{}"
+        assert b.pending == {} and b.lost == {} and b.wire["rejected"] == 1
+    finally:
+        for t in (a, b):
+            t.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -117,6 +119,31 @@ def test_a_partition_heals_and_both_sides_go_on(tmp_path):
     assert healed and {"rank": 1, "round": healed[-1]} in back[2]  # the same round both ends
     assert got.get("complete", True) and got["distributed"]["missing_agents"] == []
     assert got["distributed"]["lost_peers"] == {}  # everyone was taken back by the end
+
+
+@hosts
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_test_hosts_are_removed_when_the_harness_is_killed(how):
+    """Killed politely, the harness removes its namespaces and links itself; killed hard, the
+    next harness removes them (their names carry the dead creator's pid)."""
+    code = ("import sys, time\nfrom parsefl.experiments.distributed import netlab\n"
+            "with netlab.TestNet(2, rate_mbit=5.0) as net:\n"
+            "    print(net.tag, flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    tag = proc.stdout.readline().strip()
+
+    def ours() -> list[str]:
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        return re.findall(rf"\b{netlab.PREFIX}{tag}\w*", names + links)
+
+    assert len(ours()) >= 5  # 2 namespaces, 2 host-side links, the bridge
+    proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+    proc.wait(30)
+    if how == "sigkill":
+        assert ours()  # nobody cleaned up
+        assert any(tag in name for name in netlab.sweep_stale())  # a veth goes with its netns
+    assert ours() == []
 
 
 def test_resume_over_grpc_after_every_process_was_killed_equals_the_whole_run(tmp_path):

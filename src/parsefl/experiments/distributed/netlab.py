@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,12 +101,15 @@ class TestNet:
         if not 1 <= self.n <= 250:
             raise ValueError(f"1 to 250 test hosts, got {self.n}")
         self.bridge = f"{PREFIX}{self.tag}b"
-        self._closed = True
+        self._closed, self._term = True, None
 
     def __enter__(self) -> TestNet:
         sweep_stale()
         self._closed = False
         atexit.register(self.close)
+        self._term = None
+        if threading.current_thread() is threading.main_thread():  # `kill PID`: clean up too
+            self._term = signal.signal(signal.SIGTERM, _terminated)
         try:
             self._run("ip", "link", "add", self.bridge, "type", "bridge")
             self._run("ip", "link", "set", self.bridge, "up")
@@ -199,12 +203,18 @@ class TestNet:
         self._run("ip", "link", "del", self.bridge, check=False)
         self.hosts = []
         atexit.unregister(self.close)
+        if self._term is not None:
+            signal.signal(signal.SIGTERM, self._term)
 
     def _run(self, *cmd: str, ns: str | None = None, check: bool = True) -> None:
         got = _ip(*cmd, ns=ns, check=False)
         if check and got.returncode != 0:
             where = f" (in {ns})" if ns else ""
             raise NetlabError(f"`{' '.join(cmd)}`{where} failed: {got.stderr.strip()[:300]}")
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through close() (finally, __exit__)
 
 
 def sweep_stale() -> list[str]:

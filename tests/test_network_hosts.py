@@ -100,14 +100,14 @@ def test_a_killed_process_rejoins_from_its_checkpoint(tmp_path):
 @hosts
 def test_a_partition_heals_and_both_sides_go_on(tmp_path):
     # ranks 0, 1 on host 0 and ranks 2, 3 on host 1: host 1's link down splits the ring
-    overrides = [*BASE, "mix={m1: 3, m2: 3, m1+m2: 2}", "rounds=400", "eval_every=100",
+    overrides = [*BASE, "mix={m1: 3, m2: 3, m1+m2: 2}", "rounds=160", "eval_every=40",
                  "runtime.timeout_s=1.5"]
     with netlab.TestNet(2) as net:
         run = netlab.NetRun(net, tmp_path / "run", 4, host_of={0: 0, 1: 0, 2: 1, 3: 1})
         run.prepare(None, overrides)
         for rank in range(4):
             run.start(rank)
-        assert netlab.wait_for(lambda: run.done(0) >= 20, BOUND_S)
+        assert netlab.wait_for(lambda: run.done(0) >= 10, BOUND_S)
         net.set_link(1, up=False)
         assert netlab.wait_for(lambda: "lost rank 2" in run.log(1)
                                and "lost rank 1" in run.log(2), 30)

@@ -101,8 +101,8 @@ def accuracy_table(args: argparse.Namespace) -> None:
             target = ref["results"]["final"]["accuracy"]["overall"] - 0.02
             print(f"target: {target:.4f} (dsgd_full unshaped, final overall minus 2 points)")
         for rate in args.rates:
-            for i in range(args.hosts):
-                net.shape(i, rate, rate)
+            for i in range(args.hosts):  # 0: unshaped (what compute alone allows)
+                net.shape(i, rate or None, rate or None)
             for name in args.methods:
                 key = (name, rate)
                 runs[key] = run_once(net, tmp / f"{len(runs)}", args.hosts,
@@ -127,7 +127,7 @@ def accuracy_table(args: argparse.Namespace) -> None:
             wire = res["distributed"]["wire_bytes"]
             speed = f"{ref_t / t:.1f}x" if t and ref_t else "—"
             lines.append(
-                f"| {rate:g} | {name} | {res['final']['accuracy']['overall']:.4f} | "
+                f"| {f'{rate:g}' if rate else 'unshaped'} | {name} | {res['final']['accuracy']['overall']:.4f} | "
                 f"{'never' if t is None else f'{t:.1f}'} | {speed} | {got['round_s']:.3f} | "
                 f"{res['communication']['bytes_total']:,} | "
                 f"{sum(wire.get(k, 0) for k in ('payload_bytes', 'header_bytes')):,} |")
@@ -203,7 +203,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=None, help="a config file (default: the quickstart)")
     p.add_argument("--hosts", type=int, default=4)
-    p.add_argument("--rates", type=float, nargs="+", default=[1.0, 10.0, 100.0])
+    p.add_argument("--rates", type=float, nargs="+", default=[1.0, 10.0, 100.0],
+                   help="Mbit/s each way per host link (0: unshaped)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--rounds", type=int, default=None, help="default: the config's")
     p.add_argument("--seed", type=int, default=0)

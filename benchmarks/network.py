@@ -126,8 +126,9 @@ def accuracy_table(args: argparse.Namespace) -> None:
             res, t = got["results"], time_to(got, target)
             wire = res["distributed"]["wire_bytes"]
             speed = f"{ref_t / t:.1f}x" if t and ref_t else "—"
+            link = f"{rate:g}" if rate else "unshaped"
             lines.append(
-                f"| {f'{rate:g}' if rate else 'unshaped'} | {name} | {res['final']['accuracy']['overall']:.4f} | "
+                f"| {link} | {name} | {res['final']['accuracy']['overall']:.4f} | "
                 f"{'never' if t is None else f'{t:.1f}'} | {speed} | {got['round_s']:.3f} | "
                 f"{res['communication']['bytes_total']:,} | "
                 f"{sum(wire.get(k, 0) for k in ('payload_bytes', 'header_bytes')):,} |")

@@ -285,8 +285,22 @@ class NetRun:
         init_keys(self.keys, agent_count(cfg), {
             owner.index(r): self.host(r).endpoint(PORT + r) for r in range(self.world)},
             force=True)
+        # What each machine gets (docs/distributed.md, step 2): the CA certificate, every
+        # certificate, the peers file and only its own agents' private keys; no CA key.
+        for r in range(self.world):
+            mine = self._keys(r)
+            shutil.rmtree(mine, ignore_errors=True)
+            (mine / "private").mkdir(parents=True, mode=0o700)
+            shutil.copytree(self.keys / "certs", mine / "certs")
+            for name in ("ca.pem", "peers.json"):
+                shutil.copy2(self.keys / name, mine / name)
+            for agent in (i for i, o in enumerate(owner) if o == r):
+                shutil.copy2(self.keys / "private" / f"agent_{agent:04d}.key", mine / "private")
         self.ranks: dict[int, Any] = {}
         return self.config
+
+    def _keys(self, rank: int) -> Path:
+        return self.out / "hostkeys" / f"rank_{rank}"
 
     def host(self, rank: int) -> Host:
         i = self.host_of[rank] if self.host_of is not None else rank % self.net.n
@@ -297,7 +311,7 @@ class NetRun:
         forked by the launcher's fork server into the host's namespace (milliseconds; the
         worker is the same), else a fresh ``ip netns exec python -m ...`` (seconds)."""
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        argv = worker_argv(self.config, self.out, self.keys, *extra)
+        argv = worker_argv(self.config, self.out, self._keys(rank), *extra)
         env, log = worker_env(rank, self.world, threads), self.out / "logs" / f"rank_{rank}.out"
         if fork:
             from parsefl.experiments.distributed.forks import ForkServer

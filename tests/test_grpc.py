@@ -149,3 +149,20 @@ def test_two_processes_that_lost_each_other_agree_on_the_round_they_take_each_ot
     finally:
         for t in (a, b):
             t.close()
+
+
+def test_join_with_no_peer_running_is_refused_in_one_line(tmp_path):
+    from parsefl.errors import ConfigError
+
+    keys = tmp_path / "k"
+    init_keys(keys, 2)
+    where = {0: f"127.0.0.1:{_port()}", 1: f"127.0.0.1:{_port()}"}  # nobody at rank 0's
+    joiner = GrpcTransport(1, [0, 1], {}, 1.0, addresses=where, tls=_tls(keys, 1),
+                           startup_s=1.0)
+    joiner.start()
+    try:
+        with pytest.raises(ConfigError, match=r"--join: no peer process answered within 1 s "
+                                              r"\(ranks \[0\]\)"):
+            joiner.join()
+    finally:
+        joiner.close()

@@ -10,6 +10,7 @@ from parsefl.config import load_config
 from parsefl.errors import ConfigError
 from parsefl.experiments.run.convergence import agree, hold_out, plateau_gain, plateaued
 from parsefl.experiments.run.driver import RoundEnd, run_rounds
+from parsefl.experiments.run.network_stop import StopRule
 from parsefl.runtime import InMemoryTransport, RoundStats
 
 
@@ -113,3 +114,12 @@ def test_rounds_auto_stops_at_the_same_round_in_the_simulator_and_under_launch(t
     assert sim["stopped_by"] == "plateau" and (dist["stopped_by"], dist["phases"]) == (
         sim["stopped_by"], sim["phases"])
     assert dist["final"] == sim["final"]
+    # the network rule (the default) decided: its record says every group stalled, and the
+    # run ended at the first evaluation from min_rounds on where the recorded counts say so
+    net = sim["convergence"]["network"]
+    assert net["plateaued"] and set(net["groups"]) == {"m1", "m2", "m1+m2"}
+    points = [(r, {g: tuple(v["curve"][k][2:]) for g, v in net["groups"].items()})
+              for k, (r, *_) in enumerate(net["groups"]["m1"]["curve"])]
+    rule = StopRule(net["patience"], net["smoothing"])
+    first = next(d for d, _ in points if d >= 20 and rule.stalled(points, d))
+    assert first == sim["rounds_completed"]

@@ -235,3 +235,35 @@ def test_a_bad_stop_rule_value_is_one_line_exit_2(tmp_path, override, words):
     first = override.startswith("train.patience=0")
     refused((parsefl if first else in_process)(*args, cwd=tmp_path), *words)
     assert not (tmp_path / "run").exists()
+
+
+class _Cut(Exception):
+    pass
+
+
+def test_an_interrupted_auto_run_resumed_stops_where_the_whole_run_did(tmp_path):
+    """The network points are run state: a run cut after its checkpoint of round 80 — after
+    every group's last gain, before the stop — and resumed (the points before the cut read
+    back, not gossiped again) ends as the whole run did; without them its smoothing and
+    patience would restart at the cut and stop it later."""
+    import torch
+    from test_convergence import AUTO
+
+    from parsefl.experiments.run.simulate import run_experiment
+
+    def cut_after_81(stats, ev) -> None:
+        if stats.round == 81:
+            raise _Cut
+
+    cfg = load_config(None, [*AUTO, "runtime.checkpoint_every=4", "runtime.threads=1"])
+    torch.manual_seed(0)
+    whole = run_experiment(cfg, tmp_path / "whole")
+    groups = whole["convergence"]["network"]["groups"].values()
+    assert whole["stopped_by"] == "plateau" and whole["rounds_completed"] > 82
+    assert max(g["best_round"] for g in groups) < 80  # the test means something
+    with pytest.raises(_Cut):
+        run_experiment(cfg, tmp_path / "cut", cut_after_81)
+    torch.manual_seed(0)
+    resumed = run_experiment(cfg, tmp_path / "cut", resume=True)
+    assert {k: v for k, v in resumed.items() if k != "wall_time_s"} == \
+        {k: v for k, v in whole.items() if k != "wall_time_s"}

@@ -267,3 +267,25 @@ def test_an_interrupted_auto_run_resumed_stops_where_the_whole_run_did(tmp_path)
     resumed = run_experiment(cfg, tmp_path / "cut", resume=True)
     assert {k: v for k, v in resumed.items() if k != "wall_time_s"} == \
         {k: v for k, v in whole.items() if k != "wall_time_s"}
+
+
+def test_the_network_rule_stops_one_config_at_comparable_rounds_across_seeds(tmp_path):
+    """The issue's consistency bound, max/min stop round <= 1.5 over seeds 0, 1, 2, on the
+    small synthetic config of the launch test (6 agents, ~40 validation samples a group; about
+    15 s here). The quickstart itself meets it too (125-135 rounds for dsgd_full, 130-135 for
+    parse; docs/results.md) but takes about 90 s for one method: too slow for the suite. On
+    this config the per-agent rule spreads wider (measured 40-62 rounds, 1.55x)."""
+    from test_convergence import AUTO
+
+    from parsefl.experiments.run.simulate import run_experiment
+
+    stops: dict[str, list[int]] = {"network": [], "agents": []}
+    for rule, seed in [(r, s) for r in stops for s in (0, 1, 2)]:
+        cfg = load_config(None, [*AUTO, f"seed={seed}", f"train.stop_rule={rule}",
+                                 "runtime.threads=1"])
+        res = run_experiment(cfg, tmp_path / f"{rule}{seed}")
+        assert res["stopped_by"] == "plateau", (rule, seed, res["rounds_completed"])
+        stops[rule].append(res["rounds_completed"])
+    spread = {rule: max(v) / min(v) for rule, v in stops.items()}
+    assert spread["network"] <= 1.5, stops
+    assert spread["network"] < spread["agents"], stops

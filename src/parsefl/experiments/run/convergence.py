@@ -227,10 +227,11 @@ def warn_unconverged(results: Mapping[Any, Mapping[str, Any]]) -> str | None:
     names = unconverged(results)
     if not names:
         return None
-    return (f"warning: {len(names)} of {len(results)} runs had not plateaued (gained >= "
-            f"{100 * MIN_GAIN:g} points over the last {WINDOW:.0%} of rounds), so their "
-            f"numbers measure speed, not what the method reaches: {', '.join(names)} "
-            "(raise rounds, or use rounds: auto with train.val_fraction)")
+    return (f"warning: {len(names)} of {len(results)} runs had not plateaued (results.json "
+            "convergence: with a validation split, by train.stop_rule's measure; without, "
+            f"the test curve gained >= {100 * MIN_GAIN:g} points over the last {WINDOW:.0%} "
+            "of rounds), so their numbers measure speed, not what the method reaches: "
+            f"{', '.join(names)} (raise rounds, or use rounds: auto with train.val_fraction)")
 
 
 def stop_record(phases: Phases, rounds: int, plateau: bool) -> dict[str, Any]:

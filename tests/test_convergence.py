@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import networkx as nx
 import numpy as np
 import pytest
+from console import parsefl
 
 from parsefl.config import load_config
 from parsefl.errors import ConfigError
 from parsefl.experiments.run.convergence import agree, hold_out, plateau_gain, plateaued
 from parsefl.experiments.run.driver import RoundEnd, run_rounds
+from parsefl.experiments.run.network_stop import StopRule
 from parsefl.runtime import InMemoryTransport, RoundStats
 
 
@@ -94,7 +98,6 @@ AUTO = ["data.name=synthetic_pid", "data.params={label: redundancy, n_samples: 6
 def test_rounds_auto_stops_at_the_same_round_in_the_simulator_and_under_launch(tmp_path):
     import torch
 
-    from parsefl.experiments.distributed.launcher import launch
     from parsefl.experiments.run.simulate import run_experiment
 
     threads = torch.get_num_threads()
@@ -107,9 +110,23 @@ def test_rounds_auto_stops_at_the_same_round_in_the_simulator_and_under_launch(t
         torch.set_num_threads(threads)
     assert 20 <= sim["rounds_completed"] < 100  # stopped by the plateau, not the maximum
     assert sim["convergence"]["source"] == "validation" and sim["convergence"]["converged"]
-    dist = launch(None, AUTO, nproc=2, out_dir=tmp_path / "dist", wall_timeout_s=120)
+    # the real console script: `parsefl launch --nproc 2` (two worker processes)
+    args = [a for o in AUTO for a in ("-o", o)]
+    done = parsefl("launch", *args, "--nproc", "2", "--out", str(tmp_path / "dist"),
+                   timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dist = json.loads((tmp_path / "dist" / "results.json").read_text())
     assert dist["rounds_completed"] == sim["rounds_completed"]
     assert dist["convergence"] == sim["convergence"]
     assert sim["stopped_by"] == "plateau" and (dist["stopped_by"], dist["phases"]) == (
         sim["stopped_by"], sim["phases"])
     assert dist["final"] == sim["final"]
+    # the network rule (the default) decided: its record says every group stalled, and the
+    # run ended at the first evaluation from min_rounds on where the recorded counts say so
+    net = sim["convergence"]["network"]
+    assert net["plateaued"] and set(net["groups"]) == {"m1", "m2", "m1+m2"}
+    points = [(r, {g: tuple(v["curve"][k][2:]) for g, v in net["groups"].items()})
+              for k, (r, *_) in enumerate(net["groups"]["m1"]["curve"])]
+    rule = StopRule(net["patience"], net["smoothing"])
+    first = next(d for d, _ in points if d >= 20 and rule.stalled(points, d))
+    assert first == sim["rounds_completed"]

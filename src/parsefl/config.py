@@ -100,10 +100,18 @@ class TrainConfig(_Strict):
     local_steps: int | None = Field(None, ge=1)  # fixed steps per round (overrides epochs)
     # Convergence (experiments/run/convergence.py): each agent's held-out validation share of its
     # training data (0: none; curves then show test accuracy, as a report only); `rounds: auto`
-    # sets stop: plateau and rounds: max_rounds (stop once every agent's curve plateaued).
+    # sets stop: plateau and rounds: max_rounds.
     val_fraction: float = Field(0.0, ge=0, lt=0.5)
     stop: Literal["fixed", "plateau"] = "fixed"
     max_rounds: int = Field(300, ge=1)
+    # What `rounds: auto` waits for (experiments/run/network_stop.py): "network", every group's
+    # network-wide validation accuracy (counts pooled by an exact consensus), smoothed by an
+    # exponential moving average (weight `smoothing` on the newest point), gained no more than
+    # 0.5 points (or one sample of the group) for `patience` rounds; "agents", every agent's own
+    # curve plateaued (the first rule). Chosen on the quickstart, docs/results.md.
+    stop_rule: Literal["network", "agents"] = "network"
+    patience: int = Field(25, ge=1)
+    smoothing: float = Field(0.15, gt=0, le=1)
 
 
 class ImperfectConfig(_Strict):

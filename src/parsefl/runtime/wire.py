@@ -16,7 +16,7 @@ from parsefl.runtime.agent import Agent
 from parsefl.runtime.transport import Message
 
 WIRE_VERSION = 1
-KINDS = ("params", "caps", "degree", "link", "flag")
+KINDS = ("params", "caps", "degree", "link", "flag", "val")
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16,
     torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool,
@@ -156,6 +156,8 @@ def check_control(msg: Message, expected: ComponentSpecs | None = None,
         ok = ok and (held is None or set(body) <= held)
     elif msg.kind == "flag":  # the rounds: auto stop flag (experiments.convergence)
         ok = isinstance(body, dict) and set(body) == {"plateau"} and body["plateau"] in (0, 1)
+    elif msg.kind == "val":  # validation counts of the network stop rule (network_stop)
+        ok = isinstance(body, dict) and set(body) == {"counts"} and _counts(body["counts"], n)
     elif msg.kind == "link":
         ok = isinstance(body, list) and all(isinstance(c, str) for c in body)
         ok = ok and (held is None or set(body) <= held)
@@ -165,6 +167,17 @@ def check_control(msg: Message, expected: ComponentSpecs | None = None,
         ok = False
     if not ok:
         raise WireError(f"{msg.kind} body of unexpected shape or value: {str(body)[:200]}")
+
+
+def _counts(entries: Any, n: int) -> bool:
+    """A val body's entries: at most one per agent, ``[agent, group, correct, total]`` with the
+    agent in ``0..n-1``, a group name of at most 256 characters, 0 <= correct <= total < 2^31."""
+    if not isinstance(entries, list) or len(entries) > n:
+        return False
+    ok = all(isinstance(e, list) and len(e) == 4 and type(e[0]) is int and 0 <= e[0] < n
+             and isinstance(e[1], str) and len(e[1]) <= 256 and type(e[2]) is int
+             and type(e[3]) is int and 0 <= e[2] <= e[3] < 1 << 31 for e in entries)
+    return ok and len({e[0] for e in entries}) == len(entries)
 
 
 def _cap_entry(entry: Any, n: int) -> bool:

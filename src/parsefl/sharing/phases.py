@@ -2,11 +2,12 @@
 
 A staged method (harmony: modality-wise encoders, then multimodal fusion) declares its phases
 here, so that what reads the run's time sees them: the engine re-plans when the phase changes
-(the plan key), and ``rounds: auto`` (``experiments.convergence.PlateauStop``) never ends a run
-inside a phase that is not the last. Under ``rounds: auto`` a phase also ends early, once every
-agent's validation curve has plateaued in it: the stop rule moves the next phase's start to that
-round (:meth:`Phases.begin_next`), the same round in every process, since the agents agree on
-it through the transport. The starts are run state: they are checkpointed and restored.
+(the plan key), and ``rounds: auto`` (``experiments.run.network_stop.NetworkStop``, or
+``convergence.PlateauStop`` under ``train.stop_rule: agents``) never ends a run inside a phase
+that is not the last. Under ``rounds: auto`` a phase also ends early, once the stop rule finds it
+plateaued: the rule moves the next phase's start to that round (:meth:`Phases.begin_next`),
+the same round in every process, since the agents agree on it through the transport. The
+starts are run state: they are checkpointed and restored.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Whether a run converged: each agent's validation split (a seeded, stratified share of its
-own training data), validation curves per agent and per group, the plateau rule, and the
-``rounds: auto`` stop, which the agents agree on by gossiping a flag through the transport
-(so it works the same in the simulator and under ``parsefl launch``).
+own training data), validation curves per agent and per group, the window rule, and the first
+``rounds: auto`` stop (``train.stop_rule: agents``), which the agents agree on by gossiping a
+flag through the transport (so it works the same in the simulator and under ``parsefl
+launch``). The default stop, on the network's pooled counts, is ``network_stop``.
 
-Plateau rule: over the last ``WINDOW`` of the rounds run, the mean accuracy gained less than
+Window rule: over the last ``WINDOW`` of the rounds run, the mean accuracy gained less than
 ``MIN_GAIN`` (0.5 points) over its mean in the window before. Without a validation split
 (``train.val_fraction: 0``) the curves are the test accuracy: a report, never a decision.
 """
@@ -18,12 +19,19 @@ import numpy as np
 import torch
 
 from parsefl.experiments.run.driver import Engine, RoundEnd, scheduled
+from parsefl.experiments.run.network_stop import (
+    MIN_GAIN,
+    StopRule,
+    Tally,
+    conclude,
+    network_record,
+    pooled,
+)
 from parsefl.runtime import Agent
 from parsefl.runtime.transport import Message
 from parsefl.sharing.phases import Phases
 
 WINDOW = 0.2  # share of the rounds run that the plateau is judged on
-MIN_GAIN = 0.005  # accuracy (a fraction: 0.5 points) a plateaued curve gains at most
 FLAG = "flag"  # the control message kind of the stop flag (body {"plateau": 0 | 1})
 Curve = list[tuple[int, float]]  # (rounds done, accuracy)
 Held = dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]]  # agent -> (x, y) validation
@@ -70,9 +78,10 @@ def plateaued(curve: Sequence[tuple[int, float]], rounds: int, since: int = 0) -
 
 
 @torch.no_grad()
-def validation_accuracy(agents: Sequence[Agent], held: Held) -> dict[int, float]:
-    """Each agent's accuracy on its own validation split (agents without one are left out)."""
-    return {a.id: float((a.predict(held[a.id][0]) == held[a.id][1]).float().mean())
+def validation_counts(agents: Sequence[Agent], held: Held) -> dict[int, tuple[int, int]]:
+    """Each agent's (correct, total) on its own validation split (agents without one are left
+    out; an empty split is (0, 0))."""
+    return {a.id: (int((a.predict(held[a.id][0]) == held[a.id][1]).sum()), len(held[a.id][1]))
             for a in agents if a.id in held}
 
 
@@ -85,13 +94,17 @@ class Validate:
         self.source = "validation" if held else "test"
         self.curves: dict[int, Curve] = {}
         self.groups = {a.id: a.group for a in agents}
+        self.sizes = {a.id: len(held[a.id][1]) for a in agents if a.id in held}
+        self.counts: dict[int, tuple[int, int]] = {}  # this evaluation's, for the stop rule
+        self.network: list[tuple[int, Tally]] = []  # the network rule's points (network_stop)
 
     def __call__(self, end: RoundEnd) -> None:
         if not scheduled(end, self.every):
             return
         if self.held:
             self.loop.sync()
-            accs = validation_accuracy(self.agents, self.held)
+            self.counts = validation_counts(self.agents, self.held)
+            accs = {i: c / n for i, (c, n) in self.counts.items() if n}
         else:
             rows = end.evaluation.agents if end.evaluation else []
             accs = {row["id"]: row["accuracy"] for row in rows}
@@ -107,18 +120,25 @@ class Validate:
         self.curves = {int(i): [(int(r), float(a)) for r, a in c if keep(int(r))]
                        for i, c in data["curves"].items()}
         self.groups.update({int(i): g for i, g in data["groups"].items()})
+        self.network = [(int(r), {g: (int(c), int(n)) for g, (c, n) in t.items()})
+                        for r, t in data.get("network", []) if keep(int(r))]
 
     def to_json(self) -> dict[str, Any]:
         """What :func:`convergence_summary` needs (a worker publishes it; rank 0 merges)."""
         return {"source": self.source, "groups": {str(i): g for i, g in self.groups.items()},
-                "curves": {str(i): [list(p) for p in c] for i, c in self.curves.items()}}
+                "curves": {str(i): [list(p) for p in c] for i, c in self.curves.items()},
+                "sizes": {str(i): n for i, n in self.sizes.items()},
+                "network": [[r, {g: list(v) for g, v in t.items()}] for r, t in self.network]}
 
 
 def convergence_summary(parts: dict[str, Any] | Sequence[dict[str, Any]],
-                        rounds: int, since: int = 0) -> dict[str, Any]:
+                        rounds: int, since: int = 0,
+                        rule: StopRule | None = None) -> dict[str, Any]:
     """results.json's ``convergence`` from one or more :meth:`Validate.to_json` records:
-    per-agent and per-group curves, gains and flags; the run converged when every group's
-    mean curve plateaued, judged in its final phase (from round ``since``)."""
+    per-agent and per-group curves, gains and flags, judged in the run's final phase (from
+    round ``since``). With a validation split and the network ``rule``: also ``network``
+    (:func:`network_record`), and the run converged when it says every group's network curve
+    had stalled; else when every group's mean curve plateaued by the window rule."""
     parts = [parts] if isinstance(parts, dict) else list(parts)
     curves = {int(i): [(int(r), float(a)) for r, a in c]
               for p in parts for i, c in p["curves"].items()}
@@ -127,11 +147,16 @@ def convergence_summary(parts: dict[str, Any] | Sequence[dict[str, Any]],
     for i, curve in curves.items():
         by_group.setdefault(names[i], []).append(curve)
     groups = {g: _judge(_mean_curve(cs), rounds, since) for g, cs in sorted(by_group.items())}
-    return {"source": parts[0]["source"] if parts else "none", "window": WINDOW,
-            "min_gain": MIN_GAIN, "rounds": rounds, "judged_from": since,
-            "converged": bool(groups) and all(v["converged"] for v in groups.values()),
-            "groups": groups,
-            "agents": {str(i): _judge(c, rounds, since) for i, c in sorted(curves.items())}}
+    out = {"source": parts[0]["source"] if parts else "none", "window": WINDOW,
+           "min_gain": MIN_GAIN, "rounds": rounds, "judged_from": since,
+           "converged": bool(groups) and all(v["converged"] for v in groups.values()),
+           "groups": groups,
+           "agents": {str(i): _judge(c, rounds, since) for i, c in sorted(curves.items())}}
+    sizes = {int(i): int(n) for p in parts for i, n in p.get("sizes", {}).items()}
+    if rule is not None and sizes and out["source"] == "validation":
+        out["network"] = network_record(pooled(curves, sizes, names), rule, rounds, since)
+        out["converged"] = out["network"]["plateaued"]
+    return out
 
 
 def _mean_curve(curves: Sequence[Curve]) -> Curve:
@@ -171,12 +196,8 @@ class PlateauStop:
         curves = self.validate.curves
         flags = {a.id: plateaued(curves.get(a.id, []), end.done, since)
                  for a in self.validate.agents}
-        if not agree(flags, self.loop.topology.at(end.round), self.loop.transport):
-            return
-        if k < phases.last:
-            phases.begin_next(end.done)
-        elif not end.last:
-            end.last = self.stopped = True
+        if agree(flags, self.loop.topology.at(end.round), self.loop.transport):
+            self.stopped = conclude(phases, k, end) or self.stopped
 
 
 def agree(flags: Mapping[int, bool], graph: nx.Graph, transport: Any) -> bool:
@@ -206,10 +227,11 @@ def warn_unconverged(results: Mapping[Any, Mapping[str, Any]]) -> str | None:
     names = unconverged(results)
     if not names:
         return None
-    return (f"warning: {len(names)} of {len(results)} runs had not plateaued (gained >= "
-            f"{100 * MIN_GAIN:g} points over the last {WINDOW:.0%} of rounds), so their "
-            f"numbers measure speed, not what the method reaches: {', '.join(names)} "
-            "(raise rounds, or use rounds: auto with train.val_fraction)")
+    return (f"warning: {len(names)} of {len(results)} runs had not plateaued (results.json "
+            "convergence: with a validation split, by train.stop_rule's measure; without, "
+            f"the test curve gained >= {100 * MIN_GAIN:g} points over the last {WINDOW:.0%} "
+            "of rounds), so their numbers measure speed, not what the method reaches: "
+            f"{', '.join(names)} (raise rounds, or use rounds: auto with train.val_fraction)")
 
 
 def stop_record(phases: Phases, rounds: int, plateau: bool) -> dict[str, Any]:

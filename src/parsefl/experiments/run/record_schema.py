@@ -59,6 +59,9 @@ class Curves(_Strict):
     source: Name
     groups: dict[Key, Name]
     curves: dict[Key, Annotated[list[tuple[Count, Prob]], _items()]]
+    sizes: dict[Key, Count] = {}  # each agent's validation samples
+    # the network stop rule's points: (rounds done, group -> (correct, total))
+    network: Annotated[list[tuple[Count, dict[Name, tuple[Count, Count]]]], _items()] = []
 
 
 class PhaseState(_Strict):
@@ -146,8 +149,11 @@ def _misfit(rec: Record, agents: set[int], n: int, rounds: int, done: int | None
         | {row.id for rows in rec.history.evals.values() for row in rows}
     if rec.validation is not None:
         ids |= {int(k) for k in (*rec.validation.groups, *rec.validation.curves)}
-        if any(r > rounds for c in rec.validation.curves.values() for r, _ in c):
+        if any(r > rounds for c in rec.validation.curves.values() for r, _ in c) \
+                or any(r > rounds for r, _ in rec.validation.network):
             return "a validation point past the run's last round"
+        if any(c > t for _, tally in rec.validation.network for c, t in tally.values()):
+            return "a network validation count above its total"
     if ids - agents:
         return f"agents {sorted(ids - agents)[:8]} are not this part's"
     if any(max(u, v) >= n for r in rec.history.rounds for u, v, _ in r.links) \

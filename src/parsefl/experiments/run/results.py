@@ -20,6 +20,7 @@ from parsefl.experiments.run.convergence import (
     stop_record,
 )
 from parsefl.experiments.run.dynamics import dynamics_record
+from parsefl.experiments.run.network_stop import StopRule
 from parsefl.experiments.run.rundir import write_csv, write_json
 from parsefl.overlays.summary import overlay_summary
 from parsefl.runtime import Agent, Evaluation, RoundStats
@@ -192,7 +193,8 @@ def merged_results(cfg: RunConfig, exp: Experiment, records: Mapping[int, dict],
         phases.load(first["phases"])
     results["convergence"] = convergence_summary(
         [r["validation"] for r in records.values() if "validation" in r], ran,
-        final_phase_start(phases, ran))
+        final_phase_start(phases, ran),
+        StopRule.of(cfg.train) if cfg.train.stop_rule == "network" else None)
     results.update(stop_record(phases, ran, any(r.get("plateau") for r in records.values())))
     results["rejected_messages"] = dict(sum((Counter(r.get("rejected", {}))
                                              for r in records.values()), Counter()))

@@ -31,6 +31,7 @@ from parsefl.experiments.run.checkpoint import (
 )
 from parsefl.experiments.run.convergence import PlateauStop, Validate
 from parsefl.experiments.run.driver import Checkpoint, Evaluate, Hook, RoundEnd
+from parsefl.experiments.run.network_stop import NetworkStop, StopRule
 from parsefl.experiments.run.record_schema import check_record
 from parsefl.overlays.summary import plan_links
 from parsefl.runtime import Agent, Evaluation
@@ -40,15 +41,19 @@ from parsefl.security.manifest import Signer
 log = logging.getLogger(__name__)
 
 
-def convergence_stop(cfg: RunConfig, loop: Any, validate: Validate) -> list[PlateauStop]:
-    """The ``rounds: auto`` hook (none for a fixed number of rounds)."""
+def convergence_stop(cfg: RunConfig, loop: Any,
+                     validate: Validate) -> list[PlateauStop | NetworkStop]:
+    """The ``rounds: auto`` hook of ``train.stop_rule`` (none for a fixed number of rounds)."""
     if cfg.train.stop != "plateau":
         return []
     if validate.source != "validation":
         raise ConfigError("train.val_fraction", "train.stop: plateau needs a validation split "
                           "(train.val_fraction > 0) and a non-pooled method")
-    # At least two windows of evaluations before anything may stop.
-    return [PlateauStop(loop, validate, cfg.eval_every, min_rounds=10 * cfg.eval_every)]
+    # At least ten evaluations of a phase before it may end (two windows of the agents' rule).
+    least = 10 * cfg.eval_every
+    if cfg.train.stop_rule == "agents":
+        return [PlateauStop(loop, validate, cfg.eval_every, min_rounds=least)]
+    return [NetworkStop(loop, validate, StopRule.of(cfg.train), cfg.eval_every, least)]
 
 
 class RunSession:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import statistics
 import sys
@@ -90,7 +91,8 @@ def time_to(run: dict, target: float) -> float | None:
 def accuracy_table(args: argparse.Namespace) -> None:
     base = [*([f"rounds={args.rounds}"] if args.rounds else []), "eval_every=5",
             "runtime.timeout_s=60", f"seed={args.seed}", "device=cpu"]
-    name = Path(args.config).stem if args.config else "quickstart"
+    dataset = Path(args.config).stem if args.config else "quickstart"
+    load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="parsefl-net-"))
     runs: dict[tuple[str, float | None], dict] = {}
     with netlab.TestNet(args.hosts) as net:
@@ -135,13 +137,17 @@ def accuracy_table(args: argparse.Namespace) -> None:
     print("\n".join(lines))
     if not args.quick:
         how = "" if args.target else " (dsgd_full unshaped final minus 2 points)"
-        append_results(f"Network: time to accuracy, {name} on {args.hosts} test hosts",
+        rates = ", ".join("unshaped" if r == 0 else f"{r:g}" for r in args.rates)
+        append_results(f"Network: time to accuracy, {dataset} on {args.hosts} test hosts, "
+                       f"{rates} Mbit/s",
                        lines, [f"Target overall accuracy {target:.4f}{how};"
                                f" {args.rounds or 'the config file'} rounds, seed {args.seed}, "
                                "evaluation every 5 rounds (included in the time). One gRPC "
                                "process per host (mutual TLS), every host's link shaped with "
                                "tbf to the rate both ways. Not converged runs: the config's "
-                               "budget."])
+                               f"budget. 1-minute load average {load:.1f} at the start, "
+                               f"{os.getloadavg()[0]:.1f} at the end (other jobs on the "
+                               "machine)."])
 
 
 def scale_check(args: argparse.Namespace) -> None:

@@ -128,6 +128,8 @@ class MultimodalDataset:
         _check_modalities(modalities, self.modalities)
         wanted = set(modalities)
         keep = tuple(m for m in self.modalities if m in wanted)
+        if keep == self.modalities:  # nothing to drop: no copy of the arrays
+            return self
         return dataclasses.replace(
             self,
             modalities=keep,
@@ -151,12 +153,31 @@ def standardize(train: Split, test: Split) -> tuple[Split, Split]:
     test_x: dict[str, np.ndarray] = {}
     for name, arr in train.x.items():
         # float64 accumulation: float32 sums over thousands of rows lose precision.
-        mean = arr.mean(axis=0, dtype=np.float64)
-        std = arr.std(axis=0, dtype=np.float64)
+        n = len(arr)
+        mean = _column_sum(arr, lambda rows: rows.astype(np.float64)) / n
+        std = np.sqrt(_column_sum(arr, lambda rows, mean=mean: np.square(rows - mean)) / n)
         std = np.where(std < _STD_FLOOR, 1.0, std)
-        train_x[name] = ((arr - mean) / std).astype(np.float32)
+        train_x[name] = np.empty(arr.shape, np.float32)
+        for k in range(0, n, _ROWS):
+            train_x[name][k : k + _ROWS] = (arr[k : k + _ROWS] - mean) / std
         test_x[name] = ((test.x[name] - mean) / std).astype(np.float32)
     return Split(x=train_x, y=train.y), Split(x=test_x, y=test.y)
+
+
+_ROWS = 4096  # rows per block: float64 temporaries of a few MiB, not of the whole array
+
+
+def _column_sum(arr: np.ndarray, term: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``term(arr).sum(axis=0)`` in blocks of rows, bit-identical to numpy's one reduction
+    (``arr.mean(axis=0, dtype=float64)``, ``arr.std(...)``: they add row after row): each
+    block's sum starts from the previous blocks' (prepended as its first row)."""
+    total = None
+    for k in range(0, len(arr), _ROWS):
+        part = term(arr[k : k + _ROWS])
+        if total is not None:
+            part = np.concatenate([total[None], part])
+        total = np.add.reduce(part, axis=0)
+    return total
 
 
 DatasetFactory = Callable[..., MultimodalDataset]

@@ -152,32 +152,57 @@ def standardize(train: Split, test: Split) -> tuple[Split, Split]:
     train_x: dict[str, np.ndarray] = {}
     test_x: dict[str, np.ndarray] = {}
     for name, arr in train.x.items():
-        # float64 accumulation: float32 sums over thousands of rows lose precision.
-        n = len(arr)
-        mean = _column_sum(arr, lambda rows: rows.astype(np.float64)) / n
-        std = np.sqrt(_column_sum(arr, lambda rows, mean=mean: np.square(rows - mean)) / n)
+        mean, std = _moments(arr)
         std = np.where(std < _STD_FLOOR, 1.0, std)
-        train_x[name] = np.empty(arr.shape, np.float32)
-        for k in range(0, n, _ROWS):
-            train_x[name][k : k + _ROWS] = (arr[k : k + _ROWS] - mean) / std
+        train_x[name] = _scaled(arr, mean, std)
         test_x[name] = ((test.x[name] - mean) / std).astype(np.float32)
     return Split(x=train_x, y=train.y), Split(x=test_x, y=test.y)
 
 
-_ROWS = 4096  # rows per block: float64 temporaries of a few MiB, not of the whole array
+_ROWS = 4096  # rows per block: float64 scratch of a few MiB, not of the whole array
 
 
-def _column_sum(arr: np.ndarray, term: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``term(arr).sum(axis=0)`` in blocks of rows, bit-identical to numpy's one reduction
-    (``arr.mean(axis=0, dtype=float64)``, ``arr.std(...)``: they add row after row): each
-    block's sum starts from the previous blocks' (prepended as its first row)."""
-    total = None
+def _moments(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation, accumulated in float64 (float32 sums over
+    thousands of rows lose precision): numpy's ``mean``/``std`` (``dtype=float64``) bit for
+    bit, in blocks of rows when ``arr`` is C-contiguous (numpy then adds row after row, and
+    each block's sum continues from the previous blocks', prepended as its first row)."""
+    if arr.ndim != 2 or not arr.flags.c_contiguous:
+        return arr.mean(axis=0, dtype=np.float64), arr.std(axis=0, dtype=np.float64)
+    n = len(arr)
+    scratch = np.empty((min(n, _ROWS) + 1, arr.shape[1]))
+
+    def column_sum(term) -> np.ndarray:
+        total = None
+        for k in range(0, n, _ROWS):
+            rows, first = arr[k : k + _ROWS], int(total is not None)
+            out = scratch[: first + len(rows)]
+            term(rows, out[first:])
+            if total is not None:
+                out[0] = total
+            total = np.add.reduce(out, axis=0)
+        return total
+
+    mean = column_sum(lambda rows, out: np.copyto(out, rows)) / n
+
+    def squared(rows: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(rows, mean, out=out)
+        np.multiply(out, out, out=out)
+
+    return mean, np.sqrt(column_sum(squared) / n)
+
+
+def _scaled(arr: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``((arr - mean) / std).astype(float32)`` through one block-sized float64 scratch."""
+    out = np.empty(arr.shape, np.float32)
+    scratch = np.empty((min(len(arr), _ROWS), *arr.shape[1:]))
     for k in range(0, len(arr), _ROWS):
-        part = term(arr[k : k + _ROWS])
-        if total is not None:
-            part = np.concatenate([total[None], part])
-        total = np.add.reduce(part, axis=0)
-    return total
+        rows = arr[k : k + _ROWS]
+        tmp = scratch[: len(rows)]
+        np.subtract(rows, mean, out=tmp)
+        np.divide(tmp, std, out=tmp)
+        out[k : k + _ROWS] = tmp
+    return out
 
 
 DatasetFactory = Callable[..., MultimodalDataset]

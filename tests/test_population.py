@@ -1,6 +1,6 @@
 """Agents built as rows of what they share (runtime.blueprint): one initialised model per
-architecture, the vectorized backend's stacked rows made from it at once, one copy of the data,
-and a module per agent only where one is asked for."""
+architecture, the vectorized backend's stacked rows made from it at once, the dataset's tensors
+as the one copy of the inputs, and a module per agent only where one is asked for."""
 
 from __future__ import annotations
 
@@ -42,15 +42,17 @@ def _variant_of(cfg, agent) -> dict:
     return {"hidden": [width]}
 
 
-def test_agents_are_rows_without_modules_and_share_one_data_copy():
+def test_agents_are_rows_without_modules_and_read_the_datasets_inputs():
     exp = _build()
     for group in exp.loop.executor.groups:
         for k, agent in enumerate(group.agents):
             assert not agent.materialized  # building made no module for it
             assert agent.rows[1] == k
-            for m, x in agent.x.items():  # a view of the group's one copy
-                assert x.untyped_storage().data_ptr() == \
-                    group.x[m].untyped_storage().data_ptr()
+            for m, x in group.x.items():  # the dataset's tensors: no copy
+                assert x.data_ptr() == exp.dataset.train.x[m].ctypes.data
+                assert agent.source.base[m] is x
+                assert torch.equal(agent.x[m], torch.as_tensor(
+                    exp.dataset.train.x[m][exp.parts[agent.id]]))
     agent = exp.agents[0]
     before = {n: v.clone() for n, v in agent.weights().items()}
     exp.loop.step(0)

@@ -4,6 +4,7 @@ reads/writes its components; it knows nothing of the network."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -20,6 +21,15 @@ from parsefl.sharing.base import Capability
 View = tuple[tuple[str, ...], torch.Tensor]  # (modalities present, sample indices)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """An agent's inputs as rows ``index`` of tensors shared by every agent (the dataset's):
+    one copy of the data, whatever the number of agents."""
+
+    base: Mapping[str, torch.Tensor]
+    index: torch.Tensor
+
+
 class Agent:
     """``views`` split the agent's samples by the modalities present for them: an ordinary
     agent has one view (its modalities, all its samples); the centralized baseline pools every
@@ -29,7 +39,7 @@ class Agent:
         self,
         agent_id: int,
         model: AgentModel | Blueprint,
-        x: Mapping[str, torch.Tensor],
+        x: Mapping[str, torch.Tensor] | Rows,
         y: torch.Tensor,
         train: TrainConfig,
         loss: LossConfig,
@@ -44,7 +54,9 @@ class Agent:
         self._model: AgentModel | None = model if own else None
         self._rows: tuple[Mapping[str, torch.Tensor], int] | None = None  # stacked rows
         self.modalities = self.blueprint.modalities
-        self.x = {m: x[m] for m in self.modalities}  # a unimodal agent holds only its own arrays
+        # Inputs: the agent's own tensors, or its rows of shared ones (``x`` gathers them).
+        self.source = x if isinstance(x, Rows) else None
+        self._x = None if self.source else {m: x[m] for m in self.modalities}
         self.y = y
         self.views = list(views) if views is not None else [
             (self.modalities, torch.arange(int(y.shape[0]), device=y.device))
@@ -140,10 +152,21 @@ class Agent:
             bind(self._model, self._row_views(), self.blueprint.trains)
         self._optimizer = None
 
-    def rebind_data(self, x: Mapping[str, torch.Tensor], y: torch.Tensor) -> None:
-        """Use ``x``, ``y`` as the data: views of a stacked backend's one copy."""
-        self.x = {m: x[m] for m in self.modalities}
+    def rebind_data(self, x: Mapping[str, torch.Tensor] | None, y: torch.Tensor) -> None:
+        """Use ``x`` (None: keep the inputs), ``y`` as the data: views of a stacked backend's
+        one copy."""
+        if x is not None:
+            self._x, self.source = {m: x[m] for m in self.modalities}, None
         self.y = y
+
+    @property
+    def x(self) -> dict[str, torch.Tensor]:
+        """Modality -> the agent's inputs (a unimodal agent holds only its own); gathered
+        afresh from shared tensors when the agent is rows of them (no copy is kept)."""
+        if self._x is not None:
+            return self._x
+        src = self.source
+        return {m: src.base[m][src.index] for m in self.modalities}  # type: ignore[union-attr]
 
     @property
     def n_samples(self) -> int:
@@ -218,11 +241,12 @@ class Agent:
                 else mods
             if not mods:
                 continue
-            xb = {m: self.x[m][idx] for m in mods}
+            x = self.x
+            xb = {m: x[m][idx] for m in mods}
             if self.privacy is not None:  # sets the private gradient
                 first = self.views[0][1][:1]
                 loss = private_step(self.model, self.privacy, xb, self.y[idx], self.loss_cfg,
-                                    self.phase, ({m: self.x[m][first] for m in mods},
+                                    self.phase, ({m: x[m][first] for m in mods},
                                                  self.y[first]))
             else:
                 loss, _ = self.model.loss(xb, self.y[idx], self.loss_cfg, self.phase)

@@ -1,9 +1,11 @@
 """A training group of the vectorized backend: agents with identical models, their parameters
-stacked along an agent axis, their data in one flat copy, one ``vmap`` over a functional call.
+stacked along an agent axis, their data read from one copy, one ``vmap`` over a functional call.
 
-Memory: the group owns the only copy of its agents' parameters and data; each agent's
-``nn.Module`` parameters and data tensors are views of a row of the group's tensors (so the
-agent's model is always current: evaluation and checkpoints need no copy back). The optimizer
+Memory: the group owns the only copy of its agents' parameters; each agent is a row of them
+(``Agent.bind_rows``: its weights, and a module if one is ever made for it, are views of the
+row, so evaluation and checkpoints need no copy back). Inputs are read from the one copy the
+agents were built with (the dataset's tensors, through the group's index of their rows) or,
+for agents built with their own tensors, from one joined copy. The optimizer
 is a :class:`StackedOptimizer` (per-agent step counts, masked rows), not an object per agent.
 
 Steps: each agent's batches are exactly those the reference backend draws (``Agent.batches``:
@@ -55,7 +57,13 @@ class StackedGroup:
         self.offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)
         self.rows = torch.arange(len(agents), device=device)
         self.y = _joined([a.y for a in agents])
-        self.x = {m: _joined([a.x[m] for a in agents]) for m in first.modalities}
+        # Rows of shared inputs (the dataset's): read through one index, no copy; otherwise
+        # the agents' own inputs joined into one copy.
+        shared = first.source is not None and all(
+            a.source is not None and a.source.base is first.source.base for a in agents)
+        self.index = _joined([a.source.index for a in agents]) if shared else None
+        self.x = {m: first.source.base[m] if shared else _joined([a.x[m] for a in agents])
+                  for m in first.modalities}
         self._rebind_data(sizes)
         self.loss = torch.vmap(self._one, randomness="different")
         self.grad_sum: dict[str, torch.Tensor] = {}
@@ -70,7 +78,8 @@ class StackedGroup:
         """The agents see the group's data copy."""
         for k, agent in enumerate(self.agents):
             lo, hi = int(self.offsets[k]), int(self.offsets[k]) + sizes[k]
-            agent.rebind_data({m: v[lo:hi] for m, v in self.x.items()}, self.y[lo:hi])
+            x = None if self.index is not None else {m: v[lo:hi] for m, v in self.x.items()}
+            agent.rebind_data(x, self.y[lo:hi])
 
     def _one(self, params: dict, x: dict, y: torch.Tensor) -> torch.Tensor:
         return functional_call(self.wrapper, {"model." + k: v for k, v in params.items()},
@@ -80,7 +89,8 @@ class StackedGroup:
         """The held modalities' inputs and the labels of batches ``idx`` (R, B) of ``rows``."""
         at = self.offsets[rows][:, None] + idx
         held = self.agents[0].held
-        return {m: self.x[m][at] for m in held}, self.y[at]
+        inputs = at if self.index is None else self.index[at]
+        return {m: self.x[m][inputs] for m in held}, self.y[at]
 
     def train(self, phase: str | None, batches: Sequence[list[torch.Tensor] | None],
               track: bool) -> torch.Tensor:

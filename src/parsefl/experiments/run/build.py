@@ -27,6 +27,7 @@ from parsefl.privacy.accounting import PrivacyPlan, plan_privacy
 from parsefl.privacy.dpsgd import PrivateSteps
 from parsefl.registry import SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
+from parsefl.runtime.agent import Rows
 from parsefl.runtime.blueprint import Blueprint
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.vectorized import VectorizedExecutor
@@ -257,8 +258,8 @@ def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
 def _make_agents(groups, parts, splits, agent_ids, *, cfg, ds, strategy, device) -> list[Agent]:
     """The wanted agents, built as rows of what they share: one model built and initialised
     per architecture (a component's initial values depend on its seed, name and signature
-    alone: ``runtime.blueprint``), and each modality group's training data gathered in one
-    copy, of which its agents' tensors are consecutive slices."""
+    alone: ``runtime.blueprint``), and every agent's inputs rows of the dataset's tensors (one
+    copy of the data)."""
     wanted = [i for i in range(len(groups)) if _wanted(i, agent_ids)]
     blueprints: dict[str, Blueprint] = {}
     data = _group_data(wanted, groups, parts, ds, device)
@@ -275,20 +276,22 @@ def _make_agents(groups, parts, splits, agent_ids, *, cfg, ds, strategy, device)
     return agents
 
 
-def _group_data(wanted, groups, parts, ds, device) -> dict[int, tuple[dict, torch.Tensor]]:
-    """Agent -> its (x, y): views of one tensor per modality group (one gather, one copy)."""
+def _group_data(wanted, groups, parts, ds, device) -> dict[int, tuple[Rows, torch.Tensor]]:
+    """Agent -> its inputs, as rows of the dataset's tensors (one copy of the inputs for every
+    agent), and its labels, a slice of one gather per modality group."""
+    base = {m: torch.as_tensor(v, device=device) for m, v in ds.train.x.items()}
     members: dict[tuple[str, ...], list[int]] = {}
     for i in wanted:
         members.setdefault(groups[i], []).append(i)
     out = {}
-    for mods, ids in members.items():
-        rows = np.concatenate([np.asarray(parts[i], dtype=np.int64) for i in ids])
-        x = {m: torch.as_tensor(ds.train.x[m][rows], device=device) for m in mods}
-        y = torch.as_tensor(ds.train.y[rows], device=device)
+    for ids in members.values():
+        rows = torch.as_tensor(np.concatenate([np.asarray(parts[i], dtype=np.int64)
+                                               for i in ids]), device=device)
+        y = torch.as_tensor(ds.train.y, device=device)[rows]
         start = 0
         for i in ids:
             end = start + len(parts[i])
-            out[i] = ({m: v[start:end] for m, v in x.items()}, y[start:end])
+            out[i] = (Rows(base, rows[start:end]), y[start:end])
             start = end
     return out
 

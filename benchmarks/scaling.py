@@ -51,18 +51,26 @@ def measure(n: int, topology: str, backend: str, rounds: int) -> dict:
 
 def measure_build(n: int) -> dict:
     """Build time of the vectorized run (``build_experiment``: data, agents, graph, loop,
-    stacked groups) and, apart, of loading its data alone (a first, discarded load)."""
+    stacked groups) and the part of it spent loading the data (``load_dataset``, timed where
+    the build calls it)."""
     from parsefl.config import load_config
-    from parsefl.data import load_dataset
-    from parsefl.experiments.run.build import build_experiment
+    from parsefl.experiments.run import build
 
     cfg = load_config(None, scaling_overrides(n, "ring", "vectorized"))
+    loading = []
+    load = build.load_dataset
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return load(*args, **kwargs)
+        finally:
+            loading.append(time.perf_counter() - start)
+
+    build.load_dataset = timed
     start = time.perf_counter()
-    load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
-    load = time.perf_counter() - start
-    start = time.perf_counter()
-    build_experiment(cfg)
-    return {"n": n, "build_s": time.perf_counter() - start, "load_s": load,
+    build.build_experiment(cfg)
+    return {"n": n, "build_s": time.perf_counter() - start, "load_s": sum(loading),
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -92,9 +100,9 @@ def build_table(sizes: list[int]) -> None:
     notes = ["Build = `build_experiment` of scaling.py's workload (vectorized, ring, mix 1:1:1, "
              "100 samples of 76 + 240 features per agent, read from an .npz and standardized): "
              "the data, the agents, the graph, the round loop and the stacked groups; the "
-             "first round's handshake is not in it. Data loading = `load_dataset` alone, "
-             "timed in the same process before the build. busy = plus one `python -c 'while "
-             "True: pass'`."]
+             "first round's handshake is not in it. Data loading = the build's call of "
+             "`load_dataset` (reading the .npz, standardizing), timed where it is called. "
+             "busy = plus one `python -c 'while True: pass'`."]
     append_results("Build time per agent (vectorized backend)", rows, notes)
 
 

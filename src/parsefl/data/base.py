@@ -62,6 +62,9 @@ class Split:
         names = list(self.x) if modalities is None else list(dict.fromkeys(modalities))
         _check_modalities(names, list(self.x))
         idx = np.asarray(idx)
+        if idx.dtype.kind in "iu" and idx.ndim == 1 and len(idx) and idx[0] >= 0 and \
+                np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+            idx = slice(int(idx[0]), int(idx[0]) + len(idx))  # consecutive rows: views
         return Split(x={name: self.x[name][idx] for name in names}, y=self.y[idx])
 
 

@@ -109,3 +109,23 @@ def test_builds_thousands_of_agents_quickly(n, tmp_path):
     assert len(exp.agents) == n and sum(len(g.agents) for g in exp.loop.executor.groups) == n
     assert all(len(a.x[next(iter(a.x))]) == per for a in exp.agents)
     assert took < 60, f"{n} agents took {took:.1f} s to build (~0.3 ms each when quiet)"
+
+
+def test_checkpoint_files_and_state_go_through_rows_without_modules(tmp_path):
+    from safetensors.torch import load_file
+
+    from parsefl.experiments.run.results import save_checkpoints
+
+    exp = _build()
+    exp.loop.step(0)
+    save_checkpoints(exp.agents, tmp_path)
+    agent = exp.agents[2]
+    saved = load_file(str(tmp_path / "agent_0002.safetensors"))
+    assert saved.keys() == agent.weights().keys()
+    assert all(torch.equal(v, agent.weights()[n]) for n, v in saved.items())
+    agent.load_state_dict({n: torch.zeros_like(v) for n, v in saved.items()})
+    row = agent.rows[0]["head_r.weight"][agent.rows[1]]
+    assert not row.any()  # written into the group's row
+    with pytest.raises(ValueError, match="other tensors"):
+        agent.load_state_dict({n: v[:1] for n, v in saved.items()})
+    assert not any(a.materialized for a in exp.agents)

@@ -115,6 +115,20 @@ class Agent:
             return self._model.state_dict()
         return {n: v.detach() for n, v in self.weights().items()}
 
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Set the agent's parameters to ``state`` (exactly its names and shapes): into its
+        row when it is one and has no module (no module is made for it), else its module."""
+        if self._rows is None or self._model is not None:
+            self.model.load_state_dict(state)
+            return
+        weights = self._row_views()
+        if set(state) != set(weights) or any(state[n].shape != v.shape
+                                             for n, v in weights.items()):
+            raise ValueError(f"agent {self.id}: a state of other tensors than its model's")
+        with torch.no_grad():
+            for n, v in weights.items():
+                v.copy_(state[n])
+
     def _row_views(self) -> dict[str, torch.Tensor]:
         params, k = self._rows  # type: ignore[misc]
         return {n: p.detach()[k] for n, p in params.items()}

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 
 def _trim_heap() -> None:
-    """Hand back to the system the heap that stacking freed (each agent's own parameter and
-    data copies, now views of its group's): glibc keeps freed small blocks otherwise."""
+    """Hand back to the system the heap that stacking freed (the old groups' rows after a
+    regroup, agents' own copies when they had any): glibc keeps freed small blocks otherwise."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -55,8 +55,8 @@ def _carry_optimizer(group: StackedGroup, rows: list[tuple[StackedGroup, int]]) 
 
 
 class VectorizedExecutor:
-    """Stacked training and stacked gossip; the Agent objects' parameters and data are views
-    of their group's rows (always current)."""
+    """Stacked training and stacked gossip; each Agent is a row of its group (its weights are
+    views of the group's rows, always current; ``runtime.blueprint``)."""
 
     backend_name: ClassVar[str] = "VectorizedExecutor"
 

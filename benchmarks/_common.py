@@ -25,15 +25,16 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def mfeat_like_npz(n_agents: int, per_agent: int = 100, n_test: int = 200, seed: int = 0) -> Path:
     """Synthetic data shaped like mfeat's fou (76) and pix (240) views, 10 classes, with
     ``per_agent`` training samples per agent (class-dependent means plus noise)."""
+    path = Path(tempfile.gettempdir()) / f"parsefl-bench-{n_agents}x{per_agent}-{seed}.npz"
+    if path.exists():  # drawn once: the draw's float64 arrays would be the process's peak
+        return path
     rng = np.random.default_rng(seed)
     n = n_agents * per_agent + n_test
     y = rng.integers(0, 10, size=n)
     centers = {m: rng.normal(size=(10, d)) for m, d in (("fou", 76), ("pix", 240))}
     x = {f"x_{m}": c[y] + rng.normal(scale=2.0, size=(n, c.shape[1])) for m, c in centers.items()}
     split = np.array(["train"] * (n - n_test) + ["test"] * n_test)
-    path = Path(tempfile.gettempdir()) / f"parsefl-bench-{n_agents}x{per_agent}-{seed}.npz"
-    if not path.exists():
-        np.savez(path, y=y, split=split, **{k: v.astype(np.float32) for k, v in x.items()})
+    np.savez(path, y=y, split=split, **{k: v.astype(np.float32) for k, v in x.items()})
     return path
 
 

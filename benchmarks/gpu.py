@@ -154,7 +154,7 @@ def _trained(n: int, device: str, rounds: int, threads: int) -> tuple[list, np.n
     losses = [exp.loop.step(r).loss for r in range(rounds)]
     exp.loop.sync()
     flat = np.concatenate([p.detach().cpu().numpy().ravel() for a in exp.agents
-                           for p in a.model.parameters()])
+                           for p in a.weights().values()])
     accs = []
     for a in exp.agents:
         pred = a.predict(exp.test_x)

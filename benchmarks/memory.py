@@ -120,21 +120,23 @@ def attribute(exp, device_type: str | None = None, python: bool = True) -> Ledge
         led.add(FLOOR[1], [p.grad for p in g.params.values()])
     for g in groups:
         led.add(FLOOR[2], _optimizer_state(g.optimizer))
-    for a in exp.agents:
-        led.add("per-agent model parameters", list(a.model.parameters()))
-        led.add("per-agent model parameters", [p.grad for p in a.model.parameters()])
-        own = getattr(a, "_optimizer", None) or getattr(a, "optimizer", None)  # not made here
+    for a in exp.agents:  # rows of their group (views) unless a module was made for one
+        weights = list(a.weights().values())
+        led.add("per-agent model parameters", weights)
+        led.add("per-agent model parameters", [p.grad for p in weights])
+        own = getattr(a, "_optimizer", None)  # not `a.optimizer`: that would make one
         led.add("per-agent optimizers", _optimizer_state(own) if own is not None else [])
         led.add("gradient sums", a.grad_sum)
     for g in groups:
         led.add("gradient sums", getattr(g, "grad_sum", None))
+    for split in (exp.dataset.train, exp.dataset.test):  # first: the groups read these
+        led.add("data: dataset arrays", [split.x, split.y])
     for g in groups:  # first: an agent's own tensors are views of its group's copy
         led.add("data: stacked copies", [g.x, g.y, getattr(g, "rows", None),
-                                         getattr(g, "offsets", None)])
-    for a in exp.agents:
-        led.add("data: per-agent tensors", [a.x, a.y, [v[1] for v in a.views]])
-    for split in (exp.dataset.train, exp.dataset.test):
-        led.add("data: dataset arrays", [split.x, split.y])
+                                         getattr(g, "offsets", None), getattr(g, "index", None)])
+    for a in exp.agents:  # an agent whose inputs are rows of shared tensors holds its index
+        own = [a.source.index] if a.source is not None else [a.x]
+        led.add("data: per-agent tensors", [*own, a.y, [v[1] for v in a.views]])
     led.add("data: dataset arrays", [exp.test_x, exp.test_y])
     if device_type in (None, "cpu"):  # the generators' state lives in C++, on the host
         gen_state = sum(a.generator.get_state().numel() for a in exp.agents)
@@ -174,7 +176,7 @@ def measure(n: int) -> dict:
             "grown": after - base, "bytes": led.bytes, "slack_built": built,
             "trimmed": _trim() - base,
             "params_per_agent": sum(p.numel() for a in exp.agents
-                                    for p in a.model.parameters()) / n}
+                                    for p in a.weights().values()) / n}
 
 
 def child(n: int) -> dict:

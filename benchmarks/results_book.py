@@ -17,7 +17,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Topic, then the entry-title prefixes filed under it (first match wins; the rest: "Other").
 TOPICS: list[tuple[str, tuple[str, ...]]] = [
     ("Targets: met or not", ("Performance targets", "Issue ")),
-    ("Scaling and round time", ("Scaling", "Linear scaling", "Compute floor", "Quickstart")),
+    ("Scaling and round time", ("Scaling", "Linear scaling", "Compute floor", "Quickstart",
+                                "Build time")),
     ("Peers: parsefl vs Flower vs p2pfl", ("Peers",)),
     ("Memory", ("Memory",)),
     ("Thread policy", ("Thread policy",)),

@@ -6,6 +6,8 @@ ring and an Erdős–Rényi graph. Each measurement runs in a fresh process (cle
     python benchmarks/scaling.py --quick    # N = 8, 32; prints only
     python benchmarks/scaling.py --linear   # N = 1,024 vs 4,096 (ring, vectorized), quiet
                                             # and beside a CPU-bound process; to RESULTS.md
+    python benchmarks/scaling.py --build    # build time per agent at N = 1,024 and 4,096,
+                                            # quiet and busy; to RESULTS.md
 """
 
 from __future__ import annotations
@@ -47,6 +49,63 @@ def measure(n: int, topology: str, backend: str, rounds: int) -> dict:
             "edges": edges}
 
 
+def measure_build(n: int) -> dict:
+    """Build time of the vectorized run (``build_experiment``: data, agents, graph, loop,
+    stacked groups) and the part of it spent loading the data (``load_dataset``, timed where
+    the build calls it)."""
+    from parsefl.config import load_config
+    from parsefl.experiments.run import build
+
+    cfg = load_config(None, scaling_overrides(n, "ring", "vectorized"))
+    loading = []
+    load = build.load_dataset
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return load(*args, **kwargs)
+        finally:
+            loading.append(time.perf_counter() - start)
+
+    build.load_dataset = timed
+    start = time.perf_counter()
+    build.build_experiment(cfg)
+    return {"n": n, "build_s": time.perf_counter() - start, "load_s": sum(loading),
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def build_table(sizes: list[int]) -> None:
+    """Build time per agent, quiet and beside one CPU-bound process (each size in a fresh
+    process)."""
+    rows = ["| load | N | build s | ms/agent | of which data loading s | ms/agent without "
+            "loading the data | load average (1, 5, 15 min) | ≤ 0.1 ms/agent? |",
+            "|---|---|---|---|---|---|---|---|"]
+    for busy in (False, True):
+        spin = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            for n in sizes:
+                out = subprocess.run([sys.executable, __file__, "--build-one", str(n)],
+                                     capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                per, rest = r["build_s"] / n * 1e3, (r["build_s"] - r["load_s"]) / n * 1e3
+                load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+                rows.append(f"| {'busy' if busy else 'quiet'} | {n:,} | {r['build_s']:.2f} | "
+                            f"{per:.3f} | {r['load_s']:.2f} | {rest:.3f} | {load} | "
+                            f"{'met' if per <= 0.1 else 'NOT met'} |")
+                print(rows[-1], flush=True)
+        finally:
+            if spin is not None:
+                spin.kill()
+                spin.wait()
+    notes = ["Build = `build_experiment` of scaling.py's workload (vectorized, ring, mix 1:1:1, "
+             "100 samples of 76 + 240 features per agent, read from an .npz and standardized): "
+             "the data, the agents, the graph, the round loop and the stacked groups; the "
+             "first round's handshake is not in it. Data loading = the build's call of "
+             "`load_dataset` (reading the .npz, standardizing), timed where it is called. "
+             "busy = plus one `python -c 'while True: pass'`."]
+    append_results("Build time per agent (vectorized backend)", rows, notes)
+
+
 def child(n: int, topology: str, backend: str, rounds: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", str(n), topology, backend,
                           "--rounds", str(rounds)], capture_output=True, text=True, check=True)
@@ -61,7 +120,16 @@ def main() -> None:
     parser.add_argument("--linear", nargs="*", type=int, metavar="N",
                         help="linear scaling: the ratio of the round times of these sizes "
                              "(default 1024 4096), quiet and busy")
+    parser.add_argument("--build", nargs="*", type=int, metavar="N",
+                        help="build time per agent at these sizes (default 1024 4096)")
+    parser.add_argument("--build-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_one:
+        print(json.dumps(measure_build(args.build_one)))
+        return
+    if args.build is not None:
+        build_table(args.build or [1024, 4096])
+        return
     if args.one:
         n, topo, backend = args.one
         print(json.dumps(measure(int(n), topo, backend, args.rounds)))

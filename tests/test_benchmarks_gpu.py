@@ -127,9 +127,10 @@ def test_quick_run_breaks_memory_down_by_category(quick_run):
     assert kib["stacked gradients"] == pytest.approx(params, rel=1e-12)
     # Adam: two states per parameter plus one scalar step per tensor.
     assert 2 * params < kib["stacked optimizer state"] < 2 * params + 0.1
-    # 100 samples each: fou 76 features, pix 240, both 316 (float32), plus int64 labels, in
-    # the groups' one copy with each group's int64 row numbers and offsets; the agents' own
-    # tensors are views of it, but for the int64 sample indices of the agent's one view.
-    data = (100 * (5 * 76 + 5 * 240 + 6 * 316) * 4 + 16 * 100 * 8 + 16 * 2 * 8) / 16 / 1024
+    # 100 samples each: the inputs are read from the dataset's arrays (no copy); the groups
+    # hold their agents' int64 labels and int64 rows of the dataset, and each group's int64
+    # row numbers and offsets; the agents' own tensors are views of these, but for the int64
+    # sample indices of the agent's one view.
+    data = (16 * 100 * 8 * 2 + 16 * 2 * 8) / 16 / 1024
     assert kib["data: stacked copies"] == pytest.approx(data, rel=1e-12)
     assert kib["data: per-agent tensors"] == pytest.approx(100 * 8 / 1024, rel=1e-12)

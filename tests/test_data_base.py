@@ -102,3 +102,18 @@ def test_load_dataset_passes_params_and_selects() -> None:
     assert data.modalities == ("m2",)
     assert data.input_shape("m2") == (4,)
     assert len(data.train) + len(data.test) == 50
+
+
+@pytest.mark.parametrize("n", [1, 5, 4096, 4097, 9000])
+def test_standardize_in_blocks_is_numpys_one_reduction_bit_for_bit(n) -> None:
+    rng = np.random.default_rng(n)
+    a = (rng.normal(size=(n, 7)) * rng.uniform(0, 50, 7) + 7).astype(np.float32)
+    a[:, 0] = 3.0  # a constant feature: only centered
+    t = rng.normal(size=(4, 7)).astype(np.float32)
+    train, test = standardize(Split(x={"c": a, "f": np.asfortranarray(a)}, y=np.zeros(n)),
+                              Split(x={"c": t, "f": t}, y=np.zeros(4)))
+    mean, std = a.mean(axis=0, dtype=np.float64), a.std(axis=0, dtype=np.float64)
+    std = np.where(std < 1e-8, 1.0, std)
+    for name in ("c", "f"):
+        assert np.array_equal(train.x[name], ((a - mean) / std).astype(np.float32))
+        assert np.array_equal(test.x[name], ((t - mean) / std).astype(np.float32))

@@ -62,6 +62,9 @@ class Split:
         names = list(self.x) if modalities is None else list(dict.fromkeys(modalities))
         _check_modalities(names, list(self.x))
         idx = np.asarray(idx)
+        if idx.dtype.kind in "iu" and idx.ndim == 1 and len(idx) and idx[0] >= 0 and \
+                np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+            idx = slice(int(idx[0]), int(idx[0]) + len(idx))  # consecutive rows: views
         return Split(x={name: self.x[name][idx] for name in names}, y=self.y[idx])
 
 
@@ -128,6 +131,8 @@ class MultimodalDataset:
         _check_modalities(modalities, self.modalities)
         wanted = set(modalities)
         keep = tuple(m for m in self.modalities if m in wanted)
+        if keep == self.modalities:  # nothing to drop: no copy of the arrays
+            return self
         return dataclasses.replace(
             self,
             modalities=keep,
@@ -150,13 +155,57 @@ def standardize(train: Split, test: Split) -> tuple[Split, Split]:
     train_x: dict[str, np.ndarray] = {}
     test_x: dict[str, np.ndarray] = {}
     for name, arr in train.x.items():
-        # float64 accumulation: float32 sums over thousands of rows lose precision.
-        mean = arr.mean(axis=0, dtype=np.float64)
-        std = arr.std(axis=0, dtype=np.float64)
+        mean, std = _moments(arr)
         std = np.where(std < _STD_FLOOR, 1.0, std)
-        train_x[name] = ((arr - mean) / std).astype(np.float32)
+        train_x[name] = _scaled(arr, mean, std)
         test_x[name] = ((test.x[name] - mean) / std).astype(np.float32)
     return Split(x=train_x, y=train.y), Split(x=test_x, y=test.y)
+
+
+_ROWS = 4096  # rows per block: float64 scratch of a few MiB, not of the whole array
+
+
+def _moments(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation, accumulated in float64 (float32 sums over
+    thousands of rows lose precision): numpy's ``mean``/``std`` (``dtype=float64``) bit for
+    bit, in blocks of rows when ``arr`` is C-contiguous (numpy then adds row after row, and
+    each block's sum continues from the previous blocks', prepended as its first row)."""
+    if arr.ndim != 2 or not arr.flags.c_contiguous:
+        return arr.mean(axis=0, dtype=np.float64), arr.std(axis=0, dtype=np.float64)
+    n = len(arr)
+    scratch = np.empty((min(n, _ROWS) + 1, arr.shape[1]))
+
+    def column_sum(term) -> np.ndarray:
+        total = None
+        for k in range(0, n, _ROWS):
+            rows, first = arr[k : k + _ROWS], int(total is not None)
+            out = scratch[: first + len(rows)]
+            term(rows, out[first:])
+            if total is not None:
+                out[0] = total
+            total = np.add.reduce(out, axis=0)
+        return total
+
+    mean = column_sum(lambda rows, out: np.copyto(out, rows)) / n
+
+    def squared(rows: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(rows, mean, out=out)
+        np.multiply(out, out, out=out)
+
+    return mean, np.sqrt(column_sum(squared) / n)
+
+
+def _scaled(arr: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``((arr - mean) / std).astype(float32)`` through one block-sized float64 scratch."""
+    out = np.empty(arr.shape, np.float32)
+    scratch = np.empty((min(len(arr), _ROWS), *arr.shape[1:]))
+    for k in range(0, len(arr), _ROWS):
+        rows = arr[k : k + _ROWS]
+        tmp = scratch[: len(rows)]
+        np.subtract(rows, mean, out=tmp)
+        np.divide(tmp, std, out=tmp)
+        out[k : k + _ROWS] = tmp
+    return out
 
 
 DatasetFactory = Callable[..., MultimodalDataset]

@@ -121,7 +121,11 @@ def _features(arr: np.ndarray, key: str, n: int, where: str) -> np.ndarray:
         raise DataError(f"{where}: array {key!r} has shape {arr.shape}, but 'y' has {n} "
                         "samples; the first axis must index the same samples")
     with np.errstate(over="ignore"):  # overflow to inf is reported just below
-        out = arr.astype(np.float32).reshape(n, -1) if arr.ndim == 1 else arr.astype(np.float32)
+        out = arr.astype(np.float32, copy=False)  # float32 already: no copy
+        out = out.reshape(n, -1) if arr.ndim == 1 else out
+    # Finite float32 values cannot overflow a float64 sum: it is finite iff they all are.
+    if np.isfinite(np.add.reduce(out, axis=None, dtype=np.float64)):
+        return out
     bad = ~np.isfinite(out)
     if bad.any():
         first = int(np.flatnonzero(bad.reshape(n, -1).any(axis=1))[0])

@@ -4,18 +4,30 @@ reads/writes its components; it knows nothing of the network."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
 from parsefl.config import LossConfig, TrainConfig
-from parsefl.model import AgentModel, signature
+from parsefl.model import AgentModel
 from parsefl.privacy.dpsgd import PrivateSteps, poisson_steps, private_step, sample_rate
 from parsefl.runtime.batching import BatchStream
+from parsefl.runtime.blueprint import Blueprint, bind
 from parsefl.sharing.base import Capability
 
 View = tuple[tuple[str, ...], torch.Tensor]  # (modalities present, sample indices)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """An agent's inputs as rows ``index`` of tensors shared by every agent (the dataset's):
+    one copy of the data, whatever the number of agents."""
+
+    base: Mapping[str, torch.Tensor]
+    index: torch.Tensor
 
 
 class Agent:
@@ -26,8 +38,8 @@ class Agent:
     def __init__(
         self,
         agent_id: int,
-        model: AgentModel,
-        x: Mapping[str, torch.Tensor],
+        model: AgentModel | Blueprint,
+        x: Mapping[str, torch.Tensor] | Rows,
         y: torch.Tensor,
         train: TrainConfig,
         loss: LossConfig,
@@ -35,9 +47,16 @@ class Agent:
         views: Sequence[View] | None = None,
     ) -> None:
         self.id = agent_id
-        self.model = model
-        self.modalities = model.modalities
-        self.x = {m: x[m] for m in self.modalities}  # a unimodal agent holds only its own arrays
+        # A blueprint: the agent starts from its (shared) initial values and gets a module of
+        # its own when first needed; a model: the agent's own from the start.
+        own = not isinstance(model, Blueprint)
+        self.blueprint = Blueprint(model) if own else model
+        self._model: AgentModel | None = model if own else None
+        self._rows: tuple[Mapping[str, torch.Tensor], int] | None = None  # stacked rows
+        self.modalities = self.blueprint.modalities
+        # Inputs: the agent's own tensors, or its rows of shared ones (``x`` gathers them).
+        self.source = x if isinstance(x, Rows) else None
+        self._x = None if self.source else {m: x[m] for m in self.modalities}
         self.y = y
         self.views = list(views) if views is not None else [
             (self.modalities, torch.arange(int(y.shape[0]), device=y.device))
@@ -50,14 +69,9 @@ class Agent:
         # local_steps draw from the one view's indices, which may be fewer than the samples.
         one_view = len(self.views[0][1]) if len(self.views) == 1 else self.n_samples
         self.stream = BatchStream(one_view, self.generator)
-        self.component_params = model.components()
-        self._params = dict(model.named_parameters())  # updated in place, never replaced
-        # A component that does not train (a frozen pretrained trunk) is never offered.
-        trains = {n for n, p in self._params.items() if p.requires_grad}
-        sigs = {c: signature(model, names) for c, names in self.component_params.items()
-                if trains & set(names)}
-        self._signatures = sigs
-        self._capability = Capability(agent_id, self.modalities, sigs)
+        self.component_params = self.blueprint.components
+        self._signatures = self.blueprint.signatures
+        self._capability = Capability(agent_id, self.modalities, self._signatures)
         self.held = self.modalities  # what it holds now (a modality schedule changes it)
         self.steps: int | None = None  # local steps this round (stragglers); None: train_cfg
         self.phase: str | None = None  # set by the round engine from the sharing strategy
@@ -67,8 +81,61 @@ class Agent:
         self.privacy: PrivateSteps | None = None  # DP-SGD settings (set by the build)
 
     @property
+    def model(self) -> AgentModel:
+        """The agent's own module, made when first asked for: a copy of its blueprint's, or,
+        while it is a row of a stacked backend's group, one whose parameters are views of
+        that row."""
+        if self._model is None:
+            self._model = self.blueprint.instantiate(
+                None if self._rows is None else self._row_views())
+        return self._model
+
+    @property
+    def materialized(self) -> bool:
+        """Whether the agent has a module of its own yet (``model`` makes one)."""
+        return self._model is not None
+
+    @property
+    def rows(self) -> tuple[Mapping[str, torch.Tensor], int] | None:
+        """The stacked parameters the agent is a row of, and its row (None: not stacked)."""
+        return self._rows
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Parameter name -> the agent's current value (no copy: its module's parameter, a
+        view of its stacked row, or its blueprint's initial value; read, never write)."""
+        if self._model is not None:
+            return dict(self._model.named_parameters())
+        if self._rows is not None:
+            return self._row_views()
+        return self.blueprint.params
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The agent's model's state (parameters; no module is made for it)."""
+        if self._model is not None:
+            return self._model.state_dict()
+        return {n: v.detach() for n, v in self.weights().items()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Set the agent's parameters to ``state`` (exactly its names and shapes): into its
+        row when it is one and has no module (no module is made for it), else its module."""
+        if self._rows is None or self._model is not None:
+            self.model.load_state_dict(state)
+            return
+        weights = self._row_views()
+        if set(state) != set(weights) or any(state[n].shape != v.shape
+                                             for n, v in weights.items()):
+            raise ValueError(f"agent {self.id}: a state of other tensors than its model's")
+        with torch.no_grad():
+            for n, v in weights.items():
+                v.copy_(state[n])
+
+    def _row_views(self) -> dict[str, torch.Tensor]:
+        params, k = self._rows  # type: ignore[misc]
+        return {n: p.detach()[k] for n, p in params.items()}
+
+    @property
     def group(self) -> str:
-        return self.model.group
+        return self.blueprint.model.group
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -89,25 +156,31 @@ class Agent:
         hyperparameters)."""
         self._optimizer = None
 
-    def rebind(self, params: Mapping[str, torch.Tensor],
-               x: Mapping[str, torch.Tensor] | None = None, y: torch.Tensor | None = None,
-               ) -> None:
-        """Use ``params`` (some or all) as the model's parameters and ``x``, ``y`` as the
-        data: views of a stacked backend's rows, so that one copy of each exists. The
-        optimizer is made afresh over the new parameters when next used (it must hold no
-        state yet)."""
-        for name, value in params.items():
-            owner, _, attr = name.rpartition(".")
-            module = self.model.get_submodule(owner)
-            trains = getattr(module, attr).requires_grad
-            setattr(module, attr, nn.Parameter(value, requires_grad=trains))
-            self._params[name] = getattr(module, attr)
-        if params:
-            self._optimizer = None
+    def bind_rows(self, params: Mapping[str, torch.Tensor], k: int) -> None:
+        """Be row ``k`` of ``params`` (name -> stacked tensor, every parameter): a stacked
+        backend's group holds the only copy of the agent's parameters. A module the agent
+        already has is rebound to views of the row (it stays current); the optimizer is made
+        afresh over the new parameters when next used (it must hold no state yet)."""
+        self._rows = (params, k)
+        if self._model is not None:
+            bind(self._model, self._row_views(), self.blueprint.trains)
+        self._optimizer = None
+
+    def rebind_data(self, x: Mapping[str, torch.Tensor] | None, y: torch.Tensor) -> None:
+        """Use ``x`` (None: keep the inputs), ``y`` as the data: views of a stacked backend's
+        one copy."""
         if x is not None:
-            self.x = {m: x[m] for m in self.modalities}
-        if y is not None:
-            self.y = y
+            self._x, self.source = {m: x[m] for m in self.modalities}, None
+        self.y = y
+
+    @property
+    def x(self) -> dict[str, torch.Tensor]:
+        """Modality -> the agent's inputs (a unimodal agent holds only its own); gathered
+        afresh from shared tensors when the agent is rows of them (no copy is kept)."""
+        if self._x is not None:
+            return self._x
+        src = self.source
+        return {m: src.base[m][src.index] for m in self.modalities}  # type: ignore[union-attr]
 
     @property
     def n_samples(self) -> int:
@@ -121,17 +194,21 @@ class Agent:
         """Hold only ``held`` (of its modalities) from now on: a lost modality's components
         keep their values but are neither trained, offered nor used to predict."""
         self.held = tuple(m for m in self.modalities if m in held)
-        active = self.model.active_components(self.held)
+        active = self.blueprint.model.active_components(self.held)
         self._capability = Capability(self.id, self.held, {
             c: s for c, s in self._signatures.items() if c in active})
 
     def get_component(self, name: str) -> dict[str, torch.Tensor]:
-        return {p: self._params[p].detach().clone() for p in self.component_params[name]}
+        weights = self.weights()
+        return {p: weights[p].detach().clone() for p in self.component_params[name]}
 
     def set_component(self, name: str, values: Mapping[str, torch.Tensor]) -> None:
+        # The blueprint's values are shared: an agent that is no row writes into its own copy.
+        weights = self.weights() if self._rows is not None else \
+            dict(self.model.named_parameters())
         with torch.no_grad():
             for p, v in values.items():
-                self._params[p].copy_(v)
+                weights[p].copy_(v)
 
     def batches(self) -> list[tuple[tuple[str, ...], torch.Tensor]]:
         """(modalities, indices) batches for one round: ``local_steps`` fixed-size batches from
@@ -178,11 +255,12 @@ class Agent:
                 else mods
             if not mods:
                 continue
-            xb = {m: self.x[m][idx] for m in mods}
+            x = self.x
+            xb = {m: x[m][idx] for m in mods}
             if self.privacy is not None:  # sets the private gradient
                 first = self.views[0][1][:1]
                 loss = private_step(self.model, self.privacy, xb, self.y[idx], self.loss_cfg,
-                                    self.phase, ({m: self.x[m][first] for m in mods},
+                                    self.phase, ({m: x[m][first] for m in mods},
                                                  self.y[first]))
             else:
                 loss, _ = self.model.loss(xb, self.y[idx], self.loss_cfg, self.phase)
@@ -214,14 +292,17 @@ class Agent:
         self, x: Mapping[str, torch.Tensor], modalities: Sequence[str] | None = None,
         batch: int = 2048, drop: Sequence[str] = (),
     ) -> torch.Tensor:
-        """Class predictions from ``modalities`` (default: those the agent holds now)."""
-        self.model.eval()
+        """Class predictions from ``modalities`` (default: those the agent holds now); an
+        agent without a module of its own runs its blueprint's on its weights."""
         mods = tuple(modalities or self.held)
         n = next(iter(x.values())).shape[0]
-        preds = [
-            self.model.logits({m: x[m][k : k + batch] for m in mods}, drop).argmax(-1)
-            for k in range(0, n, batch)
-        ]
+        if self._model is not None:
+            self._model.eval()
+            logits = partial(self._model.logits, drop=drop)
+        else:
+            logits = partial(self.blueprint.logits, self.weights(), drop=drop)
+        preds = [logits({m: x[m][k : k + batch] for m in mods}).argmax(-1)
+                 for k in range(0, n, batch)]
         return torch.cat(preds)
 
 

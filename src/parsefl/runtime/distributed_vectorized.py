@@ -206,9 +206,10 @@ class DistributedVectorizedExecutor(VectorizedExecutor):
         comm = self.loop.communication
         for i, plan in plans.items():
             agent = self.loop.agents[i]
+            weights = agent.weights()
             for comp, peers in plan.paths.items():
                 holders.setdefault((comp, agent.capability().signatures[comp]), []).append(i)
-                tensors = {n: agent.model.get_parameter(n) for n in agent.component_params[comp]}
+                tensors = {n: weights[n] for n in agent.component_params[comp]}
                 size = payload_bytes(tensors) if comm is None or comm.plain else \
                     comm.bytes(comp, like_of(tensors))  # as encoded
                 for j, path in peers.items():

@@ -122,8 +122,8 @@ def screened_merge(aggregator: ScreeningAggregator, agent: Agent, comp: str,
                        device=values.device)
     if senders and aggregator.batch > 0:
         x, y = screening_batch(agent, aggregator.seed, r, aggregator.batch)
-        base = {n: p.detach()[None] for n, p in agent.model.named_parameters()}
-        losses = _losses(agent.model, base, list(own), values,
+        base = {n: p.detach()[None] for n, p in agent.weights().items()}
+        losses = _losses(agent.blueprint.model, base, list(own), values,
                          {m: v[None] for m, v in x.items()}, y[None])
     else:  # no peer copy, or no loss screen (batch 0)
         losses = torch.zeros(1, values.shape[1], dtype=torch.float64)
@@ -155,8 +155,8 @@ def stacked_losses(parts: Sequence[tuple[StackedGroup, torch.Tensor]], names: Se
                        for a in group.agents]
             x = {m: torch.stack([b[0][m] for b in batches]) for m in batches[0][0]}
             y = torch.stack([b[1] for b in batches])
-            own = own_losses(group.agents[0].model, {n: p.detach() for n, p in params.items()},
-                             x, y)
+            own = own_losses(group.agents[0].blueprint.model,
+                             {n: p.detach() for n, p in params.items()}, x, y)
             cached = ((r, aggregator.seed, aggregator.batch), x, y, own)
             group.screening = cached
         _, x, y, own = cached
@@ -166,7 +166,7 @@ def stacked_losses(parts: Sequence[tuple[StackedGroup, torch.Tensor]], names: Se
         else:
             base = {k: p.detach()[rows] for k, p in params.items()}
             x, y, own = {m: v[rows] for m, v in x.items()}, y[rows], own[rows]
-        out.append(_losses(group.agents[0].model, base, names, values[start : start + n],
+        out.append(_losses(group.agents[0].blueprint.model, base, names, values[start : start + n],
                            x, y, own))
         start += n
     return torch.cat(out)

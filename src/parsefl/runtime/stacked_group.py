@@ -1,9 +1,11 @@
 """A training group of the vectorized backend: agents with identical models, their parameters
-stacked along an agent axis, their data in one flat copy, one ``vmap`` over a functional call.
+stacked along an agent axis, their data read from one copy, one ``vmap`` over a functional call.
 
-Memory: the group owns the only copy of its agents' parameters and data; each agent's
-``nn.Module`` parameters and data tensors are views of a row of the group's tensors (so the
-agent's model is always current: evaluation and checkpoints need no copy back). The optimizer
+Memory: the group owns the only copy of its agents' parameters; each agent is a row of them
+(``Agent.bind_rows``: its weights, and a module if one is ever made for it, are views of the
+row, so evaluation and checkpoints need no copy back). Inputs are read from the one copy the
+agents were built with (the dataset's tensors, through the group's index of their rows) or,
+for agents built with their own tensors, from one joined copy. The optimizer
 is a :class:`StackedOptimizer` (per-agent step counts, masked rows), not an object per agent.
 
 Steps: each agent's batches are exactly those the reference backend draws (``Agent.batches``:
@@ -38,14 +40,11 @@ class StackedGroup:
         self.agents = agents
         first = agents[0]
         self.train_cfg = train
-        self.wrapper = LossOf(first.model, first.loss_cfg)
-        self.names = [n for n, _ in first.model.named_parameters()]
-        self.params: dict[str, torch.Tensor] = {}
-        for n in self.names:  # one tensor at a time: each agent's own copy goes at once
-            stacked = torch.stack([a.model.get_parameter(n).detach() for a in agents])
-            self.params[n] = stacked.requires_grad_(first.model.get_parameter(n).requires_grad)
-            for k, agent in enumerate(agents):  # frozen trunks stay frozen
-                agent.rebind({n: stacked.detach()[k]})
+        self.wrapper = LossOf(first.blueprint.model, first.loss_cfg)
+        self.names = list(first.blueprint.names)
+        self.params = _stack_weights(agents)
+        for k, agent in enumerate(agents):
+            agent.bind_rows(self.params, k)
         self.optimizer = StackedOptimizer(self.params, train)
         # The parameters as of the round's start while a screening aggregator merges (each
         # component is written as it is merged; the screen judges copies against the rest
@@ -57,10 +56,15 @@ class StackedGroup:
         device = first.y.device
         self.offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)
         self.rows = torch.arange(len(agents), device=device)
-        self.x, self.y = {}, torch.cat([a.y for a in agents])
-        for m in first.modalities:
-            self.x[m] = torch.cat([a.x[m] for a in agents])
-            self._rebind_data(sizes)
+        self.y = _joined([a.y for a in agents])
+        # Rows of shared inputs (the dataset's): read through one index, no copy; otherwise
+        # the agents' own inputs joined into one copy.
+        shared = first.source is not None and all(
+            a.source is not None and a.source.base is first.source.base for a in agents)
+        self.index = _joined([a.source.index for a in agents]) if shared else None
+        self.x = {m: first.source.base[m] if shared else _joined([a.x[m] for a in agents])
+                  for m in first.modalities}
+        self._rebind_data(sizes)
         self.loss = torch.vmap(self._one, randomness="different")
         self.grad_sum: dict[str, torch.Tensor] = {}
         self.private = first.privacy is not None  # DP-SGD (parsefl.privacy.dpsgd)
@@ -71,11 +75,11 @@ class StackedGroup:
         self._reached: dict[str | None, list[str]] = {}  # phase -> names a sample's loss reaches
 
     def _rebind_data(self, sizes: list[int]) -> None:
-        """The agents see the group's data copies (what is stacked so far)."""
+        """The agents see the group's data copy."""
         for k, agent in enumerate(self.agents):
             lo, hi = int(self.offsets[k]), int(self.offsets[k]) + sizes[k]
-            agent.rebind({}, {m: self.x[m][lo:hi] if m in self.x else agent.x[m]
-                              for m in agent.modalities}, self.y[lo:hi])
+            x = None if self.index is not None else {m: v[lo:hi] for m, v in self.x.items()}
+            agent.rebind_data(x, self.y[lo:hi])
 
     def _one(self, params: dict, x: dict, y: torch.Tensor) -> torch.Tensor:
         return functional_call(self.wrapper, {"model." + k: v for k, v in params.items()},
@@ -85,7 +89,8 @@ class StackedGroup:
         """The held modalities' inputs and the labels of batches ``idx`` (R, B) of ``rows``."""
         at = self.offsets[rows][:, None] + idx
         held = self.agents[0].held
-        return {m: self.x[m][at] for m in held}, self.y[at]
+        inputs = at if self.index is None else self.index[at]
+        return {m: self.x[m][inputs] for m in held}, self.y[at]
 
     def train(self, phase: str | None, batches: Sequence[list[torch.Tensor] | None],
               track: bool) -> torch.Tensor:
@@ -136,7 +141,8 @@ class StackedGroup:
         xb, yb = self.gather(rows, idx)
         if phase not in self._reached:  # the same for every row: one model, one held set
             first = self.agents[int(rows[0])]
-            self._reached[phase] = reached(first.model, {m: v[0, :1] for m, v in xb.items()},
+            self._reached[phase] = reached(first.blueprint.model,
+                                           {m: v[0, :1] for m, v in xb.items()},
                                            yb[0, :1], first.loss_cfg, phase)
         names = self._reached[phase]
         train = {n: self.params[n][rows].detach() for n in names}
@@ -238,3 +244,36 @@ def _padded(slot: list[Batch], device: torch.device
         idx[k, : len(i)] = i.to(device)
         mask[k, : len(i)] = 1.0
     return [(torch.tensor([r for r, _ in slot], device=device), idx, mask)]
+
+
+def _stack_weights(agents: Sequence[Agent]) -> dict[str, torch.Tensor]:
+    """The agents' parameters stacked along a first axis. Agents that still hold their common
+    blueprint's initial values (a fresh build) are rows of one expanded copy, made at once;
+    others are stacked one tensor at a time (each agent's own copy goes at once)."""
+    bp = agents[0].blueprint
+    fresh = all(a.blueprint is bp and not a.materialized and a.rows is None for a in agents)
+    params = {}
+    for n in bp.names:
+        if fresh:
+            value = bp.params[n].detach()
+            stacked = value.expand(len(agents), *value.shape).clone()
+        else:
+            stacked = torch.stack([a.weights()[n].detach() for a in agents])
+        params[n] = stacked.requires_grad_(n in bp.trains)
+    return params
+
+
+def _joined(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts)``, or, when the parts are consecutive slices of one tensor (a build
+    that gathered a group's data at once), that tensor's span itself: one copy of the data."""
+    first = parts[0]
+    base = first._base if first._base is not None else first
+    step = first[0].numel() * first.element_size() if first.dim() and len(first) else 0
+    at = first.data_ptr()
+    for part in parts:
+        if (part._base if part._base is not None else part) is not base or \
+                part.data_ptr() != at or not part.is_contiguous():
+            return torch.cat(parts)
+        at += len(part) * step
+    n = sum(len(p) for p in parts)
+    return first.as_strided((n, *first.shape[1:]), first.stride()) if step else torch.cat(parts)

@@ -22,7 +22,6 @@ from parsefl.aggregation import ScreeningAggregator
 from parsefl.compressors import like_of
 from parsefl.config import TrainConfig
 from parsefl.errors import ConfigError
-from parsefl.model.base import signature
 from parsefl.runtime.agent import Agent
 from parsefl.runtime.handshake import GossipPlan
 from parsefl.runtime.meter import LinkMeter, payload_bytes
@@ -36,8 +35,8 @@ if TYPE_CHECKING:
 
 
 def _trim_heap() -> None:
-    """Hand back to the system the heap that stacking freed (each agent's own parameter and
-    data copies, now views of its group's): glibc keeps freed small blocks otherwise."""
+    """Hand back to the system the heap that stacking freed (the old groups' rows after a
+    regroup, agents' own copies when they had any): glibc keeps freed small blocks otherwise."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -56,8 +55,8 @@ def _carry_optimizer(group: StackedGroup, rows: list[tuple[StackedGroup, int]]) 
 
 
 class VectorizedExecutor:
-    """Stacked training and stacked gossip; the Agent objects' parameters and data are views
-    of their group's rows (always current)."""
+    """Stacked training and stacked gossip; each Agent is a row of its group (its weights are
+    views of the group's rows, always current; ``runtime.blueprint``)."""
 
     backend_name: ClassVar[str] = "VectorizedExecutor"
 
@@ -88,9 +87,7 @@ class VectorizedExecutor:
             rows = {a.id: (g, k) for g in self.groups for k, a in enumerate(g.agents)}
         by_key: dict[tuple, list[Agent]] = {}
         for agent in self.loop.agents.values():
-            names = [n for n, _ in agent.model.named_parameters()]
-            key = (type(agent.model).__name__, agent.modalities, agent.held,
-                   signature(agent.model, names))
+            key = (agent.blueprint.key, agent.held)
             by_key.setdefault(key, []).append(agent)
         self.groups = [StackedGroup(members, self.train_cfg) for members in by_key.values()]
         for g in self.groups:
@@ -156,9 +153,10 @@ class VectorizedExecutor:
         comm = self.loop.communication
         for i, plan in plans.items():
             agent = self.loop.agents[i]
+            weights = agent.weights()
             for comp, peers in plan.paths.items():
                 holders.setdefault((comp, agent.capability().signatures[comp]), []).append(i)
-                tensors = {n: agent.model.get_parameter(n) for n in agent.component_params[comp]}
+                tensors = {n: weights[n] for n in agent.component_params[comp]}
                 size = payload_bytes(tensors) if comm is None or comm.plain else \
                     comm.bytes(comp, like_of(tensors))  # as encoded
                 for path in peers.values():

@@ -27,6 +27,8 @@ from parsefl.privacy.accounting import PrivacyPlan, plan_privacy
 from parsefl.privacy.dpsgd import PrivateSteps
 from parsefl.registry import SHARING
 from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_of
+from parsefl.runtime.agent import Rows
+from parsefl.runtime.blueprint import Blueprint
 from parsefl.runtime.checks import ReceiveChecks
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.runtime.vectorized_blocker import vectorized_blocker
@@ -99,8 +101,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
     else:
         topology = build_topology(cfg.topology.name, len(groups), cfg.seed, cfg.topology.params)
         splits = _splits(cfg, ds, groups, parts, topology)
-        agents = [_make_agent(i, g, parts[i], _variant(cfg, groups, i), split=splits[i],
-                              **common) for i, g in enumerate(groups) if _wanted(i, agent_ids)]
+        agents = _make_agents(groups, parts, splits, agent_ids, **common)
         slots = slots_of(agents)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
@@ -254,16 +255,54 @@ def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
     return model.to(device)
 
 
-def _make_agent(i, mods, idx, encoder_params, *, cfg, ds, strategy, device, split) -> Agent:
-    model = _model(cfg, ds, strategy, mods, encoder_params, device, split)
-    part = ds.train.subset(idx, mods)
-    x = {m: torch.as_tensor(v, device=device) for m, v in part.x.items()}
-    y, views = _imperfect(cfg, i, mods, part.y, ds.n_classes)
-    y_t = torch.as_tensor(y, device=device)
+def _make_agents(groups, parts, splits, agent_ids, *, cfg, ds, strategy, device) -> list[Agent]:
+    """The wanted agents, built as rows of what they share: one model built and initialised
+    per architecture (a component's initial values depend on its seed, name and signature
+    alone: ``runtime.blueprint``), and every agent's inputs rows of the dataset's tensors (one
+    copy of the data)."""
+    wanted = [i for i in range(len(groups)) if _wanted(i, agent_ids)]
+    blueprints: dict[str, Blueprint] = {}
+    data = _group_data(wanted, groups, parts, ds, device)
+    agents = []
+    for i in wanted:
+        mods, params = groups[i], _variant(cfg, groups, i)
+        key = repr((mods, sorted(params.items()), splits[i]))
+        if key not in blueprints:
+            blueprints[key] = Blueprint(_model(cfg, ds, strategy, mods, params, device,
+                                               splits[i]))
+        x, y = data[i]
+        agents.append(_make_agent(i, mods, blueprints[key], x, y, cfg=cfg, ds=ds,
+                                  device=device))
+    return agents
+
+
+def _group_data(wanted, groups, parts, ds, device) -> dict[int, tuple[Rows, torch.Tensor]]:
+    """Agent -> its inputs, as rows of the dataset's tensors (one copy of the inputs for every
+    agent), and its labels, a slice of one gather per modality group."""
+    base = {m: torch.as_tensor(v, device=device) for m, v in ds.train.x.items()}
+    members: dict[tuple[str, ...], list[int]] = {}
+    for i in wanted:
+        members.setdefault(groups[i], []).append(i)
+    out = {}
+    for ids in members.values():
+        rows = torch.as_tensor(np.concatenate([np.asarray(parts[i], dtype=np.int64)
+                                               for i in ids]), device=device)
+        y = torch.as_tensor(ds.train.y, device=device)[rows]
+        start = 0
+        for i in ids:
+            end = start + len(parts[i])
+            out[i] = (Rows(base, rows[start:end]), y[start:end])
+            start = end
+    return out
+
+
+def _make_agent(i, mods, blueprint, x, y, *, cfg, ds, device) -> Agent:
+    labels, views = _imperfect(cfg, i, mods, y, ds.n_classes)
+    y_t = labels if labels is y else torch.as_tensor(labels, device=device)
     # An empty list is a real answer (no labelled sample left to train on), not "no views".
     views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] \
         if views is not None else None
-    return Agent(i, model, x, y_t, cfg.train, cfg.loss, cfg.seed, views=views_t)
+    return Agent(i, blueprint, x, y_t, cfg.train, cfg.loss, cfg.seed, views=views_t)
 
 
 def _imperfect(cfg, i, mods, y, n_classes):
@@ -273,6 +312,7 @@ def _imperfect(cfg, i, mods, y, n_classes):
     imp = cfg.imperfect
     if not (imp.missing_modality or imp.label_noise or imp.missing_labels):
         return y, None
+    y = y.cpu().numpy()
     rng = np.random.default_rng([cfg.seed, i, 17])
     y = noisy_labels(y, n_classes, imp.label_noise, rng) if imp.label_noise else y
     keep = missing_labels(y, imp.missing_labels, rng) if imp.missing_labels else \

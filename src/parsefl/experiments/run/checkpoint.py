@@ -143,7 +143,7 @@ def _refusing(path: Path, load: Any) -> None:
 def save_agent_state(agent: Agent, path: Path) -> None:
     """Everything an agent needs to continue bit-identically, written atomically."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous()
-               for k, v in agent.model.state_dict().items()}
+               for k, v in agent.state_dict().items()}
     scalars: dict[str, Any] = {}
     opt = agent.optimizer_state()
     if opt is not None:
@@ -166,7 +166,7 @@ def load_agent_state(agent: Agent, path: Path) -> None:
     perm = tensors["stream.perm"]
     if not torch.equal(perm.sort().values, torch.arange(len(perm))):
         raise ValueError("stream.perm is not a permutation of the agent's samples")
-    agent.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    agent.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     scalars = json.loads(meta["scalars"])
     if "param_groups" in meta:  # written before the optimizer layout was shared
         scalars["param_groups"] = json.loads(meta["param_groups"])
@@ -222,10 +222,10 @@ def _check_layout(agent: Agent, path: Path) -> None:
     generator state and a sample order of the agent's own size."""
     layout = tensor_layout(path)
     want = {f"model.{k}": [_DTYPES[v.dtype], list(v.shape)]
-            for k, v in agent.model.state_dict().items()}
+            for k, v in agent.state_dict().items()}
     want["generator"] = ["U8", list(agent.generator.get_state().shape)]
     n = agent.stream.n
-    params = [list(p.shape) for p in agent.model.parameters()]  # the optimizer's order
+    params = [list(p.shape) for p in agent.weights().values()]  # the optimizer's order
     for name, (dtype, shape) in layout.items():
         if name == "stream.perm":  # not drawn yet (0) or one permutation of the samples
             ok = dtype == "I64" and shape in ([0], [n])

@@ -163,7 +163,7 @@ def save_checkpoints(agents: Sequence[Agent], folder: Path) -> None:
     """Each agent's weights as ``agent_NNNN.safetensors`` (written to a temp name, renamed)."""
     folder.mkdir(parents=True, exist_ok=True)
     for agent in agents:
-        state = {k: v.detach().cpu().contiguous() for k, v in agent.model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in agent.state_dict().items()}
         tmp = folder / f".agent_{agent.id:04d}.safetensors.tmp"
         save_file(state, str(tmp))
         tmp.replace(folder / f"agent_{agent.id:04d}.safetensors")

@@ -33,11 +33,11 @@ def load_agent(
     # Rebuild on the CPU whatever device the run used: this machine may have no GPU.
     cfg = validate({**read_yaml(run_dir / "config.yaml"), "device": "cpu"})
     exp = build_experiment(cfg)
-    models = {a.id: a.model for a in exp.agents}
-    if agent not in models:
+    agents = {a.id: a for a in exp.agents}
+    if agent not in agents:
         raise DataError(f"{run_dir}: checkpoints do not match config.yaml (its agents: "
-                        f"{sorted(models)})")
-    model = models[agent]
+                        f"{sorted(agents)})")
+    model = agents[agent].model  # a module for this agent alone
     if not isinstance(model, SlicedModel):
         raise ConfigError("method", f"{cfg.method!r} uses a {type(model).__name__} without "
                           "r/u/s slices; t-SNE of slices needs a sliced method (parse, local, "

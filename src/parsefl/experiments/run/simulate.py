@@ -116,7 +116,7 @@ def _evaluate(exp: Experiment) -> Evaluation:
 def slice_drop(exp: Experiment) -> dict[str, Any] | None:
     """Accuracy when one slice kind's logits are removed from the sum at inference (sliced
     models only): how much each of r, u and s carries, per group."""
-    if not all(isinstance(slot.agent.model, SlicedModel) for slot in exp.slots):
+    if not all(isinstance(slot.agent.blueprint.model, SlicedModel) for slot in exp.slots):
         return None
     out: dict[str, Any] = {}
     for kind in ("r", "u", "s"):

@@ -272,8 +272,6 @@ class GrpcTransport(NetworkTransport):
                 answer = _answer(fut)
                 if answer is not None and good(answer):
                     got[p] = answer
-                else:
-                    log.debug("rank %d: %s", p, answer if answer is not None else fut.exception())
             if got and settle is not None:
                 deadline = min(deadline, time.monotonic() + settle)
             if len(got) < len(peers):

@@ -317,8 +317,7 @@ def _log_to(path: Path, rank: int) -> None:
         f"%(asctime)s rank {rank} %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)
-    level = logging.DEBUG if os.environ.get("PARSEFL_DEBUG") else logging.INFO
-    logging.basicConfig(level=level, handlers=[file, console], force=True)
+    logging.basicConfig(level=logging.INFO, handlers=[file, console], force=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ of configs/studies/byzantine25_ring.yaml (and _ring_long, _er, _attacks, _multim
 
 One table per seating found in the folder (``count: 1``, a seeded draw per seed, or fixed
 ``agents``), each against the same no-attack runs; ``--groups`` adds, per seating, the deltas
-of every modality group's adjacent and non-adjacent agents (results.json ``agents[].group``).
+of every modality group's adjacent and non-adjacent agents (results.json ``agents[].group``),
+``--per-seed`` each seed's overall and adjacent delta.
 
 Every accuracy is the mean over the **honest** agents (results.json ``agents[].honest``); every
 delta compares the same honest agents in the run of the gossip ``mean`` without attack of the
@@ -80,7 +81,7 @@ def seating(adv: dict | None) -> str:
 def main() -> None:
     runs = load(Path(sys.argv[1]))
     for seat in sorted({r["seating"] for r in runs if r["seating"]}):
-        table(runs, seat, "--groups" in sys.argv[2:])
+        table(runs, seat, "--groups" in sys.argv[2:], "--per-seed" in sys.argv[2:])
 
 
 def deltas(runs: list[dict], seat: str) -> tuple[dict, dict, dict]:
@@ -115,7 +116,7 @@ def delta(run: dict, base: dict | None, ids: set[int]) -> float:
     return 100 * (mean_of(run, ids) - mean_of(base, ids)) if base and ids else float("nan")
 
 
-def table(runs: list[dict], seat: str, groups: bool) -> None:
+def table(runs: list[dict], seat: str, groups: bool, per_seed: bool) -> None:
     rows, attacker, adjacent = deltas(runs, seat)
     order = [a for a in ATTACKS if any(k[1] == a for k in rows)] + sorted(
         {k[1] for k in rows} - set(ATTACKS))
@@ -133,6 +134,12 @@ def table(runs: list[dict], seat: str, groups: bool) -> None:
               f"{cell([x['d_far'] for x in xs])} | "
               f"{sum(x['converged'] for x in xs)}/{len(xs)} | {len(xs)} | "
               f"{np.mean([x['wall'] for x in xs]):.0f} | {screen(xs, attack)} |")
+    if per_seed:
+        print("\nper seed (seeds in order): Δ overall; Δ adjacent\n")
+        for agg, attack in keys:
+            xs = rows[agg, attack]
+            print(f"- `{agg}` {attack}: " + ", ".join(f"{x['d']:+.1f}" for x in xs) + "; "
+                  + ", ".join(f"{x['d_adj']:+.1f}" for x in xs))
     if groups:
         names = sorted({g for xs in rows.values() for x in xs for g in x["groups"]},
                        key=lambda g: (g.count("+"), g))  # unimodal groups first

@@ -7,7 +7,8 @@ of configs/studies/byzantine25_ring.yaml (and _ring_long, _er, _attacks, _multim
 One table per seating found in the folder (``count: 1``, a seeded draw per seed, or fixed
 ``agents``), each against the same no-attack runs; ``--groups`` adds, per seating, the deltas
 of every modality group's adjacent and non-adjacent agents (results.json ``agents[].group``),
-``--per-seed`` each seed's overall and adjacent delta.
+``--per-seed`` each seed's overall and adjacent delta; ``--trust`` (instead of the tables)
+each robust run's final trust below 1, receiver -> sender.
 
 Every accuracy is the mean over the **honest** agents (results.json ``agents[].honest``); every
 delta compares the same honest agents in the run of the gossip ``mean`` without attack of the
@@ -67,6 +68,22 @@ def cell(vals: list[float], fmt: str = "+.1f") -> str:
     return f"{np.mean(vals):{fmt}}{sd}"
 
 
+def low_trust(folder: Path) -> None:
+    """``--trust``: per robust run under attack, the (receiver -> sender) trust below 1 at the
+    last saved round (the checkpoint marker's ``aggregator.trust``): who rejected whom lately.
+    The screen's counts include what the attackers' own screens rejected; this tells them
+    apart."""
+    for res in sorted(folder.glob("runs/*/results.json")):
+        r = json.loads(res.read_text())
+        marks = sorted((res.parent / "state").glob("round_*/run.json"))
+        if not r.get("adversary") or not r.get("screened") or not marks:
+            continue
+        trust = json.loads(marks[-1].read_text())["aggregator"]["trust"]
+        low = [f"{i}->{j} {t:.2f}" for i, j, t in trust if t < 1]
+        print(f"- {res.parent.name} seed {r['seed']} {r['adversary']['attack']} attackers "
+              f"{r['adversary']['agents']}: {', '.join(low) or 'all trust 1'}")
+
+
 def seating(adv: dict | None) -> str:
     """How the attackers were chosen ("" without attack): ``count 1``, ``agents 8``, ..."""
     if not adv:
@@ -80,6 +97,9 @@ def seating(adv: dict | None) -> str:
 
 def main() -> None:
     runs = load(Path(sys.argv[1]))
+    if "--trust" in sys.argv[2:]:
+        low_trust(Path(sys.argv[1]))
+        return
     for seat in sorted({r["seating"] for r in runs if r["seating"]}):
         table(runs, seat, "--groups" in sys.argv[2:], "--per-seed" in sys.argv[2:])
 

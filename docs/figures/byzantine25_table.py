@@ -123,7 +123,8 @@ def deltas(runs: list[dict], seat: str) -> tuple[dict, dict, dict]:
         groups = sorted(set(r["group"].values()))
         rows[r["agg"], r["attack"]].append({
             "acc": mean_of(r, honest), "d": d(honest), "d_adj": d(adj), "d_far": d(far),
-            "groups": {g: (d({i for i in adj if r["group"][i] == g}),
+            "groups": {g: (d({i for i in honest if r["group"][i] == g}),
+                           d({i for i in adj if r["group"][i] == g}),
                            d({i for i in far if r["group"][i] == g})) for g in groups},
             "converged": r["converged"], "wall": r["wall"] or float("nan"),
             "screened": r["screened"], "attacker": attacker.get(s, set()),
@@ -163,14 +164,16 @@ def table(runs: list[dict], seat: str, groups: bool, per_seed: bool) -> None:
     if groups:
         names = sorted({g for xs in rows.values() for x in xs for g in x["groups"]},
                        key=lambda g: (g.count("+"), g))  # unimodal groups first
-        print("\nper group, Δ adjacent / Δ non-adjacent (— where the group has no such agent)\n")
+        print("\nper group, Δ of the group's honest agents (Δ adjacent / Δ non-adjacent; — where "
+              "the group has no such agent)\n")
         print("| aggregation | attack | " + " | ".join(names) + " |")
         print("|---|---|" + "---|" * len(names))
         for agg, attack in keys:
             xs = rows[agg, attack]
             print(f"| `{agg}` | {attack} | " + " | ".join(
-                f"{cell([x['groups'][g][0] for x in xs])} / "
-                f"{cell([x['groups'][g][1] for x in xs])}" for g in names) + " |")
+                f"{cell([x['groups'][g][0] for x in xs])} "
+                f"({cell([x['groups'][g][1] for x in xs])} / "
+                f"{cell([x['groups'][g][2] for x in xs])})" for g in names) + " |")
     print()
 
 

@@ -108,7 +108,7 @@ def test_two_processes_that_lost_each_other_agree_on_the_round_they_take_each_ot
     import json
     import time
 
-    from parsefl.runtime.grpc_transport import MEMBER
+    from parsefl.runtime.grpc_membership import MEMBER
 
     keys = tmp_path / "k"
     init_keys(keys, 2)

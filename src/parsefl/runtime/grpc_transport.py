@@ -81,8 +81,6 @@ class GrpcTransport(Membership, NetworkTransport):
     rounds_total: int = 1 << 30  # the run's length: nobody is taken back after its end
     # rank -> the round from which a lost peer is taken back (both ends agreed on it)
     pending: dict[int, int] = field(default_factory=dict)
-    # (rank, round) of every peer taken back, and (round, checkpoint) of this process's join
-    readmitted: list[tuple[int, int]] = field(default_factory=list)
     checkpointed: list[int] | None = None  # rounds this process can resume from (--resume)
 
     @classmethod
@@ -102,7 +100,7 @@ class GrpcTransport(Membership, NetworkTransport):
                       (keys / "certs" / f"agent_{first:04d}.pem").read_bytes())
         transport = cls(settings.rank, wiring.owner, wiring.expected, settings.timeout_s,
                         **wiring.common(), addresses=addresses,
-                        tls=tls, startup_s=settings.startup_s)
+                        tls=tls, startup_s=settings.startup_s, rounds_total=settings.rounds)
         transport.start()
         return transport
 
@@ -175,27 +173,36 @@ class GrpcTransport(Membership, NetworkTransport):
                     and len(request) == PREFIX.size + hlen + plen):
                 raise ValueError(f"frame sizes {(hlen, plen)} outside {most[1:]} or truncated")
             self._check_peer(rank, context)
-            back, at = self.pending.get(rank), (call >> 16) - 1
-            if rank in self.lost and (back is None or at < back):
-                self._reject(context.peer(), "request", f"lost sender rank {rank}")
-                return b"lost"
-            # Before its first round a process does not know where it starts (a resume, a
-            # join): any round is kept then, as many frames per peer as AHEAD rounds hold.
-            ahead = max(self.round, back if back is not None else -1) + AHEAD
-            if not self.call_id <= call or (self.running and at > ahead) or \
-                    sum(k[1] == rank for k in self._frames) >= BUFFERED:
-                raise ValueError(f"frame of round {at} (call {call & 0xFFFF}) in round "
-                                 f"{self.round} (call {self.in_round}), or too many ahead")
         except (struct.error, ValueError) as err:
             self._reject(context.peer(), "request", str(err))
             return b"refused"
         body = request[PREFIX.size:]
         payload = torch.frombuffer(bytearray(body[hlen:]), dtype=torch.uint8) if plen else \
             torch.empty(0, dtype=torch.uint8)
-        with self._arrived:
-            self._frames[call, rank] = (body[:hlen], payload)
-            self._arrived.notify_all()
-        return b"ok"
+        with self._arrived:  # what the main thread and the other server threads change
+            answer, why = self._unwanted(call, rank)
+            if not why:
+                self._frames[call, rank] = (body[:hlen], payload)
+                self._arrived.notify_all()
+        if why:
+            self._reject(context.peer(), "request", why)
+        return answer
+
+    def _unwanted(self, call: int, rank: int) -> tuple[bytes, str]:
+        """(answer, why not) for a well-framed request of ``call`` from ``rank``: ``lost``
+        from a peer we lost (until the round it is taken back from), ``refused`` for a past
+        call, one too far ahead, or more frames than we keep for a peer; ``ok``, ""."""
+        back, at = self.pending.get(rank), (call >> 16) - 1
+        if rank in self.lost and (back is None or at < back):
+            return b"lost", f"lost sender rank {rank}"
+        # Before its first round a process does not know where it starts (a resume, a join):
+        # any round is kept then, as many frames per peer as BUFFERED.
+        ahead = max(self.round, back if back is not None else -1) + AHEAD
+        if not self.call_id <= call or (self.running and at > ahead) or \
+                sum(k[1] == rank for k in self._frames) >= BUFFERED:
+            return b"refused", (f"frame of round {at} (call {call & 0xFFFF}) in round "
+                                f"{self.round} (call {self.in_round}), or too many ahead")
+        return b"ok", ""
 
     def _swap(self, frames: Mapping[int, Frames]) -> Received:
         # The first exchange of a process that started with the others waits for them all;

@@ -59,6 +59,7 @@ class TransportSettings:
     keys: Path | None = None  # keys folder (parsefl keys init): CA, certificates, peers file
     insecure: bool = False  # plaintext links, explicitly asked for
     addresses: tuple[str, ...] = ()  # HOST:PORT per rank (empty: from the keys' peers file)
+    rounds: int = 1 << 30  # the run's length (a transport that takes peers back: not after it)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class NetworkTransport(ABC):
     meter: LinkMeter = field(default_factory=LinkMeter)
     wire: Counter = field(default_factory=Counter)
     lost: dict[int, str] = field(default_factory=dict)  # rank -> why it was given up
+    # (rank, round) of each lost peer taken back (a transport that ``rejoins``; else empty)
+    readmitted: list[tuple[int, int]] = field(default_factory=list)
     calls: int = 0  # exchanges so far in this process
     round: int = -1  # the round being run (begin_round); -1 before the first
     in_round: int = 0  # exchanges so far in this round

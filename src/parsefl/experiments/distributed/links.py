@@ -26,7 +26,7 @@ def make_auth(cfg: RunConfig, keys: str | None, local: list[int]) -> FrameAuth |
 
 
 def transport_settings(args: argparse.Namespace, rank: int, world: int,
-                       timeout_s: float) -> TransportSettings:
+                       timeout_s: float, rounds: int = 1 << 30) -> TransportSettings:
     """The worker's arguments as transport settings, read once; an unknown ``--transport`` is
     a ConfigError listing the registered ones."""
     transport_class(args.transport)
@@ -34,4 +34,4 @@ def transport_settings(args: argparse.Namespace, rank: int, world: int,
         kind=args.transport, rank=rank, world=world, timeout_s=timeout_s,
         startup_s=STARTUP_S if getattr(args, "startup_s", None) is None else args.startup_s,
         keys=Path(args.keys) if args.keys is not None else None, insecure=args.insecure,
-        addresses=tuple(args.addresses.split(",")) if args.addresses else ())
+        addresses=tuple(args.addresses.split(",")) if args.addresses else (), rounds=rounds)

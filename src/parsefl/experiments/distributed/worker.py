@@ -94,7 +94,8 @@ class Worker:
             else None
         self.parts = RunParts(fingerprint(cfg), cfg.rounds, world, self.owner,
                               self.auth.ids if self.auth is not None else None, self.placement)
-        self.settings = transport_settings(args, rank, world, self.timeout_s)  # known kind
+        self.settings = transport_settings(args, rank, world, self.timeout_s,
+                                           cfg.rounds)  # a known kind
         # Build before the rendezvous, so that ranks reach their first exchange together.
         self.exp = build_experiment(cfg, mine)
         self.kind = self.settings.kind
@@ -128,8 +129,6 @@ class Worker:
             self.cfg, self.exp, self.loop, self.local, self.out, self.marker,
             lambda: {"world_size": self.world, "owner": self.owner,
                      "wire": dict(self.transport.wire)}, self.signer)
-        if hasattr(self.transport, "rounds_total"):
-            self.transport.rounds_total = self.cfg.rounds
         first = session.restore(self.agreed_round()) if resume else 0
         if first:
             self.transport.wire.update(session.restored["wire"])
@@ -160,7 +159,7 @@ class Worker:
                    "wall_s": time.perf_counter() - self.start, "transport": self.kind,
                    "encrypted": tls, "joined": joined,
                    "readmitted": [{"rank": p, "round": r}
-                                  for p, r in getattr(self.transport, "readmitted", [])]}
+                                  for p, r in self.transport.readmitted]}
         write_summary(self.out, summary, self.parts, self.signer)
         if self.transport.lost:
             log.error("this process lost rank(s) %s: the run is partial (results.json will "

@@ -152,9 +152,9 @@ def test_tables_mark_the_best_non_ceiling_value_and_drop_the_std_of_one_seed():
     methods = {"local": _method(0.5, 0.9, 0.7), "parse": _method(0.8, 0.85, 0.82),
                "centralized": _method(0.99, 0.99, 0.99)}
     md = markdown_table(methods).splitlines()
-    assert md[2] == "| local | 0.500 | **0.900** | 0.700 | 10 | – |"
-    assert md[3] == "| parse | **0.800** | 0.850 | **0.820** | 10 | – |"
-    assert md[4] == "| centralized (ceiling) | 0.990 | 0.990 | 0.990 | 10 | – |"
+    assert md[2] == "| local | 0.500 | **0.900** | 0.700 | 10 | – | – |"
+    assert md[3] == "| parse | **0.800** | 0.850 | **0.820** | 10 | – | – |"
+    assert md[4] == "| centralized (ceiling) | 0.990 | 0.990 | 0.990 | 10 | – | – |"
     console = Console(record=True, width=200)
     print_summary(console, {"-": methods})
     text = console.export_text()
@@ -173,3 +173,43 @@ def test_a_section_added_later_at_its_default_is_no_difference():
     changed = {**old, "communication": {"compressor": "int8", "period": 1}}
     assert config_diff(old, changed) == ["communication.compressor: '-' -> int8"]
     assert config_diff({**old, "rounds": 4}, new) == ["rounds: 4 -> 3"]
+
+
+def test_method_overrides_give_the_pooled_ceiling_a_fixed_budget_in_an_auto_sweep(tmp_path):
+    """`rounds: auto` cannot stop `centralized` (no network, no validation agents): the sweep
+    file gives it a fixed budget, and every table row says the rounds run and the plateaus."""
+    from parsefl.experiments.sweeps.summary import fmt_budget
+
+    overrides = {k: yaml.safe_load(v) for k, v in (q.split("=", 1) for q in QUICK)}
+    overrides.update({"rounds": "auto", "eval_every": 1, "train.val_fraction": 0.2,
+                      "train.max_rounds": 3})
+    spec = {"overrides": overrides, "methods": ["centralized", "local"], "seeds": [0, 1]}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(ConfigError, match="train.val_fraction"):  # the refusal it avoids
+        run_and_summarize(load_sweep(path), tmp_path / "refused", 1)
+    spec["method_overrides"] = {"centralized": {"rounds": 2}}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    summary = run_and_summarize(load_sweep(path), tmp_path / "out", 1)["-"]
+    runs = [json.loads((tmp_path / "out" / "runs" / "centralized" / f"seed{s}" /
+                        "results.json").read_text()) for s in (0, 1)]
+    assert summary["centralized"]["budget"] == {
+        "rounds": [2, 2], "judged": 2, "stopped_by_plateau": 0,
+        "plateaued": sum(r["convergence"]["converged"] for r in runs)}
+    assert summary["local"]["budget"]["rounds"] == [3, 3]  # auto: max_rounds, no plateau yet
+    assert summary["local"]["budget"]["stopped_by_plateau"] == 0
+    assert fmt_budget(summary["local"]["budget"]) == "3 (0/2)"
+    assert fmt_budget({"rounds": [135, 150, 140], "plateaued": 3, "judged": 3}) == "135–150 (3/3)"
+    rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    overall = [dict(zip(head, r.split(","), strict=True)) for r in rows[1:]
+               if ",overall," in r]
+    assert {(r["method"], r["rounds"], r["stopped_by"]) for r in overall} == {
+        ("centralized", "2", "max_rounds"), ("local", "3", "max_rounds")}
+    assert {r["plateaued"] for r in overall if r["method"] == "local"} == {"False"}
+    assert "| local | " in (tmp_path / "out" / "summary.md").read_text()
+    assert "3 (0/2) |" in (tmp_path / "out" / "summary.md").read_text()
+    spec["method_overrides"] = {"parse": {"rounds": 2}}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(ConfigError, match="method_overrides.parse"):
+        load_sweep(path)

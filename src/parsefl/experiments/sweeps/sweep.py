@@ -49,6 +49,9 @@ class Sweep:
     grid: dict[str, list[Any]]
     methods: list[str]
     seeds: list[int]
+    # method -> config overrides for that method's runs only (e.g. a fixed budget for the
+    # pooled `centralized` ceiling in a `rounds: auto` sweep, which it cannot stop by)
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def specs(self) -> list[RunSpec]:
         keys = list(self.grid)
@@ -59,7 +62,9 @@ class Sweep:
         ]
 
     def raw_config(self, spec: RunSpec) -> dict[str, Any]:
-        raw = apply_overrides(self.base, [f"{k}={flow_yaml(v)}" for k, v in spec.point])
+        extra = self.method_overrides.get(spec.method, {})
+        raw = apply_overrides(self.base, [f"{k}={flow_yaml(v)}" for k, v in
+                                          [*spec.point, *extra.items()]])
         raw["method"], raw["seed"] = spec.method, spec.seed
         return raw
 
@@ -94,22 +99,33 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
 def load_sweep(path: Path, overrides: Iterable[str] = ()) -> Sweep:
     """A sweep file: ``base`` (a config path relative to the sweep file, or omitted for the
     quickstart preset), ``overrides`` (a mapping), ``grid`` (key -> list of values),
-    ``methods`` and ``seeds``."""
+    ``methods``, ``seeds`` and ``method_overrides`` (method -> a mapping of overrides for
+    that method's runs only)."""
     from parsefl.config import PRESETS
 
     raw = read_yaml(path)
-    unknown = set(raw) - {"base", "overrides", "grid", "methods", "seeds"}
+    allowed = ("base", "overrides", "grid", "methods", "seeds", "method_overrides")
+    unknown = set(raw) - set(allowed)
     if unknown:
         raise ConfigError(f"{path}: {sorted(unknown)[0]}",
-                          "unknown key; allowed: base, overrides, grid, methods, seeds")
+                          f"unknown key; allowed: {', '.join(allowed)}")
     base_path = (path.parent / raw["base"]) if raw.get("base") else PRESETS / "quickstart.yaml"
     fixed = [f"{k}={flow_yaml(v)}" for k, v in (raw.get("overrides") or {}).items()]
     base = apply_overrides(read_yaml(base_path), [*fixed, *overrides])
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: grid", "must map config keys to non-empty lists of values")
-    return Sweep(base, grid, resolve_methods(raw.get("methods", "parse")),
-                 parse_seeds(raw.get("seeds", [0])))
+    methods = resolve_methods(raw.get("methods", "parse"))
+    per_method = raw.get("method_overrides") or {}
+    if not isinstance(per_method, dict) or not all(isinstance(v, dict)
+                                                   for v in per_method.values()):
+        raise ConfigError(f"{path}: method_overrides",
+                          "must map method names to mappings of config overrides")
+    for name in per_method:
+        if name not in methods:
+            raise ConfigError(f"{path}: method_overrides.{name}",
+                              f"not a method of this sweep ({', '.join(methods)})")
+    return Sweep(base, grid, methods, parse_seeds(raw.get("seeds", [0])), per_method)
 
 
 def _run_one(raw: dict[str, Any], out_dir: str, threads: int) -> dict[str, Any]:

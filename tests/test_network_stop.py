@@ -228,6 +228,7 @@ def test_the_network_rule_is_the_default_of_rounds_auto():
     ("train.smoothing=1.5", ["train.smoothing", "less than or equal to 1"]),
     ("train.smoothing=nan", ["train.smoothing"]),
     ("train.stop_rule=median", ["train.stop_rule", "network", "agents"]),
+    ("topology.name=random_matching", ["train.stop_rule", "disconnected in every round"]),
 ])
 def test_a_bad_stop_rule_value_is_one_line_exit_2(tmp_path, override, words):
     args = ("run", "-o", "rounds=auto", "-o", "train.val_fraction=0.1", "-o", override,
@@ -235,6 +236,14 @@ def test_a_bad_stop_rule_value_is_one_line_exit_2(tmp_path, override, words):
     first = override.startswith("train.patience=0")
     refused((parsefl if first else in_process)(*args, cwd=tmp_path), *words)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_agents_rule_and_fixed_rounds_still_run_on_a_matching(tmp_path):
+    from parsefl.config import load_config
+
+    for extra in (["rounds=auto", "train.val_fraction=0.1", "train.stop_rule=agents"],
+                  ["rounds=3"], ["rounds=auto", "train.val_fraction=0.1", "mix={fou: 1, pix: 1}"]):
+        load_config(None, ["topology.name=random_matching", *extra])
 
 
 class _Cut(Exception):

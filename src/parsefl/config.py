@@ -15,6 +15,7 @@ from parsefl.config_checks import (
     check_absurd,
     check_raw,
     check_sizes,
+    check_stop,
     config_text,
     load_yaml,
     mix_agents,
@@ -298,6 +299,7 @@ def _check_names(cfg: RunConfig) -> None:
         raise ConfigError("device", f"expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     if not cfg.mix:
         raise ConfigError("mix", "give at least one modality subset with a count")
+    check_stop(cfg)
     if cfg.privacy is not None:
         from parsefl.privacy.accounting import check_privacy
 

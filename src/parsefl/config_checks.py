@@ -274,3 +274,19 @@ def _weights(widths: list[int], dim: int) -> int:
     then the dim r/u/s rows."""
     return widths[0] + sum(a * b for a, b in zip(widths, widths[1:], strict=False)) + \
         widths[-1] * dim
+
+
+# Topologies whose graph is disconnected in every round for more than two agents (a matching):
+# the network rule of `rounds: auto` records a point only on a connected round, so it would
+# never stop and the run would end at max_rounds as "not plateaued".
+ALWAYS_DISCONNECTED = {"random_matching"}
+
+
+def check_stop(cfg: Any) -> None:
+    """Refuse `rounds: auto` with the network rule on a graph that is never connected."""
+    if (cfg.train.stop == "plateau" and cfg.train.stop_rule == "network"
+            and cfg.topology.name in ALWAYS_DISCONNECTED and mix_agents(cfg.mix) > 2):
+        raise ConfigError("train.stop_rule", f"topology {cfg.topology.name!r} is disconnected "
+                          "in every round, so the network rule of rounds: auto never records a "
+                          "point and would never stop; use train.stop_rule=agents or a fixed "
+                          "number of rounds")

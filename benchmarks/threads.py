@@ -5,6 +5,11 @@ shared machine is never truly quiet.
 
     python benchmarks/threads.py            # quickstart (60 rounds) + scaling rows; RESULTS.md
     python benchmarks/threads.py --quick    # 15 rounds, N = 8 and 32; prints only
+    python benchmarks/threads.py --threads 1,2,auto --ns 1024 --no-quickstart   # issue 27's
+        # target: a quiet 1,024-agent round on 2 threads <= 0.6x of 1 thread, busy <= 2x quiet
+
+``auto`` is `runtime.threads: auto` (runtime/threads.py): its policy re-checks between the
+timed rounds, as in a run, and the row says which thread counts it chose.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_results, scaling_overrides, time_rounds  # noqa: E402
@@ -36,7 +42,7 @@ print(json.dumps({"s": time.perf_counter() - start, "acc": res["final"]["accurac
 LIMIT_S = 900  # a quickstart slower than this is recorded as "> LIMIT_S"
 
 
-def quickstart(threads: int, rounds: int | None) -> dict:
+def quickstart(threads: int | str, rounds: int | None) -> dict:
     overrides = [f"runtime.threads={threads}", *([f"rounds={rounds}"] if rounds else [])]
     try:
         out = subprocess.run([sys.executable, "-c", QUICKSTART, json.dumps(overrides)],
@@ -46,27 +52,42 @@ def quickstart(threads: int, rounds: int | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def scaling_rows(threads: int, ns: list[int]) -> dict[int, float]:
-    """Median s/round of scaling.py's workload (vectorized, ring) per N, in this process."""
-    import torch
+def scaling_rows(threads: int | str, ns: list[int]) -> dict[str, Any]:
+    """Median s/round of scaling.py's workload (vectorized, ring) per N, in this process; with
+    ``auto``, also the thread counts the policy chose (``chosen``)."""
+    from types import SimpleNamespace
 
     from parsefl.config import load_config
     from parsefl.experiments.run.build import build_experiment
 
-    torch.set_num_threads(threads)
-    out = {}
+    out: dict[str, Any] = {}
+    chosen: list[int] = []
     for n in ns:
-        exp = build_experiment(load_config(None, scaling_overrides(n, "ring", "vectorized")))
-        out[n] = time_rounds(exp.loop.step, 3)
+        exp = build_experiment(load_config(None, [*scaling_overrides(n, "ring", "vectorized"),
+                                                  f"runtime.threads={threads}"]))
+        policy, done = exp.threads, [0]
+
+        def step(r: int, exp: Any = exp, policy: Any = policy, done: list = done) -> Any:
+            stats = exp.loop.step(r)
+            done[0] += 1
+            if policy is not None:
+                policy(SimpleNamespace(done=done[0]))
+            return stats
+
+        out[str(n)] = time_rounds(step, 3)
+        if policy is not None:
+            chosen += [t for _, t in policy.changes]
+    if chosen:
+        out["chosen"] = chosen
     return out
 
 
-def _scaling(threads: int, ns: list[int]) -> dict[int, float]:
+def _scaling(threads: int | str, ns: list[int]) -> dict[str, Any]:
     here = str(Path(__file__).parent)
     code = (f"import json, sys; sys.path.insert(0, {here!r}); from threads import scaling_rows; "
-            f"print(json.dumps(scaling_rows({threads}, {ns!r})))")
+            f"print(json.dumps(scaling_rows({threads!r}, {ns!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 class Spinner:
@@ -82,16 +103,20 @@ class Spinner:
         self.proc.wait()
 
 
-def measure(rounds: int | None, ns: list[int], counts: list[int]) -> list[dict]:
+def measure(rounds: int | None, ns: list[int], counts: list[int | str],
+            with_quickstart: bool = True) -> list[dict]:
     rows = []
+    skipped = {"s": float("nan"), "acc": float("nan")}
     for load in ("quiet", "busy"):
         for threads in counts:
             before = os.getloadavg()[0]
             if load == "busy":
                 with Spinner():
-                    q, s = quickstart(threads, rounds), _scaling(threads, ns)
+                    q = quickstart(threads, rounds) if with_quickstart else skipped
+                    s = _scaling(threads, ns)
             else:
-                q, s = quickstart(threads, rounds), _scaling(threads, ns)
+                q = quickstart(threads, rounds) if with_quickstart else skipped
+                s = _scaling(threads, ns)
             rows.append({"load": load, "threads": threads, "quickstart_s": q["s"],
                          "accuracy": q["acc"], "scaling": s,
                          "loadavg": (before, os.getloadavg()[0])})
@@ -102,10 +127,14 @@ def measure(rounds: int | None, ns: list[int], counts: list[int]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", default="1,2", help="thread counts to compare")
+    parser.add_argument("--threads", default="1,2", help="thread counts to compare (or auto)")
+    parser.add_argument("--ns", default=None, help="scaling rows' agent counts, e.g. 1024")
+    parser.add_argument("--no-quickstart", action="store_true", help="scaling rows only")
     args = parser.parse_args()
-    ns = [8, 32] if args.quick else [8, 32, 128]
-    rows = measure(15 if args.quick else None, ns, [int(t) for t in args.threads.split(",")])
+    ns = [int(n) for n in args.ns.split(",")] if args.ns else \
+        ([8, 32] if args.quick else [8, 32, 128])
+    counts = [t if t == "auto" else int(t) for t in args.threads.split(",")]
+    rows = measure(15 if args.quick else None, ns, counts, not args.no_quickstart)
     if args.quick:
         return
     head = ["| load | threads | quickstart s | accuracy | "
@@ -113,16 +142,22 @@ def main() -> None:
             "|---" * (5 + len(ns)) + "|"]
     table = head + [
         f"| {r['load']} | {r['threads']} | "
-        + (f"{r['quickstart_s']:.1f}" if r["quickstart_s"] < LIMIT_S else f"> {LIMIT_S}")
-        + f" | {r['accuracy']:.4f} | "
-        + " | ".join(f"{r['scaling'][n]:.3f}" for n in ns)
-        + f" | {r['loadavg'][0]:.1f} → {r['loadavg'][1]:.1f} |" for r in rows]
+        + _seconds(r["quickstart_s"]) + f" | {r['accuracy']:.4f} | "
+        + " | ".join(f"{r['scaling'][str(n)]:.3f}" for n in ns)
+        + f" | {r['loadavg'][0]:.1f} → {r['loadavg'][1]:.1f} |"
+        + (f" chose {r['scaling']['chosen']}" if "chosen" in r["scaling"] else "") for r in rows]
     append_results("Thread policy: 1 vs 2 torch threads, quiet and beside a CPU-bound process",
                    table, ["quiet = the machine as it was (shared: see the load average); "
                            "busy = plus one `python -c 'while True: pass'` process. Quickstart "
                            "= `parsefl run` (60 rounds, reference backend) timed in-process; "
                            "N rows = scaling.py's workload (vectorized, ring), median of 3 "
                            "rounds."])
+
+
+def _seconds(s: float) -> str:
+    if s != s:  # nan: not measured (--no-quickstart)
+        return "–"
+    return f"{s:.1f}" if s < LIMIT_S else f"> {LIMIT_S}"
 
 
 if __name__ == "__main__":

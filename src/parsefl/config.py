@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 
 from parsefl.config_checks import (
     check_absurd,
@@ -121,6 +121,12 @@ class ImperfectConfig(_Strict):
     missing_labels: float = Field(0.0, ge=0, lt=1)  # fraction of training samples unlabelled
 
 
+def _threads(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError("expected a number of torch threads >= 0 (0: torch's default) or auto")
+
+
 class RuntimeConfig(_Strict):
     # Simulator execution: one agent at a time ("reference"), stacked agents ("vectorized";
     # local steps or epochs), or "auto" (vectorized whenever it can run).
@@ -128,8 +134,9 @@ class RuntimeConfig(_Strict):
     # torch CPU threads for this process (0: torch's default, one per core). 1 by default:
     # with one thread per core, torch's workers spin against any other busy process, and the
     # quickstart took 765 s instead of 44 s on a loaded 2-core machine (benchmarks/threads.py,
-    # RESULTS.md); sweeps with --jobs already run one process per core.
-    threads: int = Field(1, ge=0)
+    # RESULTS.md); sweeps with --jobs already run one process per core. "auto": the cores no
+    # other process uses, re-checked every few seconds (runtime/threads.py).
+    threads: Annotated[int | Literal["auto"], BeforeValidator(_threads)] = 1
     timeout_s: float = Field(30.0, gt=0)  # distributed: a neighbour later than this is skipped
     checkpoint_every: int = Field(10, ge=1)  # distributed: rounds between checkpoints
     auth: bool = False  # distributed: sign every wire message, accept only signed ones
@@ -254,7 +261,8 @@ def _first_error(err: ValidationError) -> ConfigError:
             parent = ann.annotation if ann and isinstance(ann.annotation, type) else parent
         allowed = ", ".join(parent.model_fields)
         return ConfigError(field, f"unknown key; allowed keys here: {allowed}")
-    return ConfigError(field, f"{e['msg']} (got {e.get('input')!r})")
+    msg = e["msg"].removeprefix("Value error, ")  # a validator's own sentence, as it wrote it
+    return ConfigError(field, f"{msg} (got {e.get('input')!r})")
 
 
 def _check_names(cfg: RunConfig) -> None:

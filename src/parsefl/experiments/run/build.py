@@ -30,6 +30,7 @@ from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_o
 from parsefl.runtime.agent import Rows
 from parsefl.runtime.blueprint import Blueprint
 from parsefl.runtime.checks import ReceiveChecks
+from parsefl.runtime.threads import ThreadPolicy, apply_threads
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.sharing import SharingStrategy
@@ -53,6 +54,7 @@ class Experiment:
     privacy: PrivacyPlan | None = None  # each agent's DP accounting (privacy: configured)
     # each place's training rows of dataset.train (the membership audit's members)
     parts: list[np.ndarray] = field(default_factory=list)
+    threads: ThreadPolicy | None = None  # runtime.threads: auto (a round hook of the session)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,8 +77,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
     graph and every built agent are exactly those of the whole experiment. The loop then holds
     only them (a worker drives them through its own loop)."""
     device = resolve_device(cfg.device)
-    if cfg.runtime.threads:
-        torch.set_num_threads(cfg.runtime.threads)
+    threads = apply_threads(cfg.runtime.threads)
     strategy = build_strategy(cfg)
     aggregator = build_aggregator(cfg.aggregation.name, cfg.aggregation.params)
     if isinstance(aggregator, ScreeningAggregator):
@@ -123,7 +124,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                 for m in a.modalities}, torch.as_tensor(ds.train.y[held[a.id]], device=device))
         for a in agents}
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
-                      [len(p) for p in parts], val, plan, list(parts))
+                      [len(p) for p in parts], val, plan, list(parts), threads)
 
 
 def _privacy(cfg: RunConfig, n_train: list[int], loop: RoundEngine,

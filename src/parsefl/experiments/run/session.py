@@ -72,6 +72,7 @@ class RunSession:
         self.cfg, self.loop, self.agents = cfg, loop, list(agents)
         self.out, self.marker, self.meta, self.signer = out, marker, meta, signer
         self.n_agents = len(exp.n_train)
+        self.threads = exp.threads  # runtime.threads: auto, re-checked after rounds
         self.validate = Validate(loop, self.agents, exp.val, cfg.eval_every)
         self.stop = convergence_stop(cfg, loop, self.validate)
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
@@ -87,8 +88,9 @@ class RunSession:
             if on_checkpoint is not None:
                 on_checkpoint(done)
 
+        threads = [self.threads] if self.threads is not None else []
         return [Evaluate(self.loop, self.cfg.eval_every, evaluate), self.validate,
-                *self.stop, self.record, Checkpoint(self.loop, checkpoint_every, save)]
+                *self.stop, self.record, Checkpoint(self.loop, checkpoint_every, save), *threads]
 
     @property
     def plateau(self) -> bool:

@@ -18,14 +18,14 @@ from parsefl.experiments.run.build import encoder_name, pretrain_meta
 from parsefl.experiments.run.roster import agent_groups, private_indices
 from parsefl.model.encoders import build_trunk
 from parsefl.model.pretrained import save_trunks
+from parsefl.runtime.threads import apply_threads
 
 
 def pretrain(cfg: RunConfig, out: Path, epochs: int = 20) -> dict[str, dict]:
     """Train one trunk (with a throw-away linear head) per modality the mix uses on the public
     split; write ``out/<modality>.safetensors``; return samples and accuracies per modality
     (train: the public split; test: the held-out test set)."""
-    if cfg.runtime.threads:
-        torch.set_num_threads(cfg.runtime.threads)
+    apply_threads(cfg.runtime.threads)
     ds = load_dataset(cfg.data.name, cfg.seed, cfg.data.params, None)
     idx = private_indices(cfg, len(ds.train.y), public=True)
     if len(idx) < 2:

@@ -5,6 +5,14 @@ gossip, byte accounting or diagnostics).
 
     python benchmarks/floor.py              # N = 32, 128, 512; appended to RESULTS.md
     python benchmarks/floor.py --quick      # N = 32; prints only
+    python benchmarks/floor.py --gemm --sizes 1024 --threads 1,2   # against the GEMM limit
+
+``--gemm`` (issue 27): the round against the hardware. Every matrix product of one round (mm,
+addmm, bmm, baddbmm, as the vectorized backend issues them under vmap) is recorded with its
+shapes; the **GEMM limit** is the time of exactly those products alone, each shape timed in a
+tight loop on fresh tensors at the same thread count, summed over the round. The round's
+FLOPs come from torch's FlopCounterMode. Target: round time <= 1.5x the limit at N = 1,024, on
+one thread and on two.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_results, scaling_overrides  # noqa: E402
@@ -47,11 +57,100 @@ def measure(n: int, rounds: int) -> tuple[float, float]:
     return float(np.median(parsefl_t)), float(np.median(floor_t))
 
 
+GEMMS = ("mm.default", "addmm.default", "bmm.default", "baddbmm.default")
+
+
+def record_gemms(step) -> tuple[Counter, float]:
+    """(op, input shapes) -> count for one call of ``step``, and its FLOPs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    calls: Counter = Counter()
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__ if hasattr(func, "__name__") else str(func)
+            if str(func).removeprefix("aten.") in GEMMS or name in GEMMS:
+                shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
+                calls[(str(func).removeprefix("aten."), shapes)] += 1
+            return func(*args, **(kwargs or {}))
+
+    flops = FlopCounterMode(display=False)
+    with flops, Record():
+        step()
+    return calls, float(flops.get_total_flops())
+
+
+def gemm_time(op: str, shapes: tuple, repeat: int = 5) -> float:
+    """Median seconds of one product of these shapes, alone, on fresh float32 tensors."""
+    tensors = [torch.randn(*s) for s in shapes]
+    fn = {"mm.default": torch.mm, "bmm.default": torch.bmm,
+          "addmm.default": torch.addmm, "baddbmm.default": torch.baddbmm}[op]
+    fn(*tensors)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(*tensors)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def gemm_row(n: int, threads: int, rounds: int) -> dict:
+    from parsefl.config import load_config
+    from parsefl.experiments.run.build import build_experiment
+
+    torch.set_num_threads(threads)
+    exp = build_experiment(load_config(None, [*scaling_overrides(n, "ring", "vectorized"),
+                                              f"runtime.threads={threads}"]))
+    exp.loop.step(0)
+    calls, flops = record_gemms(lambda: exp.loop.step(1))
+    limit = sum(count * gemm_time(op, shapes) for (op, shapes), count in calls.items())
+    times = []
+    for r in range(2, 2 + rounds):
+        start = time.perf_counter()
+        exp.loop.step(r)
+        times.append(time.perf_counter() - start)
+    round_s = float(np.median(times))
+    return {"n": n, "threads": threads, "round_s": round_s, "limit_s": limit,
+            "gflop": flops / 1e9, "products": sum(calls.values()), "shapes": len(calls),
+            "ratio": round_s / limit}
+
+
+def gemm_main(sizes: list[int], threads: list[int], rounds: int, quick: bool) -> None:
+    import os
+
+    rows = ["| N | threads | round s | GEMM limit s | ratio | GFLOP/round | GFLOP/s (round) | "
+            "GFLOP/s (limit) | products (shapes) | load avg |", "|---" * 10 + "|"]
+    for n in sizes:
+        for t in threads:
+            r = gemm_row(n, t, rounds)
+            rows.append(f"| {n} | {t} | {r['round_s']:.3f} | {r['limit_s']:.3f} | "
+                        f"{r['ratio']:.2f} | {r['gflop']:.1f} | {r['gflop'] / r['round_s']:.1f}"
+                        f" | {r['gflop'] / r['limit_s']:.1f} | {r['products']} ({r['shapes']})"
+                        f" | {os.getloadavg()[0]:.1f} |")
+            print(rows[-1], flush=True)
+    if not quick:
+        append_results("The round against the GEMM limit (issue 27)", rows, [
+            "Same workload as scaling.py (ring, 1 local epoch = 4 steps of 25). GEMM limit = "
+            "the round's own matrix products (recorded with their shapes under vmap), each "
+            "timed alone on fresh tensors at the same thread count, summed; ratio = round / "
+            "limit (target <= 1.5 at N = 1,024, 1 and 2 threads). GFLOP from torch's "
+            "FlopCounterMode over one round."])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--gemm", action="store_true", help="the round against the GEMM limit")
+    parser.add_argument("--sizes", default=None, help="agent counts, e.g. 1024")
+    parser.add_argument("--threads", default="1,2", help="--gemm: torch thread counts")
     args = parser.parse_args()
+    if args.gemm:
+        gemm_main([int(n) for n in (args.sizes or ("128" if args.quick else "1024")).split(",")],
+                  [int(t) for t in args.threads.split(",")], 2 if args.quick else args.rounds,
+                  args.quick)
+        return
     sizes = [32] if args.quick else [32, 128, 512]
     rows = ["| N | parsefl s/round | plain loop s/round | parsefl / floor |", "|---|---|---|---|"]
     for n in sizes:

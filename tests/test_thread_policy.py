@@ -91,7 +91,9 @@ def test_without_proc_stat_it_keeps_one_thread(monkeypatch):
 def test_read_stat_reads_the_cpu_line(tmp_path):
     path = tmp_path / "stat"
     path.write_text("cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
-    assert read_stat(str(path)) == (100 + 5 + 50 + 3 + 2, 980)
+    assert read_stat(str(path), count_nice=True) == (100 + 5 + 50 + 3 + 2, 980)
+    # niced processes' time (5) yields to an un-niced one: not busy for it
+    assert read_stat(str(path), count_nice=False) == (100 + 50 + 3 + 2, 980)
     path.write_text("intr 1 2 3\n")
     assert read_stat(str(path)) is None
     assert read_stat(str(tmp_path / "missing")) is None

@@ -7,11 +7,17 @@ thread: on a quiet machine the second core then stays idle.
 
 The policy measures, between two checks, how many cores were busy (``/proc/stat``) and how many
 of them this process kept busy itself (its CPU seconds over the wall seconds). The rest is what
-others use; the threads are the cores left, at least one. It re-checks every ``every_s`` seconds
-of wall time after a round: it drops threads at the first check that asks for fewer (a busy
-neighbour costs most when we spin against it) and adds them only when two checks in a row
-agree. Without ``/proc/stat`` (not Linux) it keeps one thread. Threads change how fast a run
-goes, never its numbers (the suite checks results at 1 and 2 threads are equal).
+others use; the threads are the cores left, at least one. Time of niced processes does not
+count against a process that is not niced itself: the scheduler gives its threads the core
+first (a nice-10 sweep beside a nice-0 run gets about a tenth of a contested core). It
+re-checks every ``every_s`` seconds of wall time after a round: it drops threads at the first
+check that asks for fewer (a busy neighbour costs most when we spin against it) and adds them
+only when two checks in a row agree. Without ``/proc/stat`` (not Linux) it keeps one thread.
+Threads change how fast a run goes, never its numbers.
+
+Not the default: a second thread pays off only for large stacked groups (measured beside two
+niced sweeps: 0.70x the 1-thread round at N = 1,024, 0.84x at 128, +20 % at N = 8), and the
+policy counts free cores, not the size of the work (benchmarks/RESULTS.md, issue 27).
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def read_stat(path: str = STAT) -> tuple[int, int] | None:
-    """(busy, total) jiffies over every core since boot, or None where there is no /proc/stat."""
+def read_stat(path: str = STAT, count_nice: bool | None = None) -> tuple[int, int] | None:
+    """(busy, total) jiffies over every core since boot, or None where there is no /proc/stat.
+    ``count_nice`` (default: whether this process is niced itself): whether niced processes'
+    time counts as busy."""
     try:
         with open(path) as f:
             fields = f.readline().split()
@@ -50,7 +58,17 @@ def read_stat(path: str = STAT) -> tuple[int, int] | None:
     # user nice system idle iowait irq softirq steal (guest time is inside user already)
     values = [int(v) for v in fields[1:9]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return sum(values) - idle, sum(values)
+    if count_nice is None:
+        count_nice = niceness() > 0
+    yielding = 0 if count_nice else values[1]  # niced time yields to an un-niced process
+    return sum(values) - idle - yielding, sum(values)
+
+
+def niceness() -> int:
+    try:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    except (AttributeError, OSError):
+        return 0
 
 
 def free_cores(cores: int, busy_share: float, own_cores: float) -> float:

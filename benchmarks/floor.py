@@ -130,7 +130,7 @@ def gemm_main(sizes: list[int], threads: list[int], rounds: int, quick: bool) ->
                         f" | {os.getloadavg()[0]:.1f} |")
             print(rows[-1], flush=True)
     if not quick:
-        append_results("The round against the GEMM limit (issue 27)", rows, [
+        append_results("Compute floor: the round against the GEMM limit (issue 27)", rows, [
             "Same workload as scaling.py (ring, 1 local epoch = 4 steps of 25). GEMM limit = "
             "the round's own matrix products (recorded with their shapes under vmap), each "
             "timed alone on fresh tensors at the same thread count, summed; ratio = round / "

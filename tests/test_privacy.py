@@ -235,9 +235,20 @@ def test_console_quickstart_with_privacy(tmp_path):
     refused(bad, "privacy.epsilon")
 
 
-def test_launch_refuses_privacy_before_starting(tmp_path):
+@pytest.mark.parametrize("backend", ["reference", "vectorized"])
+def test_launch_with_privacy_equals_the_simulator(tmp_path, backend):
+    """DP-SGD under `parsefl launch --nproc 2`: every agent draws its own seeded noise and
+    takes its own steps in whichever process holds it, each rank's summary carries its agents'
+    step counts, and the merged accounting, the budget stop and the accuracies are the
+    simulator's."""
     from parsefl.experiments.distributed.launcher import launch
 
-    with pytest.raises(ConfigError) as err:
-        launch(None, [*BASE, EPS8], nproc=2, out_dir=tmp_path / "l")
-    assert err.value.field == "privacy" and not (tmp_path / "l").exists()
+    extra = ["privacy={epsilon: 3.5, noise_multiplier: 1.5, stop_at_budget: true}",
+             "train.local_steps=4", f"runtime.backend={backend}"]
+    sim, _ = _run(tmp_path, "sim", *extra)
+    dist = launch(None, [*BASE, *extra], nproc=2, out_dir=tmp_path / "l")
+    assert sim["stopped_by"] == dist["stopped_by"] == "privacy_budget"
+    assert dist["rounds_completed"] == sim["rounds_completed"] < 3
+    assert dist["privacy"] == sim["privacy"]
+    assert dist["final"] == sim["final"]
+    assert dist["distributed"]["backend"] == backend

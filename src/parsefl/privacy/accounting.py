@@ -56,14 +56,6 @@ def check_privacy(cfg: Any) -> None:
                           "or a subset of its samples is not supported with privacy")
 
 
-def refuse_distributed(cfg: Any) -> None:
-    """Private training runs in the simulator only (both backends): a distributed worker's
-    record carries no step counts to account, so ``launch`` refuses it before starting."""
-    if cfg.privacy is not None:
-        raise ConfigError("privacy", "parsefl launch does not run private training yet (its "
-                          "per-rank records carry no privacy accounting); use parsefl run")
-
-
 def _accountant(name: str) -> Any:
     from opacus.accountants import PRVAccountant, RDPAccountant
 
@@ -156,16 +148,19 @@ def steps_per_round(cfg: Any, n: int, override: int | None) -> int:
     return cfg.train.local_epochs * (n // b + (n % b > 1)) if n > 1 else 0
 
 
-def plan_privacy(cfg: Any, n_train: list[int], loop: Any) -> PrivacyPlan:
+def plan_privacy(cfg: Any, n_train: list[int], membership: Any = None,
+                 local_steps: Any = None) -> PrivacyPlan:
     """Each agent's plan for ``cfg.rounds`` rounds (``rounds: auto``: its bound,
     ``train.max_rounds``); refuses, in one line, a budget that would be exceeded before the
-    last round (unless ``stop_at_budget``: then the rounds stop before it)."""
+    last round (unless ``stop_at_budget``: then the rounds stop before it). ``membership`` and
+    ``local_steps``: the run's schedules over every agent (None: always online, the configured
+    steps), so that every process of a distributed run plans every agent alike."""
     p, rounds = cfg.privacy, cfg.rounds
     agents = {}
     for i, n in enumerate(n_train):
         per_round = tuple(
-            steps_per_round(cfg, n, loop.local_steps(i, r) if loop.local_steps else None)
-            if i in loop.membership.at(r) else 0 for r in range(rounds))
+            steps_per_round(cfg, n, local_steps(i, r) if local_steps else None)
+            if membership is None or i in membership.at(r) else 0 for r in range(rounds))
         q = sample_rate(cfg.train.batch_size, n)
         total = sum(per_round)
         noise = p.noise_multiplier if p.noise_multiplier is not None else (

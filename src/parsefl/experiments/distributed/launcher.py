@@ -35,7 +35,6 @@ from parsefl.experiments.run.results import read_results
 from parsefl.experiments.run.roster import agent_count
 from parsefl.experiments.run.rundir import atomic_write, default_run_dir
 from parsefl.plugins import load_plugins
-from parsefl.privacy.accounting import refuse_distributed
 from parsefl.runtime.transport_base import transport_class
 from parsefl.security import init_keys
 
@@ -90,7 +89,6 @@ def launch(
     placement = resolve_placement(cfg, placement, nproc)[0]  # bad name or nproc: exit 2 here
     refuse_unstackable(cfg)  # as parsefl run refuses it: exit 2 before any worker starts
     resolve_device(cfg.device)  # no CUDA here: one line now, not one from every worker
-    refuse_distributed(cfg)
     out = Path(out_dir) if out_dir else \
         default_run_dir(cfg.method, dataset_slug(cfg.data.name), cfg.seed)
     if resume and not (out / "state").is_dir():

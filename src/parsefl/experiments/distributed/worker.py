@@ -46,7 +46,6 @@ from parsefl.experiments.run.results import save_checkpoints
 from parsefl.experiments.run.rundir import atomic_write, write_json
 from parsefl.experiments.run.session import RunSession
 from parsefl.plugins import load_plugins
-from parsefl.privacy.accounting import refuse_distributed
 from parsefl.runtime import evaluate
 from parsefl.runtime.distributed import DistributedEngine, StoreNotes, peer_ranks
 from parsefl.runtime.handshake import overlay_radius
@@ -72,7 +71,6 @@ class Worker:
 
     def __init__(self, args: argparse.Namespace, rank: int, world: int) -> None:
         cfg = load_config(args.config, args.override or [], args.method)
-        refuse_distributed(cfg)
         if cfg.device == "auto" and torch.cuda.is_available():  # one GPU per local process
             local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
             cfg = cfg.model_copy(update={"device": f"cuda:{local}"})

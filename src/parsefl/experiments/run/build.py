@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +115,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                        checks=ReceiveChecks(cfg.checks.max_norm, cfg.checks.max_ratio),
                        adversary=adversary, communication=build_communication(cfg))
     loop.local_steps = steps
-    plan = _privacy(cfg, [len(p) for p in parts], loop, agents)
+    plan = _privacy(cfg, [len(p) for p in parts], membership, steps, agents)
     if _use_vectorized(cfg, agents, aggregator, loop):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
@@ -127,13 +128,13 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                       [len(p) for p in parts], val, plan, list(parts), threads)
 
 
-def _privacy(cfg: RunConfig, n_train: list[int], loop: RoundEngine,
+def _privacy(cfg: RunConfig, n_train: list[int], membership: Any, steps: Any,
              agents: list[Agent]) -> PrivacyPlan | None:
     """Every agent's DP accounting (refusing a budget the run would exceed), and each built
     agent's DP-SGD settings."""
     if cfg.privacy is None:
         return None
-    plan = plan_privacy(cfg, n_train, loop)
+    plan = plan_privacy(cfg, n_train, membership, steps)
     poisson = cfg.privacy.sampling == "poisson"
     for agent in agents:
         n = plan.agents[agent.id].n

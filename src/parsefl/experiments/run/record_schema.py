@@ -92,6 +92,7 @@ class Record(BaseModel):
     rejected: dict[Name, Count] = {}
     screened: Screened | None = None
     overlay_links: Annotated[list[tuple[Name, Count, Count, Count]], _items()] = []
+    privacy_steps: dict[Key, Count] = {}  # DP-SGD steps each private agent took (accounting)
     wall_s: Annotated[float, Strict(), Field(ge=0.0, le=1e9)] = 0.0
 
 
@@ -146,7 +147,8 @@ def _misfit(rec: Record, agents: set[int], n: int, rounds: int, done: int | None
     if any(int(r) >= rounds or int(r) not in ran for r in rec.history.evals):
         return "an evaluation of a round it did not run"
     ids = {int(k) for r in rec.history.rounds for k in r.losses} \
-        | {row.id for rows in rec.history.evals.values() for row in rows}
+        | {row.id for rows in rec.history.evals.values() for row in rows} \
+        | {int(k) for k in rec.privacy_steps}
     if rec.validation is not None:
         ids |= {int(k) for k in (*rec.validation.groups, *rec.validation.curves)}
         if any(r > rounds for c in rec.validation.curves.values() for r, _ in c) \

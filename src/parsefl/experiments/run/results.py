@@ -203,6 +203,11 @@ def merged_results(cfg: RunConfig, exp: Experiment, records: Mapping[int, dict],
         results["screened"] = merge_screened(screened)
     if (record := dynamics_record(cfg, exp.loop, len(exp.n_train))) is not None:
         results["dynamics"] = record
+    if exp.privacy is not None:  # every agent's steps, from whichever process trained it
+        steps = {int(k): v for r in records.values() for k, v in r.get("privacy_steps", {}).items()}
+        results["privacy"] = exp.privacy.record(cfg, steps, ran)
+        if results["privacy"]["stopped_at_budget"] and results["stopped_by"] == "max_rounds":
+            results["stopped_by"] = "privacy_budget"
     return results
 
 

@@ -73,6 +73,7 @@ class RunSession:
         self.out, self.marker, self.meta, self.signer = out, marker, meta, signer
         self.n_agents = len(exp.n_train)
         self.threads = exp.threads  # runtime.threads: auto, re-checked after rounds
+        self.privacy = exp.privacy  # every agent's DP plan (privacy.stop_at_budget)
         self.validate = Validate(loop, self.agents, exp.val, cfg.eval_every)
         self.stop = convergence_stop(cfg, loop, self.validate)
         self.history: dict[str, Any] = {"rounds": [], "evals": {}}
@@ -89,8 +90,22 @@ class RunSession:
                 on_checkpoint(done)
 
         threads = [self.threads] if self.threads is not None else []
-        return [Evaluate(self.loop, self.cfg.eval_every, evaluate), self.validate,
-                *self.stop, self.record, Checkpoint(self.loop, checkpoint_every, save), *threads]
+        return [*self.budget_stop(), Evaluate(self.loop, self.cfg.eval_every, evaluate),
+                self.validate, *self.stop, self.record,
+                Checkpoint(self.loop, checkpoint_every, save), *threads]
+
+    def budget_stop(self) -> list[Hook]:
+        """``privacy.stop_at_budget``: end the run after the last round every agent's budget
+        covers (the plan is every agent's, so every process stops at the same round)."""
+        plan = self.privacy
+        if plan is None or plan.rounds >= plan.configured_rounds:
+            return []
+
+        def stop(end: RoundEnd) -> None:
+            if end.done >= plan.rounds:
+                end.last = True
+
+        return [stop]
 
     @property
     def plateau(self) -> bool:
@@ -120,6 +135,9 @@ class RunSession:
                 "phases": self.loop.strategy.phases.state(), "plateau": self.plateau,
                 "rejected": self.loop.checks.counts,
                 "overlay_links": plan_links(self.loop.plans), "wall_s": self.wall(),
+                **({"privacy_steps": {str(a.id): a.privacy.steps for a in self.agents
+                                      if a.privacy is not None}}
+                   if self.privacy is not None else {}),
                 # a screening aggregator's counts over this session's receivers
                 **({"screened": self.loop.aggregator.report()}
                    if hasattr(self.loop.aggregator, "report") else {})}

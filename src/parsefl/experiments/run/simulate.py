@@ -72,8 +72,7 @@ def run_experiment(
             if old != done:
                 shutil.rmtree(round_folder(out_dir, old), ignore_errors=True)
 
-    budget = _budget_stop(exp)
-    hooks = [diverged, *budget, *session.hooks(lambda: _evaluate(exp), cfg.runtime.checkpoint_every,
+    hooks = [diverged, *session.hooks(lambda: _evaluate(exp), cfg.runtime.checkpoint_every,
                                       latest_only), evaluated]
     try:
         run_rounds(loop, cfg.rounds, [*hooks, *([progress(on_round)] if on_round else [])],
@@ -85,28 +84,8 @@ def run_experiment(
     save_checkpoints(exp.agents, out_dir / "checkpoints")
     results = merged_results(cfg, exp, {0: session.summary()}, out_dir, session.wall())
     results["ablations"] = {"slice_drop": slice_drop(exp)}
-    if exp.privacy is not None:
-        results["privacy"] = exp.privacy.record(
-            cfg, {a.id: a.privacy.steps for a in exp.agents if a.privacy is not None},
-            results["rounds_completed"])
-        if results["privacy"]["stopped_at_budget"] and results["stopped_by"] == "max_rounds":
-            results["stopped_by"] = "privacy_budget"
     publish_results(out_dir, results, fingerprint(cfg))
     return results
-
-
-def _budget_stop(exp: Experiment) -> list:
-    """``privacy.stop_at_budget``: the hook that ends the run after the last round every
-    agent's budget covers (none when it covers the configured rounds)."""
-    plan = exp.privacy
-    if plan is None or plan.rounds >= plan.configured_rounds:
-        return []
-
-    def stop(end: RoundEnd) -> None:
-        if end.done >= plan.rounds:
-            end.last = True
-
-    return [stop]
 
 
 def _evaluate(exp: Experiment) -> Evaluation:

@@ -178,7 +178,7 @@ def test_a_section_added_later_at_its_default_is_no_difference():
 def test_method_overrides_give_the_pooled_ceiling_a_fixed_budget_in_an_auto_sweep(tmp_path):
     """`rounds: auto` cannot stop `centralized` (no network, no validation agents): the sweep
     file gives it a fixed budget, and every table row says the rounds run and the plateaus."""
-    from parsefl.experiments.sweeps.summary import fmt_budget
+    from parsefl.experiments.sweeps.summary import falling, fmt_budget
 
     overrides = {k: yaml.safe_load(v) for k, v in (q.split("=", 1) for q in QUICK)}
     overrides.update({"rounds": "auto", "eval_every": 1, "train.val_fraction": 0.2,
@@ -195,11 +195,18 @@ def test_method_overrides_give_the_pooled_ceiling_a_fixed_budget_in_an_auto_swee
                         "results.json").read_text()) for s in (0, 1)]
     assert summary["centralized"]["budget"] == {
         "rounds": [2, 2], "judged": 2, "stopped_by_plateau": 0,
-        "plateaued": sum(r["convergence"]["converged"] for r in runs)}
+        "plateaued": sum(r["convergence"]["converged"] for r in runs),
+        "falling": sum(any(g["gain"] is not None and g["gain"] <= -0.005
+                           for g in r["convergence"]["groups"].values()) for r in runs)}
     assert summary["local"]["budget"]["rounds"] == [3, 3]  # auto: max_rounds, no plateau yet
     assert summary["local"]["budget"]["stopped_by_plateau"] == 0
     assert fmt_budget(summary["local"]["budget"]) == "3 (0/2)"
     assert fmt_budget({"rounds": [135, 150, 140], "plateaued": 3, "judged": 3}) == "135–150 (3/3)"
+    assert fmt_budget({"rounds": [60] * 3, "plateaued": 3, "judged": 3, "falling": 1}) == \
+        "60 (3/3; 1 falling)"
+    collapsed = {"convergence": {"min_gain": 0.005, "groups": {"a": {"gain": -0.2},
+                                                               "b": {"gain": 0.001}}}}
+    assert falling(collapsed) and not falling({"convergence": {"groups": {"a": {"gain": -0.004}}}})
     rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
     head = rows[0].split(",")
     overall = [dict(zip(head, r.split(","), strict=True)) for r in rows[1:]

@@ -58,22 +58,37 @@ def plateaued(result: Mapping[str, Any]) -> bool | None:
     return bool(conv["converged"]) if isinstance(conv, Mapping) and "converged" in conv else None
 
 
+def falling(result: Mapping[str, Any]) -> bool:
+    """Whether some group's judged curve lost at least the plateau margin over the judged
+    window (``convergence.groups[g].gain <= -min_gain``): such a run counts as "plateaued" by
+    the gain rule, yet its final number is below what it had reached."""
+    conv = result.get("convergence")
+    if not isinstance(conv, Mapping):
+        return False
+    margin = float(conv.get("min_gain", 0.005))
+    return any(isinstance(g, Mapping) and g.get("gain") is not None and g["gain"] <= -margin
+               for g in (conv.get("groups") or {}).values())
+
+
 def budget(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The rounds each seed ran, how many had plateaued and how many ``rounds: auto`` stopped:
-    what a table's "budget and plateau" line is read from."""
+    """The rounds each seed ran, how many had plateaued, how many ``rounds: auto`` stopped
+    and how many had a group falling: what a table's "budget and plateau" line is read from."""
     flags = [plateaued(r) for r in runs]
     return {"rounds": [int(r.get("rounds_completed", 0)) for r in runs],
             "plateaued": sum(f is True for f in flags), "judged": sum(f is not None for f in flags),
-            "stopped_by_plateau": sum(r.get("stopped_by") == "plateau" for r in runs)}
+            "stopped_by_plateau": sum(r.get("stopped_by") == "plateau" for r in runs),
+            "falling": sum(falling(r) for r in runs)}
 
 
 def fmt_budget(b: Mapping[str, Any] | None) -> str:
-    """``135–150 (2/3)``: the rounds run (a range over seeds) and the plateaued count."""
+    """``135–150 (2/3)``: the rounds run (a range over seeds) and the plateaued count
+    (``; 1 falling`` where a group's curve had dropped by the plateau margin)."""
     if not b or not b.get("rounds"):
         return "–"
     lo, hi = min(b["rounds"]), max(b["rounds"])
     rounds = f"{lo}" if lo == hi else f"{lo}–{hi}"
-    return f"{rounds} ({b['plateaued']}/{b['judged']})" if b.get("judged") else rounds
+    down = f"; {b['falling']} falling" if b.get("falling") else ""
+    return f"{rounds} ({b['plateaued']}/{b['judged']}{down})" if b.get("judged") else rounds
 
 
 def summarize(results: Mapping[RunSpec, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -15,9 +15,10 @@ check that asks for fewer (a busy neighbour costs most when we spin against it) 
 only when two checks in a row agree. Without ``/proc/stat`` (not Linux) it keeps one thread.
 Threads change how fast a run goes, never its numbers.
 
-Not the default: a second thread pays off only for large stacked groups (measured beside two
-niced sweeps: 0.70x the 1-thread round at N = 1,024, 0.84x at 128, +20 % at N = 8), and the
-policy counts free cores, not the size of the work (benchmarks/RESULTS.md, issue 27).
+Not the default: a second thread pays off only for large stacked groups (quiet: 0.53x the
+1-thread round at N = 1,024; beside two niced sweeps 0.70x at 1,024, 0.84x at 128, +20 % at
+N = 8), and the policy counts free cores, not the size of the work (benchmarks/RESULTS.md,
+issue 27).
 """
 
 from __future__ import annotations

@@ -69,10 +69,10 @@ def record_gemms(step) -> tuple[Counter, float]:
 
     class Record(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.__name__ if hasattr(func, "__name__") else str(func)
-            if str(func).removeprefix("aten.") in GEMMS or name in GEMMS:
+            op = str(func).removeprefix("aten.")  # e.g. "bmm.default"
+            if op in GEMMS:
                 shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
-                calls[(str(func).removeprefix("aten."), shapes)] += 1
+                calls[(op, shapes)] += 1
             return func(*args, **(kwargs or {}))
 
     flops = FlopCounterMode(display=False)

@@ -252,3 +252,38 @@ def test_launch_with_privacy_equals_the_simulator(tmp_path, backend):
     assert dist["privacy"] == sim["privacy"]
     assert dist["final"] == sim["final"]
     assert dist["distributed"]["backend"] == backend
+
+
+def test_calibration_is_cached_checked_and_parallel(tmp_path, monkeypatch):
+    """Each calibration is kept on disk; a kept value is used only if the accountant shows it
+    spends the budget (an edited file is recomputed); the parallel path gives the serial
+    values."""
+    from parsefl.privacy import accounting
+
+    monkeypatch.setenv("PARSEFL_CACHE", str(tmp_path))
+    monkeypatch.setattr(accounting, "_CALIBRATED", {})
+    keys = [(8.0, 1e-5, 0.5, 4, "rdp"), (4.0, 1e-5, 0.5, 4, "rdp")]
+    monkeypatch.setattr(accounting, "idle_cores", lambda: 1)
+    serial = accounting.calibrate_all(keys)
+    for (eps, delta, q, steps, acc), noise in serial.items():
+        assert eps - 0.01 <= _opacus(acc, noise, q, steps, delta) <= eps
+    files = sorted((tmp_path / "privacy").rglob("*.json"))
+    assert len(files) == 2
+
+    def never(key):
+        raise AssertionError(f"calibrated {key} again")
+
+    monkeypatch.setattr(accounting, "_CALIBRATED", {})
+    monkeypatch.setattr(accounting, "_calibrate_one", never)
+    assert accounting.calibrate_all(keys) == serial  # from the files, checked
+
+    for f in files:  # half the noise spends far more than the budget: refused, recomputed
+        kept = json.loads(f.read_text())
+        f.write_text(json.dumps({**kept, "noise_multiplier": kept["noise_multiplier"] / 2}))
+    monkeypatch.undo()
+    monkeypatch.setenv("PARSEFL_CACHE", str(tmp_path))
+    monkeypatch.setattr(accounting, "_CALIBRATED", {})
+    monkeypatch.setattr(accounting, "idle_cores", lambda: 2)  # two spawned processes
+    assert accounting.calibrate_all(keys) == serial
+    assert {json.loads(f.read_text())["noise_multiplier"] for f in files} == set(
+        serial.values())  # rewritten

@@ -21,8 +21,12 @@ The accountant's assumptions, and how parsefl meets them (README "Privacy"):
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from parsefl.errors import ConfigError
@@ -77,21 +81,105 @@ def spent(noise: float, q: float, steps: int, delta: float, accountant: str) -> 
         return float(acc.get_epsilon(delta=delta))
 
 
-@functools.lru_cache(maxsize=256)  # agents of equal size share one
+Calibration = tuple[float, float, float, int, str]  # epsilon, delta, q, steps, accountant
+
+
 def calibrate(epsilon: float, delta: float, q: float, steps: int, accountant: str) -> float:
     """The noise multiplier that spends ``epsilon`` at ``delta`` in ``steps`` steps at rate
-    ``q`` (Opacus's ``get_noise_multiplier``)."""
+    ``q`` (Opacus's ``get_noise_multiplier``; see :func:`calibrate_all`)."""
+    return calibrate_all([(epsilon, delta, q, steps, accountant)])[(epsilon, delta, q, steps,
+                                                                     accountant)]
+
+
+_CALIBRATED: dict[Calibration, float] = {}  # this process's, each checked once
+TOLERANCE = 0.01  # get_noise_multiplier's epsilon_tolerance: it returns a noise whose epsilon
+# lies in [epsilon - TOLERANCE, epsilon]
+
+
+def calibrate_all(keys: Iterable[Calibration]) -> dict[Calibration, float]:
+    """Opacus's noise calibration of each key. A call costs 1-4 s (a bisection of ~15 RDP
+    evaluations), and a run with agents of many sizes needs one per size (HAPT: 28, 88 s), so
+    each result is kept in the cache (``<cache root>/privacy/``, one file per key and Opacus
+    version) and missing ones are computed in parallel on the idle cores. A value read from
+    the cache is used only after one accountant call shows that it spends between
+    ``epsilon - 0.01`` and ``epsilon`` (what the bisection guarantees): a stale or edited file
+    cannot weaken the privacy a run reports; it is recomputed."""
+    keys = list(dict.fromkeys(keys))
+    missing = [k for k in keys if k not in _CALIBRATED and not _from_cache(k)]
+    if missing:
+        workers = min(len(missing), idle_cores())
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                values = list(pool.map(_calibrate_one, missing))
+        else:
+            values = [_calibrate_one(k) for k in missing]
+        for k, value in zip(missing, values, strict=True):
+            _CALIBRATED[k] = value
+            _to_cache(k, value)
+    return {k: _CALIBRATED[k] for k in keys}
+
+
+def _calibrate_one(key: Calibration) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
+    epsilon, delta, q, steps, accountant = key
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta,
                                               sample_rate=q, steps=steps,
-                                              accountant=accountant))
+                                              accountant=accountant,
+                                              epsilon_tolerance=TOLERANCE))
     except ValueError as err:
         raise ConfigError("privacy.epsilon", f"no noise reaches epsilon={epsilon} at "
                           f"delta={delta} in {steps} steps at q={q:.4g} ({err})") from None
+
+
+def idle_cores() -> int:
+    """The cores no other process keeps busy, as ``runtime.threads: auto`` counts them."""
+    from parsefl.runtime.threads import ThreadPolicy
+
+    return ThreadPolicy(set_threads=lambda _: None).start()
+
+
+def _cache_file(key: Calibration) -> Path:
+    from importlib.metadata import version
+
+    from parsefl.data.wheels import cache_root
+
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
+    return cache_root() / "privacy" / f"opacus-{version('opacus')}" / f"{digest}.json"
+
+
+def _from_cache(key: Calibration) -> bool:
+    """Take ``key``'s noise from the cache if its file is there and checks out."""
+    try:
+        got = json.loads(_cache_file(key).read_text())
+        noise = float(got["noise_multiplier"]) if got.get("key") == list(key) else None
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    epsilon, delta, q, steps, accountant = key
+    if noise is None or not noise > 0 or not (
+            epsilon - TOLERANCE - 1e-9 <= spent(noise, q, steps, delta, accountant) <= epsilon):
+        return False
+    _CALIBRATED[key] = noise
+    return True
+
+
+def _to_cache(key: Calibration, noise: float) -> None:
+    """Best effort: an unwritable cache only costs the next run the calibration again."""
+    from parsefl.data.wheels import atomic_write
+
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"key": list(key), "noise_multiplier": noise}).encode())
+    except Exception:  # noqa: BLE001 - a cache must never fail a run
+        pass
 
 
 @dataclass(frozen=True)
@@ -156,16 +244,18 @@ def plan_privacy(cfg: Any, n_train: list[int], membership: Any = None,
     ``local_steps``: the run's schedules over every agent (None: always online, the configured
     steps), so that every process of a distributed run plans every agent alike."""
     p, rounds = cfg.privacy, cfg.rounds
-    agents = {}
+    schedule = {}
     for i, n in enumerate(n_train):
-        per_round = tuple(
+        schedule[i] = (n, sample_rate(cfg.train.batch_size, n), tuple(
             steps_per_round(cfg, n, local_steps(i, r) if local_steps else None)
-            if membership is None or i in membership.at(r) else 0 for r in range(rounds))
-        q = sample_rate(cfg.train.batch_size, n)
-        total = sum(per_round)
-        noise = p.noise_multiplier if p.noise_multiplier is not None else (
-            calibrate(p.epsilon, p.delta, q, total, p.accountant) if total else 0.0)
-        agents[i] = AgentPlan(i, n, q, noise, per_round)
+            if membership is None or i in membership.at(r) else 0 for r in range(rounds)))
+    keys = {i: (p.epsilon, p.delta, q, sum(steps), p.accountant)
+            for i, (_, q, steps) in schedule.items()}
+    noises = {} if p.noise_multiplier is not None else calibrate_all(
+        k for k in keys.values() if k[3])
+    agents = {i: AgentPlan(i, n, q, p.noise_multiplier if p.noise_multiplier is not None
+                           else noises.get(keys[i], 0.0), steps)
+              for i, (n, q, steps) in schedule.items()}
     budget = rounds
     if p.epsilon is not None and p.noise_multiplier is not None:
         lasts = {i: _lasts(a, p, rounds) for i, a in agents.items()}

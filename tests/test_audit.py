@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from console import parsefl, refused
+from console import in_process, parsefl, refused
 from safetensors.torch import load_file
 
 from parsefl.config import load_config
@@ -234,3 +234,33 @@ def test_lira_is_chance_on_a_model_that_never_saw_the_data(local_lira):
     for name in ("online", "offline"):
         assert abs(local_lira[1][name]["auc"] - 0.5) < 0.12
 
+
+def test_audit_command_with_shadows(tmp_path):
+    """``parsefl audit --shadows 2`` through the console script: two shadow runs under
+    RUN_DIR/shadows/, LiRA's metrics in every row, kind and the table; a second audit reuses
+    them; a negative or odd count is refused in one line."""
+    cfg = load_config(None, [*SMALL, "mix={m1: 2, m1+m2: 2}", "train.batch_size=16"])
+    out = tmp_path / "parse"
+    run_experiment(cfg, out)
+    proc = parsefl("audit", str(out), "--shadows", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "likelihood-ratio attack" in proc.stdout  # its table, after the loss attack's
+    data = json.loads((out / "audit.json").read_text())
+    assert data["shadows"]["count"] == 2 and len(set(data["shadows"]["seeds"])) == 2
+    for k in (0, 1):
+        record = json.loads((out / "shadows" / str(k) / "shadow.json").read_text())
+        results = json.loads((out / "shadows" / str(k) / "results.json").read_text())
+        assert record["seed"] == data["shadows"]["seeds"][k] and results["rounds_completed"] == 2
+        assert [a["n_train"] for a in results["agents"]] == [len(p) for p in record["keep"]]
+    assert not list((out / "shadows").glob(".*"))  # no partial folder left
+    for row in data["pairs"]:
+        for key in ("auc_lira", "tpr_at_1pct_fpr_lira", "auc_lira_offline",
+                    "tpr_at_1pct_fpr_lira_offline"):
+            assert 0 <= row[key] <= 1
+    for row in data["kinds"].values():
+        assert {"auc_lira_mean", "auc_lira_offline_mean", "tpr_at_1pct_fpr_lira_mean"} <= set(row)
+    stamp = (out / "shadows" / "0" / "results.json").stat().st_mtime_ns
+    assert audit_run(out, 2) == data  # the shadows reused, the same numbers
+    assert (out / "shadows" / "0" / "results.json").stat().st_mtime_ns == stamp
+    refused(parsefl("audit", str(out), "--shadows", "-1"), "--shadows")
+    refused(in_process("audit", str(out), "--shadows", "3"), "--shadows", "even")

@@ -103,7 +103,7 @@ def audit_run(run_dir: Path, shadows: int = 0,
     from parsefl.config import read_yaml, validate
     from parsefl.experiments.run.build import build_experiment
     from parsefl.experiments.run.results import read_results
-    from parsefl.privacy.shadows import check_count, ensure_shadows, shadow_dir
+    from parsefl.privacy.shadows import check_count, ensure_shadows
 
     check_count(shadows)
     results = read_results(run_dir, "RUN_DIR")  # finished, and verified by its manifest
@@ -133,16 +133,24 @@ def audit_run(run_dir: Path, shadows: int = 0,
     if shadows:
         subs = ensure_shadows(run_dir, validate(raw), [len(p) for p in exp.parts], shadows,
                               on_shadow)
-        shadow_seen = []
-        for k in range(shadows):
-            _load(agents, shadow_dir(run_dir, k))
-            shadow_seen.append(_observe(agents, views))
-        _add_lira(pairs, views, seen, shadow_seen, subs, cfg.seed)
+        _add_lira(pairs, views, seen, _shadow_views(agents, views, run_dir, shadows), subs,
+                  cfg.seed)
         out["attack"] += ("; LiRA (*_lira, *_lira_offline): likelihood ratio of the "
                           "logit-scaled confidence against the shadow runs")
         out["shadows"] = {"count": shadows, "folder": "shadows",
                           "seeds": [s.seed for s in subs]}
     return {**out, "kinds": summarize(pairs), "pairs": pairs}
+
+
+def _shadow_views(agents: dict, views: dict, run_dir: Path, count: int) -> list[dict]:
+    """Every view's logits in each shadow run (its agents' final models in ``agents``)."""
+    from parsefl.privacy.shadows import shadow_dir
+
+    seen = []
+    for k in range(count):
+        _load(agents, shadow_dir(run_dir, k))
+        seen.append(_observe(agents, views))
+    return seen
 
 
 def _load(agents: dict, run_dir: Path) -> None:

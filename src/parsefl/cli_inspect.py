@@ -82,23 +82,43 @@ def probe(
 @app.command()
 def audit(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder")],
+    shadows: Annotated[int, typer.Option(
+        help="shadow runs for the likelihood-ratio attack (LiRA; an even number, run into "
+             "RUN_DIR/shadows/ unless already there; 0: none)")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
     plugin: PluginOpt = None,
 ) -> None:
     """Membership inference by a curious neighbour from the components it received: AUC and
     TPR at 1% FPR per component kind, loss threshold and calibrated by the neighbour's own
-    model (also written to RUN_DIR/audit.json)."""
+    model, and with --shadows the likelihood-ratio attack (also written to
+    RUN_DIR/audit.json)."""
     _plugins(plugin)
     import json
 
+    from rich.console import Console
+
     from parsefl.experiments.run.rundir import write_json
     from parsefl.privacy.audit import audit_run
+    from parsefl.privacy.shadows import check_count
+    from parsefl.reporting import shadow_progress
 
-    result = audit_run(run_dir)
+    check_count(shadows)
+    if shadows:
+        with shadow_progress(Console(stderr=True) if json_out else console,
+                             shadows) as on_shadow:
+            result = audit_run(run_dir, shadows, on_shadow)
+    else:
+        result = audit_run(run_dir)
     write_json(run_dir / "audit.json", result)
     if json_out:
         print(json.dumps(result))
         return
+    console.print(_audit_table(result))
+    if "shadows" in result:
+        console.print(_lira_table(result))
+
+
+def _audit_table(result: dict) -> Table:
     eps = result["privacy"]
     table = Table(title=f"{result['method']} (seed {result['seed']}, "
                         f"{'no DP' if eps is None else f'epsilon {eps:.2f}'}): loss-threshold "
@@ -112,7 +132,22 @@ def audit(
         table.add_row(kind, str(row["pairs"]), f"{row['auc_mean']:.3f}",
                       f"{row['auc_std']:.3f}", f"{row['auc_max']:.3f}",
                       f"{row['tpr_at_1pct_fpr_mean']:.3f}", *cal)
-    console.print(table)
+    return table
+
+
+def _lira_table(result: dict) -> Table:
+    table = Table(title=f"likelihood-ratio attack ({result['shadows']['count']} shadow runs): "
+                        "online (IN and OUT Gaussians) and offline (OUT only)")
+    keys = {"LiRA AUC": "auc_lira_mean", "LiRA AUC max": "auc_lira_max",
+            "LiRA TPR@1%FPR": "tpr_at_1pct_fpr_lira_mean",
+            "offline AUC": "auc_lira_offline_mean",
+            "offline TPR@1%FPR": "tpr_at_1pct_fpr_lira_offline_mean"}
+    table.add_column("components")
+    for col in keys:
+        table.add_column(col, justify="right")
+    for kind, row in result["kinds"].items():
+        table.add_row(kind, *(f"{row[k]:.3f}" for k in keys.values()))
+    return table
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and partitions.")

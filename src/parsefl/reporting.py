@@ -112,6 +112,21 @@ def sweep_progress(console: Console, total: int) -> Iterator[Callable[..., None]
         yield on_done
 
 
+@contextmanager
+def shadow_progress(console: Console, total: int) -> Iterator[Callable[[int, bool], None]]:
+    """A callback for the audit's shadow runs (``parsefl audit --shadows``): one step each."""
+    columns = (TextColumn("shadow runs"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("shadows", total=total, info="")
+
+        def on_done(k: int, reused: bool) -> None:
+            progress.update(task, advance=1,
+                            info=f"shadow {k}" + (" (already done)" if reused else ""))
+
+        yield on_done
+
+
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
     """Per grid point, accuracy per group and overall per method (mean ± std over seeds; the
     mean alone for one seed), macro-F1 overall and bytes; the best non-ceiling value of each

@@ -58,6 +58,22 @@ class Experiment:
     threads: ThreadPolicy | None = None  # runtime.threads: auto (a round hook of the session)
 
 
+@dataclass(frozen=True)
+class Subsample:
+    """How a shadow run of the membership audit (``parsefl.privacy.shadows``) departs from its
+    run: agent ``i`` trains on the positions ``keep[i]`` of its part, and draws its batches and
+    DP noise from ``seed``. The data, partition, graph, schedules, slice splits and initial
+    values stay the run's (every agent knows those: components start from the run's seed)."""
+
+    seed: int
+    keep: tuple[np.ndarray, ...]
+
+    def parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        if len(self.keep) != len(parts):
+            raise ValueError(f"{len(self.keep)} subsets for {len(parts)} agents")
+        return [p[k] for p, k in zip(parts, self.keep, strict=True)]
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,12 +87,14 @@ def build_strategy(cfg: RunConfig) -> SharingStrategy:
                           rounds=cfg.rounds)
 
 
-def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -> Experiment:
+def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None,
+                     shadow: Subsample | None = None) -> Experiment:
     """Load data, partition it over the mix, build each agent's model and the round loop.
 
     ``agent_ids``: build only these agents (a distributed worker's own); the data, partition,
     graph and every built agent are exactly those of the whole experiment. The loop then holds
-    only them (a worker drives them through its own loop)."""
+    only them (a worker drives them through its own loop). ``shadow``: a shadow run's agents,
+    each on a subset of its part (:class:`Subsample`)."""
     device = resolve_device(cfg.device)
     threads = apply_threads(cfg.runtime.threads)
     strategy = build_strategy(cfg)
@@ -93,17 +111,19 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
     if missing:
         raise ConfigError("data.modalities", f"the mix uses {missing}, which are not listed")
     ds = full.select(used)
-    common = dict(cfg=cfg, ds=ds, strategy=strategy, device=device)
+    seed = cfg.seed if shadow is None else shadow.seed  # of the batches and the DP noise
+    common = dict(cfg=cfg, ds=ds, strategy=strategy, device=device, seed=seed)
+    trained = parts if shadow is None else shadow.parts(parts)
     if strategy.centralized:
-        agents = [_pooled_agent(groups, parts, **common)] if _wanted(0, agent_ids) else []
-        pairs = enumerate(zip(groups, parts, strict=True))
+        agents = [_pooled_agent(groups, trained, **common)] if _wanted(0, agent_ids) else []
+        pairs = enumerate(zip(groups, trained, strict=True))
         slots = [Slot(i, g, agents[0], len(p)) for i, (g, p) in pairs
                  if agents and _wanted(i, agent_ids)]
         topology = StaticGraph(_single_node())
     else:
         topology = build_topology(cfg.topology.name, len(groups), cfg.seed, cfg.topology.params)
-        splits = _splits(cfg, ds, groups, parts, topology)
-        agents = _make_agents(groups, parts, splits, agent_ids, **common)
+        splits = _splits(cfg, ds, groups, parts, topology)  # a shadow's too: same architecture
+        agents = _make_agents(groups, trained, splits, agent_ids, **common)
         slots = slots_of(agents)
     for agent in agents:
         agent.track_gradients = cfg.diagnostics.gradient_cosine
@@ -115,7 +135,7 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                        checks=ReceiveChecks(cfg.checks.max_norm, cfg.checks.max_ratio),
                        adversary=adversary, communication=build_communication(cfg))
     loop.local_steps = steps
-    plan = _privacy(cfg, [len(p) for p in parts], membership, steps, agents)
+    plan = _privacy(cfg, [len(p) for p in trained], membership, steps, agents, seed)
     if _use_vectorized(cfg, agents, aggregator, loop):
         loop.executor = VectorizedExecutor(loop, cfg.train)
     test_x = {m: torch.as_tensor(v, device=device) for m, v in ds.test.x.items()}
@@ -125,11 +145,11 @@ def build_experiment(cfg: RunConfig, agent_ids: Collection[int] | None = None) -
                 for m in a.modalities}, torch.as_tensor(ds.train.y[held[a.id]], device=device))
         for a in agents}
     return Experiment(cfg, ds, agents, slots, loop, test_x, test_y, device,
-                      [len(p) for p in parts], val, plan, list(parts), threads)
+                      [len(p) for p in trained], val, plan, list(trained), threads)
 
 
 def _privacy(cfg: RunConfig, n_train: list[int], membership: Any, steps: Any,
-             agents: list[Agent]) -> PrivacyPlan | None:
+             agents: list[Agent], seed: int) -> PrivacyPlan | None:
     """Every agent's DP accounting (refusing a budget the run would exceed), and each built
     agent's DP-SGD settings."""
     if cfg.privacy is None:
@@ -139,7 +159,7 @@ def _privacy(cfg: RunConfig, n_train: list[int], membership: Any, steps: Any,
     for agent in agents:
         n = plan.agents[agent.id].n
         agent.privacy = PrivateSteps(agent.id, plan.agents[agent.id].noise,
-                                     cfg.privacy.max_grad_norm, cfg.seed,
+                                     cfg.privacy.max_grad_norm, seed,
                                      min(cfg.train.batch_size, n) if poisson else None)
     return plan
 
@@ -257,7 +277,8 @@ def _model(cfg, ds, strategy, mods, encoder_params, device, split=None):
     return model.to(device)
 
 
-def _make_agents(groups, parts, splits, agent_ids, *, cfg, ds, strategy, device) -> list[Agent]:
+def _make_agents(groups, parts, splits, agent_ids, *, cfg, ds, strategy, device, seed
+                 ) -> list[Agent]:
     """The wanted agents, built as rows of what they share: one model built and initialised
     per architecture (a component's initial values depend on its seed, name and signature
     alone: ``runtime.blueprint``), and every agent's inputs rows of the dataset's tensors (one
@@ -274,7 +295,7 @@ def _make_agents(groups, parts, splits, agent_ids, *, cfg, ds, strategy, device)
                                                splits[i]))
         x, y = data[i]
         agents.append(_make_agent(i, mods, blueprints[key], x, y, cfg=cfg, ds=ds,
-                                  device=device))
+                                  device=device, seed=seed))
     return agents
 
 
@@ -298,13 +319,13 @@ def _group_data(wanted, groups, parts, ds, device) -> dict[int, tuple[Rows, torc
     return out
 
 
-def _make_agent(i, mods, blueprint, x, y, *, cfg, ds, device) -> Agent:
+def _make_agent(i, mods, blueprint, x, y, *, cfg, ds, device, seed) -> Agent:
     labels, views = _imperfect(cfg, i, mods, y, ds.n_classes)
     y_t = labels if labels is y else torch.as_tensor(labels, device=device)
     # An empty list is a real answer (no labelled sample left to train on), not "no views".
     views_t = [(m, torch.as_tensor(v, device=device)) for m, v in views] \
         if views is not None else None
-    return Agent(i, blueprint, x, y_t, cfg.train, cfg.loss, cfg.seed, views=views_t)
+    return Agent(i, blueprint, x, y_t, cfg.train, cfg.loss, seed, views=views_t)
 
 
 def _imperfect(cfg, i, mods, y, n_classes):
@@ -327,7 +348,7 @@ def _imperfect(cfg, i, mods, y, n_classes):
     return y, [(m, np.asarray(v)) for m, v in sorted(views.items()) if len(v) > 1]
 
 
-def _pooled_agent(groups, parts, *, cfg, ds, strategy, device) -> Agent:
+def _pooled_agent(groups, parts, *, cfg, ds, strategy, device, seed) -> Agent:
     """The centralized baseline: one model over every agent's samples, each sample seen with
     the modalities its owner holds (one view per agent)."""
     mods = tuple(ds.modalities)
@@ -338,4 +359,4 @@ def _pooled_agent(groups, parts, *, cfg, ds, strategy, device) -> Agent:
     starts = np.cumsum([0] + [len(p) for p in parts])
     views = [(g, torch.arange(starts[k], starts[k + 1], device=device))
              for k, g in enumerate(groups)]
-    return Agent(0, model, x, y, cfg.train, cfg.loss, cfg.seed, views=views)
+    return Agent(0, model, x, y, cfg.train, cfg.loss, seed, views=views)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from parsefl.config import RunConfig, to_yaml
-from parsefl.experiments.run.build import Experiment, build_experiment
+from parsefl.experiments.run.build import Experiment, Subsample, build_experiment
 from parsefl.experiments.run.checkpoint import complete_rounds, fingerprint, round_folder
 from parsefl.experiments.run.divergence import interrupted_results, stop_if_diverged
 from parsefl.experiments.run.driver import RoundEnd, progress, run_rounds
@@ -32,15 +32,17 @@ MARKER = "run.json"  # the simulator's checkpoint marker (distributed ranks writ
 
 
 def run_experiment(
-    cfg: RunConfig, out_dir: Path, on_round: ProgressFn | None = None, resume: bool = False
+    cfg: RunConfig, out_dir: Path, on_round: ProgressFn | None = None, resume: bool = False,
+    shadow: Subsample | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg`` to completion, writing config.yaml, metrics.csv, results.json, the final
     per-agent checkpoints and, every ``runtime.checkpoint_every`` rounds, the resume state into
     ``out_dir``; returns the results dict. With ``resume``, continue from the latest complete
     checkpoint in ``out_dir`` (from round 0 when there is none): the results equal those of a
     run that was never interrupted (``rounds`` may be raised; the rest of the config may not
-    change). The lifecycle is the one every runtime uses (:class:`RunSession`)."""
-    exp = build_experiment(cfg)
+    change). The lifecycle is the one every runtime uses (:class:`RunSession`). ``shadow``: a
+    shadow run of the membership audit (:class:`Subsample`)."""
+    exp = build_experiment(cfg, shadow=shadow)
     loop = exp.loop
     # A resume must find the noise it was calibrated with (for the rounds it was planned for).
     noise = {} if exp.privacy is None else {"privacy_noise": [

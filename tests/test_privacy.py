@@ -287,3 +287,12 @@ def test_calibration_is_cached_checked_and_parallel(tmp_path, monkeypatch):
     assert accounting.calibrate_all(keys) == serial
     assert {json.loads(f.read_text())["noise_multiplier"] for f in files} == set(
         serial.values())  # rewritten
+
+
+def test_an_unreachable_budget_is_one_line_from_the_parallel_calibration(tmp_path, monkeypatch):
+    from parsefl.privacy import accounting
+
+    monkeypatch.setenv("PARSEFL_CACHE", str(tmp_path))
+    monkeypatch.setattr(accounting, "idle_cores", lambda: 2)
+    with pytest.raises(ConfigError, match=r"privacy\.epsilon: no noise reaches epsilon=1e-09"):
+        accounting.calibrate_all([(1e-9, 1e-5, 1.0, 50, "rdp"), (1e-9, 1e-5, 0.5, 50, "rdp")])

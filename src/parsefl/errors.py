@@ -15,6 +15,9 @@ class ConfigError(ParseflError, ValueError):
         self.problem = problem
         super().__init__(f"{field}: {problem}")
 
+    def __reduce__(self) -> tuple:  # picklable: raised in a process pool's worker too
+        return (type(self), (self.field, self.problem))
+
 
 class DataError(ParseflError, ValueError):
     """A data file or array is malformed or cannot be obtained: the message names it."""

@@ -107,9 +107,12 @@ def calibrate_all(keys: Iterable[Calibration]) -> dict[Calibration, float]:
     keys = list(dict.fromkeys(keys))
     missing = [k for k in keys if k not in _CALIBRATED and not _from_cache(k)]
     if missing:
-        workers = min(len(missing), idle_cores())
+        import multiprocessing
+
+        # A daemonic process (a multiprocessing pool's worker) may not start children.
+        daemon = multiprocessing.current_process().daemon
+        workers = 1 if daemon else min(len(missing), idle_cores())
         if workers > 1:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch

@@ -68,7 +68,7 @@ def in_process(monkeypatch, capsys):
 
     build = run_module.build_experiment
 
-    def build_or_fail(cfg):  # some inputs are only refused when the data is known
+    def build_or_fail(cfg, **_):  # some inputs are only refused when the data is known
         build(cfg)
         raise AssertionError(f"a malformed input was accepted: {cfg}")
 

@@ -41,7 +41,7 @@ def cli_main(monkeypatch, capsys, tmp_path):
 
     build = run_module.build_experiment
 
-    def build_only(cfg):  # some inputs are refused only once the data is built
+    def build_only(cfg, **_):  # some inputs are refused only once the data is built
         build(cfg)
         raise AssertionError(f"a hostile input was accepted: {cfg}")
 

@@ -263,8 +263,7 @@ def test_calibration_is_cached_checked_and_parallel(tmp_path, monkeypatch):
     monkeypatch.setenv("PARSEFL_CACHE", str(tmp_path))
     monkeypatch.setattr(accounting, "_CALIBRATED", {})
     keys = [(8.0, 1e-5, 0.5, 4, "rdp"), (4.0, 1e-5, 0.5, 4, "rdp")]
-    monkeypatch.setattr(accounting, "idle_cores", lambda: 1)
-    serial = accounting.calibrate_all(keys)
+    serial = accounting.calibrate_all(keys, workers=1)
     for (eps, delta, q, steps, acc), noise in serial.items():
         assert eps - 0.01 <= _opacus(acc, noise, q, steps, delta) <= eps
     files = sorted((tmp_path / "privacy").rglob("*.json"))
@@ -283,8 +282,7 @@ def test_calibration_is_cached_checked_and_parallel(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("PARSEFL_CACHE", str(tmp_path))
     monkeypatch.setattr(accounting, "_CALIBRATED", {})
-    monkeypatch.setattr(accounting, "idle_cores", lambda: 2)  # two spawned processes
-    assert accounting.calibrate_all(keys) == serial
+    assert accounting.calibrate_all(keys, workers=lambda: 2) == serial  # two spawned processes
     assert {json.loads(f.read_text())["noise_multiplier"] for f in files} == set(
         serial.values())  # rewritten
 
@@ -293,6 +291,6 @@ def test_an_unreachable_budget_is_one_line_from_the_parallel_calibration(tmp_pat
     from parsefl.privacy import accounting
 
     monkeypatch.setenv("PARSEFL_CACHE", str(tmp_path))
-    monkeypatch.setattr(accounting, "idle_cores", lambda: 2)
     with pytest.raises(ConfigError, match=r"privacy\.epsilon: no noise reaches epsilon=1e-09"):
-        accounting.calibrate_all([(1e-9, 1e-5, 1.0, 50, "rdp"), (1e-9, 1e-5, 0.5, 50, "rdp")])
+        accounting.calibrate_all([(1e-9, 1e-5, 1.0, 50, "rdp"), (1e-9, 1e-5, 0.5, 50, "rdp")],
+                                 workers=2)

@@ -24,7 +24,7 @@ import functools
 import hashlib
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,11 +96,14 @@ TOLERANCE = 0.01  # get_noise_multiplier's epsilon_tolerance: it returns a noise
 # lies in [epsilon - TOLERANCE, epsilon]
 
 
-def calibrate_all(keys: Iterable[Calibration]) -> dict[Calibration, float]:
+def calibrate_all(keys: Iterable[Calibration], workers: int | Callable[[], int] = 1
+                  ) -> dict[Calibration, float]:
     """Opacus's noise calibration of each key. A call costs 1-4 s (a bisection of ~15 RDP
     evaluations), and a run with agents of many sizes needs one per size (HAPT: 28, 88 s), so
     each result is kept in the cache (``<cache root>/privacy/``, one file per key and Opacus
-    version) and missing ones are computed in parallel on the idle cores. A value read from
+    version) and missing ones are computed by up to ``workers`` processes (or a function that
+    counts them, called only when two or more are missing: ``runtime.threads.idle_cores``). A
+    value read from
     the cache is used only after one accountant call shows that it spends between
     ``epsilon - 0.01`` and ``epsilon`` (what the bisection guarantees): a stale or edited file
     cannot weaken the privacy a run reports; it is recomputed."""
@@ -111,7 +114,9 @@ def calibrate_all(keys: Iterable[Calibration]) -> dict[Calibration, float]:
 
         # A daemonic process (a multiprocessing pool's worker) may not start children.
         daemon = multiprocessing.current_process().daemon
-        workers = 1 if daemon else min(len(missing), idle_cores())
+        if daemon or len(missing) < 2:
+            workers = 1
+        workers = min(len(missing), workers() if callable(workers) else workers)
         if workers > 1:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -140,13 +145,6 @@ def _calibrate_one(key: Calibration) -> float:
     except ValueError as err:
         raise ConfigError("privacy.epsilon", f"no noise reaches epsilon={epsilon} at "
                           f"delta={delta} in {steps} steps at q={q:.4g} ({err})") from None
-
-
-def idle_cores() -> int:
-    """The cores no other process keeps busy, as ``runtime.threads: auto`` counts them."""
-    from parsefl.runtime.threads import ThreadPolicy
-
-    return ThreadPolicy(set_threads=lambda _: None).start()
 
 
 def _cache_file(key: Calibration) -> Path:
@@ -240,12 +238,14 @@ def steps_per_round(cfg: Any, n: int, override: int | None) -> int:
 
 
 def plan_privacy(cfg: Any, n_train: list[int], membership: Any = None,
-                 local_steps: Any = None) -> PrivacyPlan:
+                 local_steps: Any = None, workers: int | Callable[[], int] = 1
+                 ) -> PrivacyPlan:
     """Each agent's plan for ``cfg.rounds`` rounds (``rounds: auto``: its bound,
     ``train.max_rounds``); refuses, in one line, a budget that would be exceeded before the
     last round (unless ``stop_at_budget``: then the rounds stop before it). ``membership`` and
     ``local_steps``: the run's schedules over every agent (None: always online, the configured
-    steps), so that every process of a distributed run plans every agent alike."""
+    steps), so that every process of a distributed run plans every agent alike. ``workers``:
+    processes that may calibrate at once (:func:`calibrate_all`)."""
     p, rounds = cfg.privacy, cfg.rounds
     schedule = {}
     for i, n in enumerate(n_train):
@@ -255,7 +255,7 @@ def plan_privacy(cfg: Any, n_train: list[int], membership: Any = None,
     keys = {i: (p.epsilon, p.delta, q, sum(steps), p.accountant)
             for i, (_, q, steps) in schedule.items()}
     noises = {} if p.noise_multiplier is not None else calibrate_all(
-        k for k in keys.values() if k[3])
+        (k for k in keys.values() if k[3]), workers)
     agents = {i: AgentPlan(i, n, q, p.noise_multiplier if p.noise_multiplier is not None
                            else noises.get(keys[i], 0.0), steps)
               for i, (n, q, steps) in schedule.items()}

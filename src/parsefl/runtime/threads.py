@@ -156,3 +156,9 @@ def apply_threads(setting: int | str) -> ThreadPolicy | None:
     if setting:
         torch.set_num_threads(int(setting))
     return None
+
+
+def idle_cores() -> int:
+    """The cores no other process keeps busy now, as ``runtime.threads: auto`` counts them (a
+    0.2 s sample; 1 where there is no /proc/stat)."""
+    return ThreadPolicy(set_threads=lambda _: None).start()

@@ -31,7 +31,7 @@ from parsefl.runtime import Agent, InMemoryTransport, RoundEngine, Slot, slots_o
 from parsefl.runtime.agent import Rows
 from parsefl.runtime.blueprint import Blueprint
 from parsefl.runtime.checks import ReceiveChecks
-from parsefl.runtime.threads import ThreadPolicy, apply_threads
+from parsefl.runtime.threads import ThreadPolicy, apply_threads, idle_cores
 from parsefl.runtime.vectorized import VectorizedExecutor
 from parsefl.runtime.vectorized_blocker import vectorized_blocker
 from parsefl.sharing import SharingStrategy
@@ -154,7 +154,8 @@ def _privacy(cfg: RunConfig, n_train: list[int], membership: Any, steps: Any,
     agent's DP-SGD settings."""
     if cfg.privacy is None:
         return None
-    plan = plan_privacy(cfg, n_train, membership, steps)
+    # Calibrating costs seconds per distinct agent size: the idle cores share the work.
+    plan = plan_privacy(cfg, n_train, membership, steps, workers=idle_cores)
     poisson = cfg.privacy.sampling == "poisson"
     for agent in agents:
         n = plan.agents[agent.id].n

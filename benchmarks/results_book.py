@@ -30,6 +30,7 @@ TOPICS: list[tuple[str, tuple[str, ...]]] = [
     ("Compression", ("Compression",)),
     ("Robust aggregation", ("Robust aggregation",)),
     ("Manifests", ("Manifests",)),
+    ("Privacy", ("Privacy",)),
     ("GPU", ("GPU",)),
 ]
 ENTRY = re.compile(r"^#{2,3} (.+) \((\d{4}-\d{2}-\d{2})\)\s*$")

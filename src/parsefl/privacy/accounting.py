@@ -98,13 +98,13 @@ TOLERANCE = 0.01  # get_noise_multiplier's epsilon_tolerance: it returns a noise
 
 def calibrate_all(keys: Iterable[Calibration], workers: int | Callable[[], int] = 1
                   ) -> dict[Calibration, float]:
-    """Opacus's noise calibration of each key. A call costs 1-4 s (a bisection of ~15 RDP
-    evaluations), and a run with agents of many sizes needs one per size (HAPT: 28, 88 s), so
-    each result is kept in the cache (``<cache root>/privacy/``, one file per key and Opacus
-    version) and missing ones are computed by up to ``workers`` processes (or a function that
-    counts them, called only when two or more are missing: ``runtime.threads.idle_cores``). A
-    value read from
-    the cache is used only after one accountant call shows that it spends between
+    """Opacus's noise calibration of each key. A call costs about 0.5-1 s (a bisection of
+    ~15 RDP evaluations), and a run with agents of many sizes needs one per size (HAPT: 28
+    sizes, 16-29 s in one process on 2 cores, benchmarks/calibration.py), so each result is
+    kept in the cache (``<cache root>/privacy/``, one file per key and Opacus version) and
+    missing ones are computed by up to ``workers`` processes (or a function that counts them,
+    called only when two or more are missing: ``runtime.threads.idle_cores``). A value read
+    from the cache is used only after one accountant call shows that it spends between
     ``epsilon - 0.01`` and ``epsilon`` (what the bisection guarantees): a stale or edited file
     cannot weaken the privacy a run reports; it is recomputed."""
     keys = list(dict.fromkeys(keys))

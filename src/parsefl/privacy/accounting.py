@@ -158,10 +158,13 @@ def _cache_file(key: Calibration) -> Path:
 
 def _from_cache(key: Calibration) -> bool:
     """Take ``key``'s noise from the cache if its file is there and checks out."""
+    path = _cache_file(key)
     try:
-        got = json.loads(_cache_file(key).read_text())
+        if path.stat().st_size > 4096:  # a kept calibration is ~150 bytes: not one of ours
+            return False
+        got = json.loads(path.read_text())
         noise = float(got["noise_multiplier"]) if got.get("key") == list(key) else None
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # any file not ours
         return False
     epsilon, delta, q, steps, accountant = key
     if noise is None or not noise > 0 or not (

@@ -90,7 +90,8 @@ class StackedOptimizer:
             return
         beta1, beta2 = _BETAS
         m, v = [st["exp_avg"] for st in sts], [st["exp_avg_sq"] for st in sts]
-        if all(bool((s == s[0]).all()) for s in steps):  # the common case: one fused kernel
+        counts = torch.stack(steps)  # (tensors, rows): one check, one device sync
+        if bool((counts == counts[:, :1]).all()):  # the common case: one fused kernel
             from torch.optim.adam import adam
 
             shared = [s[0].clone() for s in steps]  # torch's scalar step, stepped inside

@@ -96,18 +96,26 @@ def print_results(console: Console, results: dict[str, Any]) -> None:
 
 
 @contextmanager
-def sweep_progress(console: Console, total: int) -> Iterator[Callable[..., None]]:
-    """A callback for ``run_sweep``: one step per finished (or already present) run."""
-    columns = (TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+def _steps(console: Console, label: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar of ``total`` steps; yields ``advance(info)``: one step done, ``info``
+    shown beside the bar."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("runs", total=total, info="")
+        task = progress.add_task(label, total=total, info="")
+        yield lambda info: progress.update(task, advance=1, info=info)
+
+
+@contextmanager
+def sweep_progress(console: Console, total: int) -> Iterator[Callable[..., None]]:
+    """A callback for ``run_sweep``: one step per finished (or already present) run."""
+    with _steps(console, "runs", total) as advance:
 
         def on_done(spec: Any, result: dict[str, Any], cached: bool) -> None:
             note = " (already done)" if cached else ""
             what = ("diverged" if result.get("diverged") else
                     f"acc {result['final']['accuracy']['overall']:.3f}")
-            progress.update(task, advance=1, info=f"{spec.method} seed {spec.seed}: {what}{note}")
+            advance(f"{spec.method} seed {spec.seed}: {what}{note}")
 
         yield on_done
 
@@ -115,16 +123,8 @@ def sweep_progress(console: Console, total: int) -> Iterator[Callable[..., None]
 @contextmanager
 def shadow_progress(console: Console, total: int) -> Iterator[Callable[[int, bool], None]]:
     """A callback for the audit's shadow runs (``parsefl audit --shadows``): one step each."""
-    columns = (TextColumn("shadow runs"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("shadows", total=total, info="")
-
-        def on_done(k: int, reused: bool) -> None:
-            progress.update(task, advance=1,
-                            info=f"shadow {k}" + (" (already done)" if reused else ""))
-
-        yield on_done
+    with _steps(console, "shadow runs", total) as advance:
+        yield lambda k, reused: advance(f"shadow {k}" + (" (already done)" if reused else ""))
 
 
 def print_summary(console: Console, summary: dict[str, Any]) -> None:

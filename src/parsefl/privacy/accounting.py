@@ -84,13 +84,6 @@ def spent(noise: float, q: float, steps: int, delta: float, accountant: str) -> 
 Calibration = tuple[float, float, float, int, str]  # epsilon, delta, q, steps, accountant
 
 
-def calibrate(epsilon: float, delta: float, q: float, steps: int, accountant: str) -> float:
-    """The noise multiplier that spends ``epsilon`` at ``delta`` in ``steps`` steps at rate
-    ``q`` (Opacus's ``get_noise_multiplier``; see :func:`calibrate_all`)."""
-    return calibrate_all([(epsilon, delta, q, steps, accountant)])[(epsilon, delta, q, steps,
-                                                                     accountant)]
-
-
 _CALIBRATED: dict[Calibration, float] = {}  # this process's, each checked once
 TOLERANCE = 0.01  # get_noise_multiplier's epsilon_tolerance: it returns a noise whose epsilon
 # lies in [epsilon - TOLERANCE, epsilon]

@@ -56,8 +56,10 @@ def subsample(seed: int, k: int, sizes: list[int]) -> Subsample:
     return Subsample(shadow_seed(seed, k), tuple(keep))
 
 
-def record(k: int, sub: Subsample) -> dict:
-    return {"shadow": k, "seed": sub.seed, "keep": [p.tolist() for p in sub.keep]}
+def record(k: int, sub: Subsample) -> str:
+    """``shadow.json``'s text: the shadow, its seed and each agent's kept positions."""
+    return json.dumps({"shadow": k, "seed": sub.seed, "keep": [p.tolist() for p in sub.keep]}
+                      ) + "\n"
 
 
 def ensure_shadows(run_dir: Path, cfg: RunConfig, sizes: list[int], count: int,
@@ -75,7 +77,7 @@ def ensure_shadows(run_dir: Path, cfg: RunConfig, sizes: list[int], count: int,
             partial = folder.with_name(f".{k}.partial")
             shutil.rmtree(partial, ignore_errors=True)
             run_experiment(cfg, partial, shadow=sub)
-            (partial / RECORD).write_text(json.dumps(record(k, sub)) + "\n")
+            (partial / RECORD).write_text(record(k, sub))
             shutil.rmtree(folder, ignore_errors=True)
             partial.rename(folder)
         subs.append(sub)
@@ -104,11 +106,12 @@ def shadow_dir(run_dir: Path, k: int) -> Path:
     return run_dir / "shadows" / str(k)
 
 
-def _complete(folder: Path, expected: dict) -> bool:
+def _complete(folder: Path, text: str) -> bool:
     from parsefl.experiments.run.results import read_results
 
-    try:
-        done = json.loads((folder / RECORD).read_text()) == expected
+    try:  # read only a file of the expected size: anything else is not this shadow's record
+        path = folder / RECORD
+        done = path.stat().st_size == len(text) and path.read_text() == text
         return done and read_results(folder, "RUN_DIR").get("complete") is not False
     except (OSError, ValueError, ParseflError):
         return False

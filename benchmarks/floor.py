@@ -6,6 +6,7 @@ gossip, byte accounting or diagnostics).
     python benchmarks/floor.py              # N = 32, 128, 512; appended to RESULTS.md
     python benchmarks/floor.py --quick      # N = 32; prints only
     python benchmarks/floor.py --gemm --sizes 1024 --threads 1,2   # against the GEMM limit
+    python benchmarks/floor.py --bandwidth --threads 1              # memory GB/s (prints)
 
 ``--gemm`` (issue 27): the round against the hardware. Every matrix product of one round (mm,
 addmm, bmm, baddbmm, as the vectorized backend issues them under vmap) is recorded with its
@@ -18,6 +19,7 @@ one thread and on two.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -138,6 +140,27 @@ def gemm_main(sizes: list[int], threads: list[int], rounds: int, quick: bool) ->
             "FlopCounterMode over one round."])
 
 
+def bandwidth(n_floats: int, threads: int, repeat: int = 5) -> dict[str, float]:
+    """GB/s of a copy (one read, one write) and an ``add_`` (two reads, one write) over float32
+    tensors of ``n_floats`` elements, best of ``repeat``: the memory side of the limit (Adam
+    reads and writes the whole stacked state every step)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n_floats), torch.empty(n_floats)
+    ops = {"copy": (lambda: b.copy_(a), 2), "add_": (lambda: a.add_(b, alpha=0.5), 3)}
+    out = {}
+    for name, (fn, touched) in ops.items():
+        fn()
+        best = min(_timed(fn) for _ in range(repeat))
+        out[name] = touched * n_floats * 4 / best / 1e9
+    return out
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -145,7 +168,16 @@ def main() -> None:
     parser.add_argument("--gemm", action="store_true", help="the round against the GEMM limit")
     parser.add_argument("--sizes", default=None, help="agent counts, e.g. 1024")
     parser.add_argument("--threads", default="1,2", help="--gemm: torch thread counts")
+    parser.add_argument("--bandwidth", action="store_true",
+                        help="GB/s of copy and add_ over the stacked parameters' size at N = "
+                             "1,024 of this workload (55.2 M float32); prints only")
     args = parser.parse_args()
+    if args.bandwidth:
+        for t in [int(t) for t in args.threads.split(",")]:
+            got = bandwidth(55_224_320, t)
+            print(f"threads {t}: copy {got['copy']:.1f} GB/s, add_ {got['add_']:.1f} GB/s "
+                  f"(load avg {os.getloadavg()[0]:.1f})", flush=True)
+        return
     if args.gemm:
         gemm_main([int(n) for n in (args.sizes or ("128" if args.quick else "1024")).split(",")],
                   [int(t) for t in args.threads.split(",")], 2 if args.quick else args.rounds,
